@@ -1,0 +1,360 @@
+//! Code generation for `fsm!`. The machine becomes a `StateMachine` value whose
+//! definition holds plain function pointers: `dispatch` is a `match` on the
+//! state with a nested `match` on the event, each arm written with the user's
+//! own variant paths (so a misspelled variant is a rustc error at the user's
+//! token), and the handlers inlined into the arms. No strings, no maps, no
+//! allocation, no boxed future on the dispatch path.
+//!
+//! Precedence, documented on `fsm!`: a state's own `on`/`ignore` clauses, then
+//! its `ignore _`, then the clauses of `state _`, then `unhandled`.
+
+use super::parse::{Clause, Selector, StateClause, VariantPat};
+use super::table::table;
+use super::validate::Model;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+struct Types {
+    state: TokenStream,
+    event: TokenStream,
+    context: TokenStream,
+    action: TokenStream,
+    private: TokenStream,
+}
+
+pub(crate) fn machine(model: &Model) -> TokenStream {
+    let state = {
+        let ty = &model.state_ty;
+        quote!(#ty)
+    };
+    let event = {
+        let ty = &model.event_ty;
+        quote!(#ty)
+    };
+    let context = model
+        .context_ty
+        .as_ref()
+        .map_or_else(|| quote!(()), |ty| quote!(#ty));
+    let action = model
+        .action_ty
+        .as_ref()
+        .map_or_else(|| quote!(::obzenflow::fsm::NoAction), |ty| quote!(#ty));
+    let types = Types {
+        state,
+        event,
+        context,
+        action,
+        private: quote!(::obzenflow::fsm::__private),
+    };
+    let Types {
+        state: s,
+        event: e,
+        context: c,
+        action: a,
+        private: p,
+    } = &types;
+
+    let dispatch = dispatch(model, &types);
+    let on_entry = hook(model, &types, |clause| match clause {
+        Clause::OnEntry { handler, .. } => Some(handler),
+        _ => None,
+    });
+    let on_exit = hook(model, &types, |clause| match clause {
+        Clause::OnExit { handler, .. } => Some(handler),
+        _ => None,
+    });
+    let (timeout, on_timeout) = timeouts(model, &types);
+    let exhaustive = model
+        .exhaustive
+        .map(|span| exhaustiveness_check(model, &types, span));
+    let table = table(model, p);
+    let initial = match &model.initial {
+        Some(initial) => quote_spanned!(initial.span()=> { let initial: #s = #initial; initial }),
+        None => quote!(#p::missing_initial::<#s>()),
+    };
+
+    quote! {
+        #exhaustive
+        #[allow(unused_variables, unreachable_patterns)]
+        let __obzenflow_definition = #p::FsmDefinition::<#s, #e, #c, #a> {
+            dispatch: #dispatch,
+            on_entry: #on_entry,
+            on_exit: #on_exit,
+            timeout: #timeout,
+            on_timeout: #on_timeout,
+            table: &#table,
+        };
+        ::obzenflow::fsm::StateMachine::new(__obzenflow_definition, #initial)
+    }
+}
+
+fn patterns(variants: &[VariantPat]) -> TokenStream {
+    let pats = variants.iter().map(|v| &v.pattern);
+    quote!(#(#pats)|*)
+}
+
+/// The `match event` arms of one state clause: its `on` and `ignore` clauses.
+fn event_arms(state: &StateClause, types: &Types) -> TokenStream {
+    let Types {
+        state: s,
+        event: e,
+        context: c,
+        action: a,
+        private: p,
+    } = types;
+    let mut arms = TokenStream::new();
+    for clause in &state.clauses {
+        match clause {
+            Clause::On {
+                events: Selector::Variants(events),
+                handler,
+                ..
+            } => {
+                let pats = patterns(events);
+                let call = quote_spanned! {first_span(handler)=>
+                    #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)
+                };
+                arms.extend(quote!(#pats => #p::Dispatch::Transition(#call),));
+            }
+            Clause::Ignore {
+                events: Selector::Variants(events),
+                ..
+            } => {
+                let pats = patterns(events);
+                arms.extend(quote!(#pats => #p::Dispatch::Ignored,));
+            }
+            _ => {}
+        }
+    }
+    arms
+}
+
+fn ignores_all(state: &StateClause) -> bool {
+    state.clauses.iter().any(|clause| {
+        matches!(
+            clause,
+            Clause::Ignore {
+                events: Selector::Any(_),
+                ..
+            }
+        )
+    })
+}
+
+fn dispatch(model: &Model, types: &Types) -> TokenStream {
+    let Types {
+        state: s,
+        event: e,
+        context: c,
+        action: a,
+        private: p,
+    } = types;
+    let unhandled = match &model.unhandled {
+        Some(handler) => quote_spanned! {first_span(handler)=>
+            #p::Dispatch::Transition(#p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx))
+        },
+        None => quote!(#p::Dispatch::Unhandled),
+    };
+    let any_state = model
+        .states
+        .iter()
+        .find(|state| matches!(state.selector, Selector::Any(_)));
+    let (any_fn, fallback) = match any_state {
+        Some(any) => {
+            let arms = event_arms(any, types);
+            let rest = if ignores_all(any) {
+                quote!(#p::Dispatch::Ignored)
+            } else {
+                unhandled
+            };
+            (
+                quote! {
+                    let __obzenflow_any_state = |state: &#s, event: &#e, ctx: &#c| -> #p::Dispatch<#s, #a> {
+                        match event { #arms _ => #rest }
+                    };
+                },
+                quote!(__obzenflow_any_state(state, event, ctx)),
+            )
+        }
+        None => (TokenStream::new(), unhandled),
+    };
+    let state_arms = model.states.iter().filter_map(|state| {
+        let Selector::Variants(variants) = &state.selector else {
+            return None;
+        };
+        let pats = patterns(variants);
+        let arms = event_arms(state, types);
+        let rest = if ignores_all(state) {
+            quote!(#p::Dispatch::Ignored)
+        } else {
+            fallback.clone()
+        };
+        Some(quote!(#pats => match event { #arms _ => #rest },))
+    });
+    quote! {
+        |state: &#s, event: &#e, ctx: &#c| -> #p::Dispatch<#s, #a> {
+            #any_fn
+            match state {
+                #(#state_arms)*
+                _ => #fallback,
+            }
+        }
+    }
+}
+
+/// `on_entry` or `on_exit`: `None` when no state has one, so the machine skips
+/// the call entirely.
+fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Expr>) -> TokenStream {
+    let Types {
+        state: s,
+        context: c,
+        action: a,
+        private: p,
+        ..
+    } = types;
+    let arms: Vec<TokenStream> = model
+        .states
+        .iter()
+        .filter_map(|state| {
+            let Selector::Variants(variants) = &state.selector else {
+                return None;
+            };
+            let handler = state.clauses.iter().find_map(&pick)?;
+            let pats = patterns(variants);
+            let call = quote_spanned! {first_span(handler)=>
+                #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx)
+            };
+            Some(quote!(#pats => #call,))
+        })
+        .collect();
+    if arms.is_empty() {
+        return quote!(::core::option::Option::None);
+    }
+    quote! {
+        ::core::option::Option::Some(|state: &#s, ctx: &#c| -> ::std::vec::Vec<#a> {
+            match state { #(#arms)* _ => ::std::vec::Vec::new() }
+        })
+    }
+}
+
+fn timeouts(model: &Model, types: &Types) -> (TokenStream, TokenStream) {
+    let Types {
+        state: s,
+        context: c,
+        action: a,
+        private: p,
+        ..
+    } = types;
+    let mut duration_arms = Vec::new();
+    let mut handler_arms = Vec::new();
+    for state in &model.states {
+        let Selector::Variants(variants) = &state.selector else {
+            continue;
+        };
+        for clause in &state.clauses {
+            if let Clause::Timeout {
+                duration, handler, ..
+            } = clause
+            {
+                let pats = patterns(variants);
+                let duration = quote_spanned! {duration.span()=>
+                    { let timeout: ::core::time::Duration = #duration; timeout }
+                };
+                let call = quote_spanned! {first_span(handler)=>
+                    #p::call_timeout::<#s, #c, #a, _>(#handler, state, ctx)
+                };
+                duration_arms.push(quote!(#pats => ::core::option::Option::Some(#duration),));
+                handler_arms.push(quote!(#pats => #call,));
+            }
+        }
+    }
+    if duration_arms.is_empty() {
+        let none = quote!(::core::option::Option::None);
+        return (none.clone(), none);
+    }
+    (
+        quote! {
+            ::core::option::Option::Some(|state: &#s| -> ::core::option::Option<::core::time::Duration> {
+                match state { #(#duration_arms)* _ => ::core::option::Option::None }
+            })
+        },
+        quote! {
+            ::core::option::Option::Some(|state: &#s, ctx: &#c| -> #p::Transition<#s, #a> {
+                match state { #(#handler_arms)* _ => #p::Transition::stay() }
+            })
+        },
+    )
+}
+
+/// Under `exhaustive;`: a closure that is never called, whose nested `match`
+/// has no catch-all arm where the table has none, so rustc's own
+/// exhaustiveness check names every missing (state, event) pair. The outer
+/// match points at `exhaustive` (states with no clause), each inner match at
+/// the state clause that is missing events.
+fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> TokenStream {
+    let Types {
+        state: s, event: e, ..
+    } = types;
+    let covered = |state: &StateClause| -> Vec<TokenStream> {
+        let mut arms = Vec::new();
+        for clause in &state.clauses {
+            match clause {
+                Clause::On {
+                    events: Selector::Variants(events),
+                    ..
+                }
+                | Clause::Ignore {
+                    events: Selector::Variants(events),
+                    ..
+                } => {
+                    let pats = patterns(events);
+                    arms.push(quote!(#pats => {}));
+                }
+                Clause::Ignore {
+                    events: Selector::Any(_),
+                    ..
+                } => arms.push(quote!(_ => {})),
+                _ => {}
+            }
+        }
+        arms
+    };
+    let any_state = model
+        .states
+        .iter()
+        .find(|state| matches!(state.selector, Selector::Any(_)));
+    let any_arms = any_state.map(covered).unwrap_or_default();
+    let state_arms = model.states.iter().filter_map(|state| {
+        let Selector::Variants(variants) = &state.selector else {
+            return None;
+        };
+        let pats = patterns(variants);
+        let own = covered(state);
+        let scrutinee = quote_spanned!(state.span=> event);
+        Some(quote!(#pats => match #scrutinee { #(#own,)* #(#any_arms,)* },))
+    });
+    let any_state_arm = any_state.map(|any| {
+        let scrutinee = quote_spanned!(any.span=> event);
+        quote!(_ => match #scrutinee { #(#any_arms,)* },)
+    });
+    let scrutinee = quote_spanned!(exhaustive=> state);
+    quote! {
+        #[allow(unused_variables, unreachable_patterns)]
+        let _ = |state: &#s, event: &#e| {
+            match #scrutinee {
+                #(#state_arms)*
+                #any_state_arm
+            }
+        };
+    }
+}
+
+/// The span of an expression's first token. Generated calls that wrap a user's
+/// handler carry it, so errors about the handler point into the user's code.
+fn first_span(expr: &syn::Expr) -> Span {
+    quote!(#expr)
+        .into_iter()
+        .next()
+        .map_or_else(|| expr.span(), |token| token.span())
+}

@@ -1,0 +1,43 @@
+//! Items that `fsm!` expansions name. Not part of the public API.
+
+pub use super::diagram::{Effect, FsmTable, TableEntry, Trigger};
+pub use super::machine::FsmDefinition;
+pub use super::transition::{Dispatch, Transition};
+
+/// Calls a transition handler. Taking the handler as a generic argument gives
+/// a closure its expected signature (no annotations needed), and a handler of
+/// the wrong shape is one error at the handler.
+#[inline(always)]
+pub fn call_on<S, E, C, A, F>(handler: F, state: &S, event: &E, context: &C) -> Transition<S, A>
+where
+    F: Fn(&S, &E, &C) -> Transition<S, A>,
+{
+    handler(state, event, context)
+}
+
+/// The same for `on_entry` and `on_exit` hooks.
+#[inline(always)]
+pub fn call_hook<S, C, A, F: Fn(&S, &C) -> Vec<A>>(handler: F, state: &S, context: &C) -> Vec<A> {
+    handler(state, context)
+}
+
+/// The same for timeout handlers.
+#[inline(always)]
+pub fn call_timeout<S, C, A, F>(handler: F, state: &S, context: &C) -> Transition<S, A>
+where
+    F: Fn(&S, &C) -> Transition<S, A>,
+{
+    handler(state, context)
+}
+
+/// Stands in for a missing `initial:` header, which fsm! has already reported
+/// as a compile error; this code never runs.
+pub fn missing_initial<S>() -> S {
+    unreachable!("fsm! reported the missing `initial:` header as a compile error")
+}
+
+/// Stands in for a machine whose state or event type is missing, which fsm!
+/// has already reported as a compile error; this code never runs.
+pub fn unknown_machine() -> ! {
+    unreachable!("fsm! reported the missing headers as a compile error")
+}

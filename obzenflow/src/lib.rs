@@ -1,0 +1,32 @@
+//! ObzenFlow: event pipelines declared in one `flow!` block, driven by
+//! supervisors that are finite state machines declared with [`fsm!`].
+//!
+//! This release holds the FSM layer ([`fsm`]); the runtime and `flow!` build on it.
+//!
+//! ```
+//! use obzenflow::prelude::*;
+//!
+//! #[derive(Clone, Debug, PartialEq, StateVariant)]
+//! enum Light { Red, Green }
+//!
+//! #[derive(Clone, Debug, EventVariant)]
+//! enum Tick { Next }
+//!
+//! let mut light = fsm! {
+//!     state: Light; event: Tick;
+//!     initial: Light::Red;
+//!     state Light::Red { on Tick::Next => |_, _, _| Transition::to(Light::Green); }
+//!     state Light::Green { on Tick::Next => |_, _, _| Transition::to(Light::Red); }
+//! };
+//! light.handle(&Tick::Next, &()).unwrap();
+//! assert_eq!(light.state(), &Light::Green);
+//! ```
+
+// Lets the macros' expansions name `::obzenflow` inside this crate too.
+#[allow(unused_extern_crates)]
+extern crate self as obzenflow;
+
+pub mod fsm;
+pub mod prelude;
+
+pub use obzenflow_macros::fsm;

@@ -1,0 +1,8 @@
+use obzenflow::prelude::*;
+
+#[derive(StateVariant)]
+struct Door {
+    open: bool,
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+use obzenflow::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, StateVariant)]
+enum Door { Closed, Open, Broken { reason: String } }
+
+#[derive(Clone, Debug, EventVariant)]
+enum DoorEvent { Open, Close, Kick(u8) }
+
+fn main() {
+    let _ = fsm! {
+        state: Door; event: DoorEvent; initial: Door::Closed;
+        exhaustive;
+        state Door::Closed | Door::Open { ignore _; }
+    };
+}

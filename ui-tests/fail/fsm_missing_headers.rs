@@ -1,0 +1,14 @@
+use obzenflow::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, StateVariant)]
+enum Door { Closed, Open, Broken { reason: String } }
+
+#[derive(Clone, Debug, EventVariant)]
+enum DoorEvent { Open, Close, Kick(u8) }
+
+fn main() {
+    let _ = fsm! {
+        state: Door;
+        state Door::Closed { ignore _; }
+    };
+}

@@ -1,0 +1,22 @@
+use obzenflow::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, StateVariant)]
+enum Door { Closed, Open, Broken { reason: String } }
+
+#[derive(Clone, Debug, EventVariant)]
+enum DoorEvent { Open, Close, Kick(u8) }
+
+fn main() {
+    // Three independent mistakes: all three are reported in one compile.
+    let _ = fsm! {
+        state: Door; event: DoorEvent; initial: Door::Closed;
+        state Door::Closed {
+            on DoorEvent::Open => ;
+            ignore DoorEvent::Close;
+        }
+        state Door::Open {
+            on_entry |_, _| Vec::new();
+        }
+        stat Door::Broken { .. } { ignore _; }
+    };
+}
