@@ -29,4 +29,9 @@ extern crate self as obzenflow;
 pub mod fsm;
 pub mod prelude;
 
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use obzenflow_macros::fsm;

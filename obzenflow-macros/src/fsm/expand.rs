@@ -223,7 +223,7 @@ fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Exp
             let handler = state.clauses.iter().find_map(&pick)?;
             let pats = patterns(variants);
             let call = quote_spanned! {first_span(handler)=>
-                #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx)
+                #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx, actions)
             };
             Some(quote!(#pats => #call,))
         })
@@ -232,8 +232,8 @@ fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Exp
         return quote!(::core::option::Option::None);
     }
     quote! {
-        ::core::option::Option::Some(|state: &#s, ctx: &#c| -> ::std::vec::Vec<#a> {
-            match state { #(#arms)* _ => ::std::vec::Vec::new() }
+        ::core::option::Option::Some(|state: &#s, ctx: &#c, actions: &mut ::std::vec::Vec<#a>| {
+            match state { #(#arms)* _ => {} }
         })
     }
 }
@@ -287,19 +287,23 @@ fn timeouts(model: &Model, types: &Types) -> (TokenStream, TokenStream) {
     )
 }
 
-/// Under `exhaustive;`: a closure that is never called, whose nested `match`
-/// has no catch-all arm where the table has none, so rustc's own
-/// exhaustiveness check names every missing (state, event) pair. The outer
-/// match points at `exhaustive` (states with no clause), each inner match at
-/// the state clause that is missing events.
+/// Under `exhaustive;`: a closure that is never called, holding one `match`
+/// on `(state, event)` with an arm per clause and no catch-all, so rustc's own
+/// exhaustiveness check names every missing (state, event) pair, at the
+/// `exhaustive` keyword. `state _` clauses cover their events in every state,
+/// and `ignore _` every event of its state, exactly as dispatch lets them.
 fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> TokenStream {
     let Types {
         state: s, event: e, ..
     } = types;
-    let covered = |state: &StateClause| -> Vec<TokenStream> {
-        let mut arms = Vec::new();
+    let mut arms = Vec::new();
+    for state in &model.states {
+        let states = match &state.selector {
+            Selector::Any(_) => quote!(_),
+            Selector::Variants(variants) => patterns(variants),
+        };
         for clause in &state.clauses {
-            match clause {
+            let events = match clause {
                 Clause::On {
                     events: Selector::Variants(events),
                     ..
@@ -307,44 +311,22 @@ fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> Token
                 | Clause::Ignore {
                     events: Selector::Variants(events),
                     ..
-                } => {
-                    let pats = patterns(events);
-                    arms.push(quote!(#pats => {}));
-                }
+                } => patterns(events),
                 Clause::Ignore {
                     events: Selector::Any(_),
                     ..
-                } => arms.push(quote!(_ => {})),
-                _ => {}
-            }
+                } => quote!(_),
+                _ => continue,
+            };
+            arms.push(quote!((#states, #events) => {}));
         }
-        arms
-    };
-    let any_state = model
-        .states
-        .iter()
-        .find(|state| matches!(state.selector, Selector::Any(_)));
-    let any_arms = any_state.map(covered).unwrap_or_default();
-    let state_arms = model.states.iter().filter_map(|state| {
-        let Selector::Variants(variants) = &state.selector else {
-            return None;
-        };
-        let pats = patterns(variants);
-        let own = covered(state);
-        let scrutinee = quote_spanned!(state.span=> event);
-        Some(quote!(#pats => match #scrutinee { #(#own,)* #(#any_arms,)* },))
-    });
-    let any_state_arm = any_state.map(|any| {
-        let scrutinee = quote_spanned!(any.span=> event);
-        quote!(_ => match #scrutinee { #(#any_arms,)* },)
-    });
-    let scrutinee = quote_spanned!(exhaustive=> state);
+    }
+    let scrutinee = quote_spanned!(exhaustive=> (state, event));
     quote! {
         #[allow(unused_variables, unreachable_patterns)]
         let _ = |state: &#s, event: &#e| {
             match #scrutinee {
-                #(#state_arms)*
-                #any_state_arm
+                #(#arms,)*
             }
         };
     }

@@ -49,8 +49,6 @@ pub(crate) enum HeaderValue {
 /// `state <selector> { <clauses> }`.
 pub(crate) struct StateClause {
     pub(crate) selector: Selector,
-    /// The selector's tokens, where errors about this state clause point.
-    pub(crate) span: Span,
     pub(crate) clauses: Vec<Clause>,
 }
 
@@ -216,27 +214,11 @@ fn parse_state_clause(
         }
         pattern.extend([tree]);
     };
-    let span = pattern_span(&pattern);
     let selector = Pat::parse_multi_with_leading_vert
         .parse2(pattern)
         .and_then(|pat| selector_from_pat(pat, "state"))?;
     let clauses = parse_body(body.stream(), diagnostics);
-    Ok(StateClause {
-        selector,
-        span,
-        clauses,
-    })
-}
-
-/// The span of a run of tokens: its first token's (joined with the last where
-/// the compiler allows it).
-fn pattern_span(tokens: &TokenStream) -> Span {
-    let mut trees = tokens.clone().into_iter();
-    let first = trees.next().map_or_else(Span::call_site, |t| t.span());
-    match trees.last() {
-        Some(last) => first.join(last.span()).unwrap_or(first),
-        None => first,
-    }
+    Ok(StateClause { selector, clauses })
 }
 
 fn parse_body(tokens: TokenStream, diagnostics: &mut Diagnostics) -> Vec<Clause> {

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 
 /// Decides what an event does in a state.
 pub type DispatchFn<S, E, C, A> = fn(&S, &E, &C) -> Dispatch<S, A>;
-/// Actions of a state's `on_entry` or `on_exit` hook.
-pub type HookFn<S, C, A> = fn(&S, &C) -> Vec<A>;
+/// Appends the actions of a state's `on_entry` or `on_exit` hook, if it has one.
+pub type HookFn<S, C, A> = fn(&S, &C, &mut Vec<A>);
 /// The timeout of a state, if it has one.
 pub type TimeoutFn<S> = fn(&S) -> Option<Duration>;
 /// The transition a state's timeout makes.
@@ -102,26 +102,34 @@ impl<S: StateVariant, E: EventVariant, C, A> StateMachine<S, E, C, A> {
 
     /// Enters the initial state: returns its `on_entry` actions and starts its
     /// timeout. Later calls return nothing.
+    #[inline]
     pub fn start(&mut self, context: &C) -> Vec<A> {
         if self.started {
             return Vec::new();
         }
+        self.first_entry(context)
+    }
+
+    #[cold]
+    fn first_entry(&mut self, context: &C) -> Vec<A> {
         self.started = true;
         self.entered_at = Instant::now();
-        self.definition
-            .on_entry
-            .map_or_else(Vec::new, |entry| entry(&self.state, context))
+        let mut actions = Vec::new();
+        if let Some(entry) = self.definition.on_entry {
+            entry(&self.state, context, &mut actions);
+        }
+        actions
     }
 
     /// Handles `event`: returns the actions to execute (exit, entry, transition)
     /// or, when no clause covers the pair, an error that names the state and the
     /// event and leaves the machine as it was.
+    #[inline]
     pub fn handle(&mut self, event: &E, context: &C) -> Result<Vec<A>, FsmError> {
         match (self.definition.dispatch)(&self.state, event, context) {
             Dispatch::Transition(transition) => {
-                let start = self.start(context);
-                let now = self.definition.timeout.map(|_| Instant::now());
-                Ok(concat(start, self.apply(transition, context, now)))
+                let actions = self.start(context);
+                Ok(self.apply(transition, context, None, actions))
             }
             Dispatch::Ignored => Ok(self.start(context)),
             Dispatch::Unhandled => Err(FsmError::Unhandled {
@@ -152,11 +160,11 @@ impl<S: StateVariant, E: EventVariant, C, A> StateMachine<S, E, C, A> {
             return None;
         }
         let transition = (self.definition.on_timeout?)(&self.state, context);
-        let start = self.start(context);
+        let actions = self.start(context);
         if transition.next_state.is_none() {
             self.entered_at = now;
         }
-        Some(concat(start, self.apply(transition, context, Some(now))))
+        Some(self.apply(transition, context, Some(now), actions))
     }
 
     /// The transition table the machine was generated from.
@@ -176,27 +184,42 @@ impl<S: StateVariant, E: EventVariant, C, A> StateMachine<S, E, C, A> {
         self.definition.table.to_dot(self.initial, S::VARIANT_NAMES)
     }
 
-    fn apply(&mut self, transition: Transition<S, A>, context: &C, now: Option<Instant>) -> Vec<A> {
+    /// Applies `transition` after `actions` (the initial entry actions, if
+    /// still due): returns them followed by the old state's exit actions, the
+    /// new state's entry actions and the transition's own. `now` is the
+    /// current instant if the caller has read the clock; the clock is read
+    /// only when the state entered has a timeout.
+    #[inline]
+    fn apply(
+        &mut self,
+        transition: Transition<S, A>,
+        context: &C,
+        now: Option<Instant>,
+        mut actions: Vec<A>,
+    ) -> Vec<A> {
         let Transition {
             next_state,
-            actions,
+            actions: own,
         } = transition;
-        let Some(next) = next_state else {
-            return actions;
-        };
-        let exit = self
-            .definition
-            .on_exit
-            .map_or_else(Vec::new, |exit| exit(&self.state, context));
-        self.state = next;
-        if let Some(now) = now {
-            self.entered_at = now;
+        if let Some(next) = next_state {
+            if let Some(exit) = self.definition.on_exit {
+                exit(&self.state, context, &mut actions);
+            }
+            self.state = next;
+            if let Some(timeout) = self.definition.timeout
+                && timeout(&self.state).is_some()
+            {
+                self.entered_at = now.unwrap_or_else(Instant::now);
+            }
+            if let Some(entry) = self.definition.on_entry {
+                entry(&self.state, context, &mut actions);
+            }
         }
-        let entry = self
-            .definition
-            .on_entry
-            .map_or_else(Vec::new, |entry| entry(&self.state, context));
-        concat(concat(exit, entry), actions)
+        if actions.is_empty() {
+            return own;
+        }
+        actions.extend(own);
+        actions
     }
 }
 
@@ -223,13 +246,4 @@ impl<S: fmt::Debug, E, C, A> fmt::Debug for StateMachine<S, E, C, A> {
             .field("started", &self.started)
             .finish_non_exhaustive()
     }
-}
-
-/// `first` then `second`, reusing whichever vector is non-empty.
-fn concat<A>(mut first: Vec<A>, second: Vec<A>) -> Vec<A> {
-    if first.is_empty() {
-        return second;
-    }
-    first.extend(second);
-    first
 }

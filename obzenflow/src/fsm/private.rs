@@ -15,10 +15,19 @@ where
     handler(state, event, context)
 }
 
-/// The same for `on_entry` and `on_exit` hooks.
+/// The same for `on_entry` and `on_exit` hooks, whose actions are appended to
+/// the list being built.
 #[inline(always)]
-pub fn call_hook<S, C, A, F: Fn(&S, &C) -> Vec<A>>(handler: F, state: &S, context: &C) -> Vec<A> {
-    handler(state, context)
+pub fn call_hook<S, C, A, F>(handler: F, state: &S, context: &C, actions: &mut Vec<A>)
+where
+    F: Fn(&S, &C) -> Vec<A>,
+{
+    let more = handler(state, context);
+    if actions.is_empty() {
+        *actions = more;
+    } else {
+        actions.extend(more);
+    }
 }
 
 /// The same for timeout handlers.

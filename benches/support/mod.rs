@@ -1,0 +1,52 @@
+//! What every benchmark here shares: a criterion set-up with short, fixed
+//! timings, and a report that compares a subject with the baseline measured in
+//! the same run and prints the ratio.
+
+use criterion::Criterion;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where this run's estimates are written (and read back for the ratios).
+fn output_directory() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("criterion")
+}
+
+/// Criterion with the command line's options, writing to our own directory.
+pub(crate) fn criterion() -> Criterion {
+    Criterion::default()
+        .output_directory(&output_directory())
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40)
+        .configure_from_args()
+}
+
+/// The mean time of one iteration of `group/id` in nanoseconds, as criterion
+/// estimated it in this run; `None` when it did not run (a filter, `--test`).
+pub(crate) fn mean_ns(group: &str, id: &str) -> Option<f64> {
+    let path = output_directory()
+        .join(group)
+        .join(id)
+        .join("new")
+        .join("estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints `subject` against `baseline` (both in `group`), per element, with
+/// their ratio and the goal it is held to.
+pub(crate) fn print_ratio(group: &str, subject: &str, baseline: &str, elements: u64, goal: &str) {
+    let (Some(subject_ns), Some(baseline_ns)) = (mean_ns(group, subject), mean_ns(group, baseline))
+    else {
+        println!("{group}: {subject} vs {baseline}: not measured in this run");
+        return;
+    };
+    let per = |ns: f64| ns / elements as f64;
+    println!(
+        "{group}: {subject} {:.2} ns/event, {baseline} {:.2} ns/event, ratio {:.2} ({goal})",
+        per(subject_ns),
+        per(baseline_ns),
+        subject_ns / baseline_ns
+    );
+}
