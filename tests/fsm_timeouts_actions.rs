@@ -73,6 +73,11 @@ fn conn() -> StateMachine<Conn, ConnEvent, Wire, ConnAction> {
     }
 }
 
+/// Moves the paused clock forward to `deadline`.
+async fn advance_to(deadline: Instant) {
+    tokio::time::advance(deadline.saturating_duration_since(Instant::now())).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_state_without_timeout_has_no_deadline() {
     let mut conn = conn();
@@ -107,9 +112,9 @@ async fn timeouts_fire_at_their_deadline_and_restart_on_reentry() {
         Some(Instant::now() + Duration::from_secs(10))
     );
 
-    tokio::time::sleep_until(conn.deadline().unwrap()).await;
+    advance_to(conn.deadline().unwrap()).await;
     conn.check_timeout(&wire).unwrap();
-    tokio::time::sleep_until(conn.deadline().unwrap()).await;
+    advance_to(conn.deadline().unwrap()).await;
     assert_eq!(
         conn.check_timeout(&wire),
         Some(vec![ConnAction::Note("gave up after 3".into())])
