@@ -12,7 +12,7 @@ use super::parse::{Clause, Selector, StateClause, VariantPat};
 use super::table::table;
 use super::validate::Model;
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 struct Types {
@@ -24,27 +24,17 @@ struct Types {
 }
 
 pub(crate) fn machine(model: &Model) -> TokenStream {
-    let state = {
-        let ty = &model.state_ty;
-        quote!(#ty)
-    };
-    let event = {
-        let ty = &model.event_ty;
-        quote!(#ty)
-    };
-    let context = model
-        .context_ty
-        .as_ref()
-        .map_or_else(|| quote!(()), |ty| quote!(#ty));
-    let action = model
-        .action_ty
-        .as_ref()
-        .map_or_else(|| quote!(::obzenflow::fsm::NoAction), |ty| quote!(#ty));
     let types = Types {
-        state,
-        event,
-        context,
-        action,
+        state: model.state_ty.to_token_stream(),
+        event: model.event_ty.to_token_stream(),
+        context: model
+            .context_ty
+            .as_ref()
+            .map_or_else(|| quote!(()), ToTokens::to_token_stream),
+        action: model.action_ty.as_ref().map_or_else(
+            || quote!(::obzenflow::fsm::NoAction),
+            ToTokens::to_token_stream,
+        ),
         private: quote!(::obzenflow::fsm::__private),
     };
     let Types {
