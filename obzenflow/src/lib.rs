@@ -26,8 +26,13 @@
 #[allow(unused_extern_crates)]
 extern crate self as obzenflow;
 
+pub mod event;
+pub mod flow;
 pub mod fsm;
+pub mod journal;
 pub mod prelude;
+pub mod stage;
+pub mod supervise;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../../README.md")]

@@ -1,0 +1,156 @@
+//! What flows between stages: payloads wrapped in envelopes that say who wrote
+//! them, where they sit in their journal, what caused them and when.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a stage may emit: any cloneable, thread-safe, serializable type. This
+/// is implemented for every such type; nothing needs to be written by hand.
+pub trait Payload: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
+
+impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Payload for T {}
+
+/// The position of a stage in its flow, in the order stages were added.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StageId(pub u32);
+
+/// The identity of an event within a run: the stage that wrote it and its
+/// sequence number in that stage's journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventId {
+    /// The writing stage.
+    pub stage: StageId,
+    /// Its position (from 0) in that stage's journal.
+    pub seq: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.stage.0, self.seq)
+    }
+}
+
+/// The input events an event was made from.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Parents {
+    /// A source's event, or an aggregate emitted at end of input.
+    #[default]
+    None,
+    /// The usual case: one input event.
+    One(EventId),
+    /// Several inputs (a join's reference and stream events).
+    Many(Arc<[EventId]>),
+}
+
+impl Parents {
+    /// The parent ids as a slice.
+    pub fn ids(&self) -> &[EventId] {
+        match self {
+            Parents::None => &[],
+            Parents::One(id) => std::slice::from_ref(id),
+            Parents::Many(ids) => ids,
+        }
+    }
+}
+
+/// One entry of a journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "T: Serialize + DeserializeOwned")]
+pub struct Envelope<T> {
+    /// Who wrote it and where it sits in the writer's journal.
+    pub id: EventId,
+    /// The events it was made from.
+    pub parents: Parents,
+    /// When it was appended, in microseconds since the Unix epoch (one stamp per batch).
+    pub timestamp_micros: u64,
+    /// What it carries.
+    pub body: Body<T>,
+}
+
+impl<T> Envelope<T> {
+    /// The writing stage.
+    pub fn stage(&self) -> StageId {
+        self.id.stage
+    }
+
+    /// The position in the writer's journal.
+    pub fn seq(&self) -> u64 {
+        self.id.seq
+    }
+
+    /// The payload, if this is a data entry.
+    pub fn data(&self) -> Option<&T> {
+        match &self.body {
+            Body::Data(data) => Some(data),
+            _ => None,
+        }
+    }
+}
+
+/// The body of an envelope.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Body<T> {
+    /// A payload.
+    Data(T),
+    /// An input the stage failed on: the error lane.
+    Error(ErrorRecord),
+    /// A control marker.
+    Control(Control),
+}
+
+/// Control markers that travel in journals with the data, so that their order
+/// relative to the data is never ambiguous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// The writer will write nothing more: every reader of this journal has
+    /// seen all of it once it reads this.
+    Eof,
+    /// The writer was asked to stop and drained what it had; an EOF follows.
+    Drain,
+}
+
+/// Whether a failure may go away if the same input is tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// A flaky dependency, a timeout: worth retrying.
+    Transient,
+    /// Bad input: retrying gives the same answer.
+    Permanent,
+}
+
+/// What failed, where, and on which input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// The stage whose handler failed.
+    pub stage: Arc<str>,
+    /// Transient or permanent.
+    pub kind: ErrorKind,
+    /// The handler's error message.
+    pub message: String,
+    /// The input event it failed on, if it failed on one.
+    pub input_id: Option<EventId>,
+    /// That input, as JSON, so that nothing is lost with the failure.
+    pub input: Option<serde_json::Value>,
+}
+
+impl fmt::Display for ErrorRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stage `{}` failed", self.stage)?;
+        if let Some(id) = self.input_id {
+            write!(f, " on event {id}")?;
+        }
+        write!(f, " ({:?}): {}", self.kind, self.message)
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub(crate) fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
+}

@@ -1,0 +1,311 @@
+//! The typed builder: stages are added with their handlers and connected by
+//! the typed references the builder returns, so a payload type mismatch on an
+//! edge does not compile.
+
+use super::FlowError;
+use super::handle::{FlowHandle, Pipeline, StageInfo};
+use crate::event::{Payload, StageId};
+use crate::journal::{JournalOptions, JournalWriter, MemoryJournal};
+use crate::stage::{
+    EmitPolicy, Emitter, Join, Observer, Receipt, Sink, Source, Stateful, Transform,
+};
+use crate::supervise::{
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Runner, SinkBody, SourceBody,
+    StageBody, StageCommand, StageCounters, StageKind, StageState, StatefulBody, TransformBody,
+    run_stage,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// The output of a stage, to connect other stages to.
+#[derive(Debug)]
+pub struct StageRef<T: Payload> {
+    index: usize,
+    journal: MemoryJournal<T>,
+}
+
+impl<T: Payload> Clone for StageRef<T> {
+    fn clone(&self) -> Self {
+        StageRef {
+            index: self.index,
+            journal: self.journal.clone(),
+        }
+    }
+}
+
+impl<T: Payload> StageRef<T> {
+    /// The stage's journal (its output).
+    pub fn journal(&self) -> &MemoryJournal<T> {
+        &self.journal
+    }
+}
+
+/// One or more upstream stages of the same payload type: `&a`, `[&a, &b]`.
+pub trait Upstream<T: Payload> {
+    /// The stages.
+    fn stages(self) -> Vec<StageRef<T>>;
+}
+
+impl<T: Payload> Upstream<T> for &StageRef<T> {
+    fn stages(self) -> Vec<StageRef<T>> {
+        vec![self.clone()]
+    }
+}
+
+impl<T: Payload, const N: usize> Upstream<T> for [&StageRef<T>; N] {
+    fn stages(self) -> Vec<StageRef<T>> {
+        self.into_iter().cloned().collect()
+    }
+}
+
+impl<T: Payload> Upstream<T> for &[&StageRef<T>] {
+    fn stages(self) -> Vec<StageRef<T>> {
+        self.iter().map(|stage| (*stage).clone()).collect()
+    }
+}
+
+pub(crate) type StageTask = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Builds a flow stage by stage.
+///
+/// ```
+/// use obzenflow::flow::FlowBuilder;
+/// use obzenflow::stage::{collect, from_iter, map};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let mut flow = FlowBuilder::new("double");
+/// let numbers = flow.source("numbers", from_iter(1..=3u32));
+/// let doubled = flow.transform("doubled", &numbers, map(|x: u32| x * 2));
+/// let (sink, out) = collect();
+/// flow.sink("out", &doubled, sink);
+/// let report = flow.build().unwrap().run().await.unwrap();
+/// assert_eq!(out.snapshot(), [2, 4, 6]);
+/// assert_eq!(report.stage("doubled").unwrap().events_out, 3);
+/// # });
+/// ```
+pub struct FlowBuilder {
+    name: Arc<str>,
+    options: JournalOptions,
+    stages: Vec<StageInfo>,
+    tasks: Vec<Option<StageTask>>,
+    controls: Vec<Option<mpsc::Sender<StageCommand>>>,
+    completions: (
+        mpsc::UnboundedSender<Completion>,
+        mpsc::UnboundedReceiver<Completion>,
+    ),
+    errors: ErrorLane,
+    problems: Vec<String>,
+}
+
+impl std::fmt::Debug for FlowBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowBuilder")
+            .field("name", &self.name)
+            .field("stages", &self.stages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowBuilder {
+    /// An empty flow named `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        FlowBuilder {
+            name: Arc::from(name.into()),
+            options: JournalOptions::default(),
+            stages: Vec::new(),
+            tasks: Vec::new(),
+            controls: Vec::new(),
+            completions: mpsc::unbounded_channel(),
+            errors: ErrorLane::default(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// How the journals of the stages added after this call hold their entries.
+    pub fn journal_options(&mut self, options: JournalOptions) -> &mut Self {
+        self.options = options;
+        self
+    }
+
+    /// Adds a source.
+    pub fn source<T: Payload>(&mut self, name: &str, handler: impl Source<T>) -> StageRef<T> {
+        self.add(name, StageKind::Source, |output| SourceBody {
+            handler,
+            output,
+            stopping: false,
+        })
+    }
+
+    /// Adds a transform reading `inputs` (one stage, or several of the same
+    /// type: a fair merge).
+    pub fn transform<I: Payload, O: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: impl Transform<I, O>,
+    ) -> StageRef<O> {
+        let inputs = self.connect(name, inputs);
+        self.add(name, StageKind::Transform, |output| TransformBody {
+            handler,
+            inputs,
+            output,
+            emitter: Emitter::new(),
+        })
+    }
+
+    /// Adds a sink reading `inputs`; its output is its delivery receipts.
+    pub fn sink<T: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<T>,
+        handler: impl Sink<T>,
+    ) -> StageRef<Receipt> {
+        let inputs = self.connect(name, inputs);
+        self.add(name, StageKind::Sink, |output| SinkBody {
+            handler,
+            inputs,
+            output,
+        })
+    }
+
+    /// Adds a stateful stage that emits on `policy`.
+    pub fn stateful<I: Payload, O: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: impl Stateful<I, O>,
+        policy: EmitPolicy,
+    ) -> StageRef<O> {
+        let inputs = self.connect(name, inputs);
+        self.add(name, StageKind::Stateful, |output| StatefulBody {
+            handler,
+            policy,
+            inputs,
+            output,
+            pending: 0,
+            last_input: None,
+            window_ends: None,
+        })
+    }
+
+    /// Adds a join: all of `reference` is loaded before `stream` is joined.
+    pub fn join<R: Payload, S: Payload, O: Payload>(
+        &mut self,
+        name: &str,
+        reference: &StageRef<R>,
+        stream: &StageRef<S>,
+        handler: impl Join<R, S, O>,
+    ) -> StageRef<O> {
+        let reference = self.connect(name, reference);
+        let stream = self.connect(name, stream);
+        self.add(name, StageKind::Join, |output| JoinBody {
+            handler,
+            reference,
+            stream,
+            output,
+            emitter: Emitter::new(),
+        })
+    }
+
+    /// Adds an observer of `target`'s journal.
+    pub fn observer<T: Payload>(
+        &mut self,
+        name: &str,
+        target: &StageRef<T>,
+        handler: impl Observer<T>,
+    ) -> StageRef<()> {
+        let inputs = self.connect(name, target);
+        self.add(name, StageKind::Observer, |output| ObserverBody {
+            handler,
+            inputs,
+            output,
+        })
+    }
+
+    /// Checks the flow and returns its handle.
+    pub fn build(self) -> Result<FlowHandle, FlowError> {
+        let mut problems = self.problems;
+        if self.stages.is_empty() {
+            problems.push("it has no stages".to_owned());
+        }
+        if !self.stages.iter().any(|s| s.kind == StageKind::Source) {
+            problems.push("it has no source".to_owned());
+        }
+        if !problems.is_empty() {
+            return Err(FlowError::Invalid {
+                flow: self.name.to_string(),
+                problems,
+            });
+        }
+        Ok(FlowHandle::new(Pipeline {
+            name: self.name,
+            stages: self.stages.into(),
+            tasks: self.tasks,
+            controls: self.controls,
+            completions: self.completions.1,
+            errors: self.errors,
+        }))
+    }
+
+    fn connect<T: Payload>(&mut self, name: &str, inputs: impl Upstream<T>) -> Inputs<T> {
+        let mut readers = Vec::new();
+        for upstream in inputs.stages() {
+            match crate::journal::Journal::reader(&upstream.journal, 0) {
+                Ok(reader) => readers.push(reader),
+                Err(error) => self
+                    .problems
+                    .push(format!("stage `{name}` cannot read its input: {error}")),
+            }
+        }
+        if readers.is_empty() {
+            self.problems
+                .push(format!("stage `{name}` has no input stage"));
+        }
+        Inputs::new(readers)
+    }
+
+    fn add<O: Payload, B: StageBody>(
+        &mut self,
+        name: &str,
+        kind: StageKind,
+        body: impl FnOnce(Output<O>) -> B,
+    ) -> StageRef<O> {
+        let index = self.stages.len();
+        if self.stages.iter().any(|stage| &*stage.name == name) {
+            self.problems.push(format!("two stages are named `{name}`"));
+        }
+        let id = StageId(u32::try_from(index).unwrap_or(u32::MAX));
+        let journal = MemoryJournal::new(id, self.options);
+        let name: Arc<str> = Arc::from(name);
+        let counters = Arc::new(StageCounters::default());
+        let output = Output {
+            name: Arc::clone(&name),
+            counters: Arc::clone(&counters),
+            writer: JournalWriter::new(journal.clone(), id),
+            errors: self.errors.clone(),
+        };
+        let body = body(output);
+        let (status, status_receiver) = watch::channel(StageState::Created);
+        let (control, control_receiver) = mpsc::channel(8);
+        let runner = Runner {
+            index,
+            name: Arc::clone(&name),
+            body,
+            counters: Arc::clone(&counters),
+            status,
+            completions: self.completions.0.clone(),
+        };
+        self.tasks
+            .push(Some(Box::pin(run_stage(runner, control_receiver))));
+        self.controls.push(Some(control));
+        self.stages.push(StageInfo {
+            name,
+            kind,
+            counters,
+            status: status_receiver,
+        });
+        StageRef { index, journal }
+    }
+}

@@ -1,0 +1,69 @@
+//! What a run did: per stage events in, out, errors, time and final state,
+//! plus the error lane.
+
+use super::FlowError;
+use super::handle::FlowState;
+use crate::event::ErrorRecord;
+use crate::supervise::StageReport;
+use serde::Serialize;
+use std::fmt;
+
+/// The outcome of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowReport {
+    /// The flow's name.
+    pub flow: String,
+    /// How it ended.
+    pub state: FlowState,
+    /// Each stage, in the order it was added.
+    pub stages: Vec<StageReport>,
+    /// Every input a stage failed on.
+    pub errors: Vec<ErrorRecord>,
+}
+
+impl FlowReport {
+    /// The report of stage `name`.
+    pub fn stage(&self, name: &str) -> Option<&StageReport> {
+        self.stages.iter().find(|stage| stage.name == name)
+    }
+
+    pub(crate) fn into_result(self) -> Result<FlowReport, FlowError> {
+        match &self.state {
+            FlowState::Failed { stage, reason } => Err(FlowError::StageFailed {
+                stage: stage.clone(),
+                reason: reason.clone(),
+                report: Box::new(self),
+            }),
+            FlowState::Aborted { reason } => Err(FlowError::Aborted {
+                reason: reason.clone(),
+                report: Box::new(self),
+            }),
+            _ => Ok(self),
+        }
+    }
+}
+
+impl fmt::Display for FlowReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "flow `{}`: {}", self.flow, self.state)?;
+        writeln!(
+            f,
+            "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10}  state",
+            "stage", "kind", "in", "out", "errors", "busy ms"
+        )?;
+        for stage in &self.stages {
+            writeln!(
+                f,
+                "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10.1}  {}",
+                stage.name,
+                format!("{:?}", stage.kind).to_lowercase(),
+                stage.events_in,
+                stage.events_out,
+                stage.errors,
+                stage.busy.as_secs_f64() * 1000.0,
+                stage.state
+            )?;
+        }
+        Ok(())
+    }
+}

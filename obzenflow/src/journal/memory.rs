@@ -1,0 +1,297 @@
+//! The in-memory journal: the live edge between a stage and its readers.
+
+use super::{Chunk, Journal, JournalError, JournalReader};
+use crate::event::{Envelope, Payload, StageId};
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+/// How a memory journal holds its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalOptions {
+    /// How many entries the writer may be ahead of its slowest reader before
+    /// `append` waits. A batch is never split, so the journal can hold up to
+    /// one batch more than this.
+    pub capacity: usize,
+    /// Keep every entry, read or not (for tests, replay and verification).
+    pub retain_all: bool,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            capacity: 16 * 1024,
+            retain_all: false,
+        }
+    }
+}
+
+/// A journal held in memory. Cloning gives another handle to the same journal.
+///
+/// ```
+/// use obzenflow::event::{Body, Parents, StageId};
+/// use obzenflow::journal::{Journal, JournalOptions, JournalReader, JournalWriter, MemoryJournal};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let journal = MemoryJournal::<u32>::new(StageId(0), JournalOptions::default());
+/// let mut reader = journal.reader(0).unwrap();
+/// let mut writer = JournalWriter::new(journal.clone(), StageId(0));
+/// writer.push(Parents::None, Body::Data(7));
+/// writer.push(Parents::None, Body::Data(8));
+/// writer.flush().await.unwrap();
+/// let chunk = reader.next_chunk().await.unwrap();
+/// let values: Vec<u32> = chunk.entries().iter().filter_map(|e| e.data().copied()).collect();
+/// assert_eq!(values, [7, 8]);
+/// assert_eq!(reader.position(), 2);
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct MemoryJournal<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Clone for MemoryJournal<T> {
+    fn clone(&self) -> Self {
+        MemoryJournal {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared<T> {
+    stage: StageId,
+    options: JournalOptions,
+    state: Mutex<State<T>>,
+    /// Woken when entries are appended (shared with readers that wait on
+    /// several journals at once).
+    appended: Arc<Notify>,
+    /// Woken when a reader moves on (the writer may have room again).
+    consumed: Notify,
+}
+
+#[derive(Debug)]
+struct State<T> {
+    /// Appended batches still held, oldest first.
+    chunks: VecDeque<Arc<Vec<Envelope<T>>>>,
+    /// The sequence number of the first held entry.
+    base: u64,
+    /// The sequence number of the next entry.
+    next: u64,
+    /// Each registered reader's position; `None` once it is dropped.
+    cursors: Vec<Option<u64>>,
+}
+
+impl<T> State<T> {
+    fn slowest(&self) -> Option<u64> {
+        self.cursors.iter().flatten().copied().min()
+    }
+
+    /// Forgets the batches every reader has read.
+    fn trim(&mut self, retain_all: bool) {
+        if retain_all {
+            return;
+        }
+        let keep_from = self.slowest().unwrap_or(self.next);
+        while let Some(front) = self.chunks.front() {
+            let end = self.base + front.len() as u64;
+            if end > keep_from {
+                break;
+            }
+            self.base = end;
+            self.chunks.pop_front();
+        }
+    }
+}
+
+impl<T: Payload> MemoryJournal<T> {
+    /// An empty journal written by stage `stage`.
+    pub fn new(stage: StageId, options: JournalOptions) -> Self {
+        MemoryJournal {
+            shared: Arc::new(Shared {
+                stage,
+                options,
+                state: Mutex::new(State {
+                    chunks: VecDeque::new(),
+                    base: 0,
+                    next: 0,
+                    cursors: Vec::new(),
+                }),
+                appended: Arc::new(Notify::new()),
+                consumed: Notify::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while holding this lock cannot leave the state half-changed
+        // (every change is a single push, pop or assignment), so a poisoned
+        // lock is still consistent.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every entry still held, oldest first (all of them with `retain_all`).
+    pub fn snapshot(&self) -> Vec<Envelope<T>> {
+        let state = self.lock();
+        state
+            .chunks
+            .iter()
+            .flat_map(|c| c.iter().cloned())
+            .collect()
+    }
+
+    /// How many entries the slowest reader has yet to read.
+    pub fn lag(&self) -> u64 {
+        let state = self.lock();
+        state.slowest().map_or(0, |slowest| state.next - slowest)
+    }
+
+    fn has_room(&self) -> bool {
+        let state = self.lock();
+        match state.slowest() {
+            Some(slowest) => state.next - slowest < self.shared.options.capacity as u64,
+            None => true,
+        }
+    }
+
+    fn push(&self, batch: Vec<Envelope<T>>) -> Result<(), JournalError> {
+        let mut state = self.lock();
+        let first = batch[0].id.seq;
+        if first != state.next {
+            return Err(JournalError::SequenceGap {
+                stage: self.shared.stage.0,
+                expected: state.next,
+                got: first,
+            });
+        }
+        state.next += batch.len() as u64;
+        state.chunks.push_back(Arc::new(batch));
+        if state.cursors.iter().all(Option::is_none) {
+            state.trim(self.shared.options.retain_all);
+        }
+        Ok(())
+    }
+}
+
+impl<T: Payload> Journal<T> for MemoryJournal<T> {
+    type Reader = MemoryReader<T>;
+
+    async fn append(&self, batch: Vec<Envelope<T>>) -> Result<(), JournalError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // One writer per journal: once there is room, only the writer can take it away.
+        loop {
+            let mut consumed = pin!(self.shared.consumed.notified());
+            consumed.as_mut().enable();
+            if self.has_room() {
+                break;
+            }
+            consumed.await;
+        }
+        self.push(batch)?;
+        self.shared.appended.notify_waiters();
+        Ok(())
+    }
+
+    fn reader(&self, from: u64) -> Result<MemoryReader<T>, JournalError> {
+        let mut state = self.lock();
+        let oldest = if self.shared.options.retain_all {
+            0
+        } else {
+            state.base
+        };
+        if from < oldest || from > state.next {
+            return Err(JournalError::Trimmed {
+                stage: self.shared.stage.0,
+                requested: from,
+                oldest,
+            });
+        }
+        state.cursors.push(Some(from));
+        Ok(MemoryReader {
+            journal: self.clone(),
+            slot: state.cursors.len() - 1,
+            position: from,
+        })
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.lock().next
+    }
+}
+
+/// A reader of a [`MemoryJournal`]. Dropping it lets the journal forget what
+/// only it still needed.
+#[derive(Debug)]
+pub struct MemoryReader<T: Payload> {
+    journal: MemoryJournal<T>,
+    slot: usize,
+    position: u64,
+}
+
+impl<T: Payload> MemoryReader<T> {
+    /// What the journal notifies when it appends; enable a `notified()` on it
+    /// before [`try_next`](Self::try_next) to wait without missing a batch.
+    pub(crate) fn appended(&self) -> Arc<Notify> {
+        Arc::clone(&self.journal.shared.appended)
+    }
+
+    /// Takes the batch holding this reader's position, if it has been appended.
+    pub(crate) fn try_next(&mut self) -> Option<Chunk<T>> {
+        let shared = &self.journal.shared;
+        let mut state = self.journal.lock();
+        if self.position >= state.next {
+            return None;
+        }
+        let mut first = state.base;
+        let mut found = None;
+        for chunk in &state.chunks {
+            let end = first + chunk.len() as u64;
+            if self.position < end {
+                found = Some((Arc::clone(chunk), (self.position - first) as usize, end));
+                break;
+            }
+            first = end;
+        }
+        let (entries, start, end) = found?;
+        self.position = end;
+        state.cursors[self.slot] = Some(end);
+        state.trim(shared.options.retain_all);
+        drop(state);
+        shared.consumed.notify_waiters();
+        Some(Chunk::new(entries, start))
+    }
+}
+
+impl<T: Payload> JournalReader<T> for MemoryReader<T> {
+    async fn next_chunk(&mut self) -> Result<Chunk<T>, JournalError> {
+        loop {
+            let shared = Arc::clone(&self.journal.shared);
+            let mut appended = pin!(shared.appended.notified());
+            appended.as_mut().enable();
+            if let Some(chunk) = self.try_next() {
+                return Ok(chunk);
+            }
+            appended.await;
+        }
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+impl<T: Payload> Drop for MemoryReader<T> {
+    fn drop(&mut self) {
+        let mut state = self.journal.lock();
+        state.cursors[self.slot] = None;
+        state.trim(self.journal.shared.options.retain_all);
+        drop(state);
+        self.journal.shared.consumed.notify_waiters();
+    }
+}

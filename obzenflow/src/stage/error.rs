@@ -1,0 +1,93 @@
+//! The error a stage handler returns.
+
+use crate::event::ErrorKind;
+use std::fmt;
+
+/// How bad a handler's failure is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// This input failed and may succeed if tried again: it goes to the error
+    /// lane (retry middleware can try it again first).
+    Transient,
+    /// This input is bad: it goes to the error lane and the stage goes on.
+    Permanent,
+    /// The stage cannot go on: it fails, and the flow with it.
+    Fatal,
+}
+
+/// A failure of a stage handler. Any `std::error::Error` converts into a
+/// permanent one with `?`.
+///
+/// ```
+/// use obzenflow::stage::{Severity, StageError};
+///
+/// fn parse(line: &str) -> Result<u32, StageError> {
+///     Ok(line.trim().parse::<u32>()?)
+/// }
+/// assert_eq!(parse("x").unwrap_err().severity(), Severity::Permanent);
+/// assert!(StageError::transient("timed out").is_transient());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageError {
+    severity: Severity,
+    message: String,
+}
+
+impl StageError {
+    /// A failure that may go away on retry.
+    pub fn transient(message: impl fmt::Display) -> Self {
+        Self::new(Severity::Transient, message)
+    }
+
+    /// A failure of this input only.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Self::new(Severity::Permanent, message)
+    }
+
+    /// A failure that ends the stage and the flow.
+    pub fn fatal(message: impl fmt::Display) -> Self {
+        Self::new(Severity::Fatal, message)
+    }
+
+    fn new(severity: Severity, message: impl fmt::Display) -> Self {
+        StageError {
+            severity,
+            message: message.to_string(),
+        }
+    }
+
+    /// How bad it is.
+    pub fn severity(&self) -> Severity {
+        self.severity
+    }
+
+    /// Whether a retry may help.
+    pub fn is_transient(&self) -> bool {
+        self.severity == Severity::Transient
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The kind recorded in the error lane (fatal failures are not recorded there).
+    pub(crate) fn lane_kind(&self) -> ErrorKind {
+        match self.severity {
+            Severity::Transient => ErrorKind::Transient,
+            Severity::Permanent | Severity::Fatal => ErrorKind::Permanent,
+        }
+    }
+}
+
+impl fmt::Display for StageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for StageError {
+    fn from(error: E) -> Self {
+        StageError::permanent(error)
+    }
+}

@@ -1,0 +1,537 @@
+//! Typed helpers for the common stages, so that they need no trait impl:
+//! `map`, `filter`, `flat_map`, `try_map`; `reduce`, `group_by`, `top_n`;
+//! `from_iter`, `from_receiver`; `console`, `collect`; the three joins;
+//! `observe`.
+
+use super::traits::{Emitter, Join, Observer, Poll, Receipt, Sink, Stateful, SyncTransform};
+use super::{Source, StageError};
+use crate::event::{Envelope, Payload};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::mpsc;
+
+/// How many events a helper source hands over per poll.
+const SOURCE_BATCH: usize = 1024;
+
+// ---- transforms ----
+
+/// One output per input. See [`map`].
+#[derive(Debug)]
+pub struct Map<F>(F);
+
+/// A transform that turns each input into one output.
+///
+/// ```
+/// # use obzenflow::stage::map;
+/// let double = map(|x: u32| x * 2);
+/// # let _ = double;
+/// ```
+pub fn map<I, O, F: FnMut(I) -> O + Send + 'static>(f: F) -> Map<F> {
+    Map(f)
+}
+
+impl<I, O, F: FnMut(I) -> O + Send + 'static> SyncTransform<I, O> for Map<F> {
+    #[inline]
+    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        out.emit((self.0)(input));
+        Ok(())
+    }
+}
+
+/// Keeps the inputs a predicate accepts. See [`filter`].
+#[derive(Debug)]
+pub struct Filter<F>(F);
+
+/// A transform that passes on the inputs for which `keep` is true.
+pub fn filter<T, F: FnMut(&T) -> bool + Send + 'static>(keep: F) -> Filter<F> {
+    Filter(keep)
+}
+
+impl<T, F: FnMut(&T) -> bool + Send + 'static> SyncTransform<T, T> for Filter<F> {
+    #[inline]
+    fn process(&mut self, input: T, out: &mut Emitter<T>) -> Result<(), StageError> {
+        if (self.0)(&input) {
+            out.emit(input);
+        }
+        Ok(())
+    }
+}
+
+/// Zero or more outputs per input. See [`flat_map`].
+#[derive(Debug)]
+pub struct FlatMap<F>(F);
+
+/// A transform that turns each input into any number of outputs.
+pub fn flat_map<I, O, It, F>(f: F) -> FlatMap<F>
+where
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It + Send + 'static,
+{
+    FlatMap(f)
+}
+
+impl<I, O, It, F> SyncTransform<I, O> for FlatMap<F>
+where
+    It: IntoIterator<Item = O>,
+    F: FnMut(I) -> It + Send + 'static,
+{
+    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        out.emit_all((self.0)(input));
+        Ok(())
+    }
+}
+
+/// One output per input, or the input in the error lane. See [`try_map`].
+#[derive(Debug)]
+pub struct TryMap<F>(F);
+
+/// A transform whose failures go to the error lane (as permanent errors,
+/// with the input they failed on); the stage goes on.
+pub fn try_map<I, O, E, F>(f: F) -> TryMap<F>
+where
+    E: fmt::Display,
+    F: FnMut(I) -> Result<O, E> + Send + 'static,
+{
+    TryMap(f)
+}
+
+impl<I, O, E, F> SyncTransform<I, O> for TryMap<F>
+where
+    E: fmt::Display,
+    F: FnMut(I) -> Result<O, E> + Send + 'static,
+{
+    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        let output = (self.0)(input).map_err(StageError::permanent)?;
+        out.emit(output);
+        Ok(())
+    }
+}
+
+// ---- stateful ----
+
+/// Folds every input into one value. See [`reduce`].
+#[derive(Debug)]
+pub struct Reduce<A, F> {
+    value: A,
+    fold: F,
+}
+
+/// A stateful stage that folds its inputs into one value and emits (a copy
+/// of) it on its policy. The value keeps accumulating across emits.
+pub fn reduce<I, A, F>(initial: A, fold: F) -> Reduce<A, F>
+where
+    A: Clone + Send + 'static,
+    F: FnMut(&mut A, I) + Send + 'static,
+{
+    Reduce {
+        value: initial,
+        fold,
+    }
+}
+
+impl<I, A, F> Stateful<I, A> for Reduce<A, F>
+where
+    A: Clone + Send + 'static,
+    F: FnMut(&mut A, I) + Send + 'static,
+{
+    fn accumulate(&mut self, input: I) -> Result<(), StageError> {
+        (self.fold)(&mut self.value, input);
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Vec<A> {
+        vec![self.value.clone()]
+    }
+}
+
+/// Folds inputs per key. See [`group_by`].
+#[derive(Debug)]
+pub struct GroupBy<K, A, KF, F> {
+    groups: BTreeMap<K, A>,
+    key: KF,
+    fold: F,
+}
+
+/// A stateful stage that folds inputs per key (starting from `A::default()`)
+/// and emits one `(key, value)` per key, in key order. Values keep
+/// accumulating across emits.
+///
+/// ```
+/// # use obzenflow::stage::group_by;
+/// let totals = group_by(|sale: &(String, f64)| sale.0.clone(), |sum: &mut f64, sale: (String, f64)| *sum += sale.1);
+/// # let _ = totals;
+/// ```
+pub fn group_by<I, K, A, KF, F>(key: KF, fold: F) -> GroupBy<K, A, KF, F>
+where
+    K: Ord + Clone + Send + 'static,
+    A: Default + Clone + Send + 'static,
+    KF: FnMut(&I) -> K + Send + 'static,
+    F: FnMut(&mut A, I) + Send + 'static,
+{
+    GroupBy {
+        groups: BTreeMap::new(),
+        key,
+        fold,
+    }
+}
+
+impl<I, K, A, KF, F> Stateful<I, (K, A)> for GroupBy<K, A, KF, F>
+where
+    K: Ord + Clone + Send + 'static,
+    A: Default + Clone + Send + 'static,
+    KF: FnMut(&I) -> K + Send + 'static,
+    F: FnMut(&mut A, I) + Send + 'static,
+{
+    fn accumulate(&mut self, input: I) -> Result<(), StageError> {
+        let key = (self.key)(&input);
+        (self.fold)(self.groups.entry(key).or_default(), input);
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Vec<(K, A)> {
+        self.groups
+            .iter()
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect()
+    }
+}
+
+/// Keeps the `n` highest-scored inputs. See [`top_n`].
+#[derive(Debug)]
+pub struct TopN<T, K, F> {
+    n: usize,
+    score: F,
+    /// Kept sorted by score, highest first; ties keep arrival order.
+    best: Vec<(K, T)>,
+}
+
+/// A stateful stage that keeps the `n` inputs with the highest score and
+/// emits them, highest first.
+pub fn top_n<T, K, F>(n: usize, score: F) -> TopN<T, K, F>
+where
+    T: Clone + Send + 'static,
+    K: Ord + Send + 'static,
+    F: FnMut(&T) -> K + Send + 'static,
+{
+    TopN {
+        n,
+        score,
+        best: Vec::with_capacity(n + 1),
+    }
+}
+
+impl<T, K, F> Stateful<T, T> for TopN<T, K, F>
+where
+    T: Clone + Send + 'static,
+    K: Ord + Send + 'static,
+    F: FnMut(&T) -> K + Send + 'static,
+{
+    fn accumulate(&mut self, input: T) -> Result<(), StageError> {
+        let score = (self.score)(&input);
+        let at = self.best.partition_point(|(kept, _)| *kept >= score);
+        if at < self.n {
+            self.best.insert(at, (score, input));
+            self.best.truncate(self.n);
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Vec<T> {
+        self.best.iter().map(|(_, item)| item.clone()).collect()
+    }
+}
+
+// ---- sources ----
+
+/// A finite source over an iterator. See [`from_iter`].
+#[derive(Debug)]
+pub struct IterSource<It>(It);
+
+/// A finite source that emits what `items` yields, then ends.
+pub fn from_iter<It: IntoIterator>(items: It) -> IterSource<It::IntoIter>
+where
+    It::IntoIter: Send + 'static,
+{
+    IterSource(items.into_iter())
+}
+
+impl<T: Send, It: Iterator<Item = T> + Send + 'static> Source<T> for IterSource<It> {
+    fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send {
+        let batch: Vec<T> = self.0.by_ref().take(SOURCE_BATCH).collect();
+        std::future::ready(Ok(if batch.is_empty() {
+            Poll::End
+        } else {
+            Poll::Events(batch)
+        }))
+    }
+}
+
+/// A source fed through a channel. See [`from_receiver`].
+#[derive(Debug)]
+pub struct ChannelSource<T>(mpsc::Receiver<T>);
+
+/// A source that emits what arrives on `receiver` and ends when every sender
+/// is dropped. While nothing arrives it waits without using the CPU.
+pub fn from_receiver<T: Send + 'static>(receiver: mpsc::Receiver<T>) -> ChannelSource<T> {
+    ChannelSource(receiver)
+}
+
+impl<T: Send + 'static> Source<T> for ChannelSource<T> {
+    async fn next(&mut self) -> Result<Poll<T>, StageError> {
+        let mut batch = Vec::new();
+        if self.0.recv_many(&mut batch, SOURCE_BATCH).await == 0 {
+            return Ok(Poll::End);
+        }
+        Ok(Poll::Events(batch))
+    }
+}
+
+// ---- sinks ----
+
+/// Prints each event as a JSON line. See [`console`].
+#[derive(Debug, Default)]
+pub struct ConsoleSink;
+
+/// A sink that prints each event to standard output as one JSON line.
+pub fn console() -> ConsoleSink {
+    ConsoleSink
+}
+
+impl<T: Payload> Sink<T> for ConsoleSink {
+    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+        std::future::ready(
+            serde_json::to_string(&input)
+                .map(|line| {
+                    println!("{line}");
+                    Receipt::delivered()
+                })
+                .map_err(StageError::permanent),
+        )
+    }
+}
+
+/// The events a [`collect`] sink has received, shared with the test that made it.
+#[derive(Debug)]
+pub struct Collected<T>(Arc<Mutex<Vec<T>>>);
+
+impl<T> Clone for Collected<T> {
+    fn clone(&self) -> Self {
+        Collected(Arc::clone(&self.0))
+    }
+}
+
+impl<T: Clone> Collected<T> {
+    /// A copy of everything received so far, in order.
+    pub fn snapshot(&self) -> Vec<T> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many events were received.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Appends every event to a shared `Vec`. See [`collect`].
+#[derive(Debug)]
+pub struct CollectSink<T>(Collected<T>);
+
+/// A sink that keeps every event in a shared `Vec`, and the handle to read it.
+///
+/// ```
+/// # use obzenflow::stage::collect;
+/// let (sink, collected) = collect::<u32>();
+/// # let _ = sink;
+/// assert!(collected.is_empty());
+/// ```
+pub fn collect<T: Send + 'static>() -> (CollectSink<T>, Collected<T>) {
+    let collected = Collected(Arc::new(Mutex::new(Vec::new())));
+    (CollectSink(collected.clone()), collected)
+}
+
+impl<T: Send + 'static> Sink<T> for CollectSink<T> {
+    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+        (self.0)
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(input);
+        std::future::ready(Ok(Receipt::delivered()))
+    }
+}
+
+// ---- joins ----
+
+/// What a join does with a stream event whose key has no reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Missing {
+    /// Drop it (inner join).
+    Skip,
+    /// Join it with `None` (left join).
+    Keep,
+    /// Send it to the error lane (strict join).
+    Fail,
+}
+
+/// A join on a key, holding the reference table in a hash map (the last
+/// reference event for a key wins). See [`inner_join`], [`left_join`], [`strict_join`].
+#[derive(Debug)]
+pub struct KeyJoin<K, R, RK, SK, C> {
+    table: HashMap<K, R>,
+    reference_key: RK,
+    stream_key: SK,
+    combine: C,
+    missing: Missing,
+}
+
+/// Joins each stream event with the reference of the same key; stream events
+/// with no reference are dropped.
+pub fn inner_join<K, R, S, O, RK, SK, C>(
+    reference_key: RK,
+    stream_key: SK,
+    combine: C,
+) -> KeyJoin<K, R, RK, SK, C>
+where
+    K: Eq + Hash + Send + 'static,
+    RK: FnMut(&R) -> K + Send + 'static,
+    SK: FnMut(&S) -> K + Send + 'static,
+    C: FnMut(&R, S) -> O + Send + 'static,
+{
+    KeyJoin {
+        table: HashMap::new(),
+        reference_key,
+        stream_key,
+        combine,
+        missing: Missing::Skip,
+    }
+}
+
+/// Joins each stream event with the reference of the same key, or `None`.
+pub fn left_join<K, R, S, O, RK, SK, C>(
+    reference_key: RK,
+    stream_key: SK,
+    combine: C,
+) -> LeftJoin<K, R, RK, SK, C>
+where
+    K: Eq + Hash + Send + 'static,
+    RK: FnMut(&R) -> K + Send + 'static,
+    SK: FnMut(&S) -> K + Send + 'static,
+    C: FnMut(Option<&R>, S) -> O + Send + 'static,
+{
+    LeftJoin(KeyJoin {
+        table: HashMap::new(),
+        reference_key,
+        stream_key,
+        combine,
+        missing: Missing::Keep,
+    })
+}
+
+/// Joins each stream event with the reference of the same key; a stream event
+/// with no reference goes to the error lane.
+pub fn strict_join<K, R, S, O, RK, SK, C>(
+    reference_key: RK,
+    stream_key: SK,
+    combine: C,
+) -> KeyJoin<K, R, RK, SK, C>
+where
+    K: Eq + Hash + fmt::Debug + Send + 'static,
+    RK: FnMut(&R) -> K + Send + 'static,
+    SK: FnMut(&S) -> K + Send + 'static,
+    C: FnMut(&R, S) -> O + Send + 'static,
+{
+    KeyJoin {
+        table: HashMap::new(),
+        reference_key,
+        stream_key,
+        combine,
+        missing: Missing::Fail,
+    }
+}
+
+impl<K, R, S, O, RK, SK, C> Join<R, S, O> for KeyJoin<K, R, RK, SK, C>
+where
+    K: Eq + Hash + fmt::Debug + Send + 'static,
+    R: Send + 'static,
+    RK: FnMut(&R) -> K + Send + 'static,
+    SK: FnMut(&S) -> K + Send + 'static,
+    C: FnMut(&R, S) -> O + Send + 'static,
+{
+    fn load(&mut self, reference: R) -> Result<(), StageError> {
+        self.table
+            .insert((self.reference_key)(&reference), reference);
+        Ok(())
+    }
+
+    fn join(&mut self, input: S, out: &mut Emitter<O>) -> Result<(), StageError> {
+        let key = (self.stream_key)(&input);
+        match self.table.get(&key) {
+            Some(reference) => out.emit((self.combine)(reference, input)),
+            None if self.missing == Missing::Fail => {
+                return Err(StageError::permanent(format!(
+                    "no reference for key {key:?}"
+                )));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+}
+
+/// A left join. See [`left_join`].
+#[derive(Debug)]
+pub struct LeftJoin<K, R, RK, SK, C>(KeyJoin<K, R, RK, SK, C>);
+
+impl<K, R, S, O, RK, SK, C> Join<R, S, O> for LeftJoin<K, R, RK, SK, C>
+where
+    K: Eq + Hash + Send + 'static,
+    R: Send + 'static,
+    RK: FnMut(&R) -> K + Send + 'static,
+    SK: FnMut(&S) -> K + Send + 'static,
+    C: FnMut(Option<&R>, S) -> O + Send + 'static,
+{
+    fn load(&mut self, reference: R) -> Result<(), StageError> {
+        let join = &mut self.0;
+        join.table
+            .insert((join.reference_key)(&reference), reference);
+        Ok(())
+    }
+
+    fn join(&mut self, input: S, out: &mut Emitter<O>) -> Result<(), StageError> {
+        let join = &mut self.0;
+        let key = (join.stream_key)(&input);
+        out.emit((join.combine)(join.table.get(&key), input));
+        Ok(())
+    }
+}
+
+// ---- observers ----
+
+/// Calls a function on every data event. See [`observe`].
+#[derive(Debug)]
+pub struct ObserveFn<F>(F);
+
+/// An observer that calls `f` with each data event (not error-lane records or
+/// control markers; implement [`Observer`] to see those).
+pub fn observe<T, F: FnMut(&T) + Send + 'static>(f: F) -> ObserveFn<F> {
+    ObserveFn(f)
+}
+
+impl<T, F: FnMut(&T) + Send + 'static> Observer<T> for ObserveFn<F> {
+    fn observe(&mut self, entry: &Envelope<T>) {
+        if let Some(data) = entry.data() {
+            (self.0)(data);
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Stage kinds: the handler trait users implement for each, and typed helpers
+//! for the common cases.
+//!
+//! | kind | trait | helpers |
+//! |---|---|---|
+//! | source | [`Source`] | [`from_iter`], [`from_receiver`] |
+//! | transform | [`Transform`], [`SyncTransform`] | [`map`], [`filter`], [`flat_map`], [`try_map`] |
+//! | sink | [`Sink`] | [`console`], [`collect`] |
+//! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`] |
+//! | join | [`Join`] | [`inner_join`], [`left_join`], [`strict_join`] |
+//! | observer | [`Observer`] | [`observe`] |
+//!
+//! Handlers return [`StageError`]: a transient or permanent failure sends the
+//! input to the error lane and the stage goes on; a fatal one (or a panic)
+//! fails the stage and the flow.
+
+mod error;
+mod helpers;
+mod traits;
+
+pub use error::{Severity, StageError};
+pub use helpers::*;
+pub use traits::{
+    EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, SyncTransform,
+    Transform,
+};

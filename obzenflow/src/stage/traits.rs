@@ -1,0 +1,147 @@
+//! The handler traits, one per stage kind. Each kind with a synchronous form
+//! has a `Sync*` trait too; everything that implements the synchronous trait
+//! implements the asynchronous one.
+
+use super::StageError;
+use crate::event::Envelope;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::time::Duration;
+
+/// Where a handler puts its outputs.
+#[derive(Debug)]
+pub struct Emitter<O> {
+    pub(crate) items: Vec<O>,
+}
+
+impl<O> Emitter<O> {
+    pub(crate) fn new() -> Self {
+        Emitter { items: Vec::new() }
+    }
+
+    /// Emits one output.
+    #[inline]
+    pub fn emit(&mut self, item: O) {
+        self.items.push(item);
+    }
+
+    /// Emits several outputs, in order.
+    pub fn emit_all(&mut self, items: impl IntoIterator<Item = O>) {
+        self.items.extend(items);
+    }
+}
+
+/// What one poll of a source gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Poll<T> {
+    /// Zero or more new events.
+    Events(Vec<T>),
+    /// The source is finished: an EOF follows its last events.
+    End,
+}
+
+/// A stage with no input that produces events.
+///
+/// `next` is raced against stop requests: if a stop arrives while it waits,
+/// its future is dropped, so keep it cancel-safe (as tokio's channel `recv` is).
+/// A source that never waits simply has no `.await` in its `next`.
+pub trait Source<T>: Send + 'static {
+    /// The next events, waiting for them if there are none yet.
+    fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send;
+}
+
+/// One input event to zero or more outputs.
+pub trait Transform<I, O>: Send + 'static {
+    /// Handles one input.
+    fn process(
+        &mut self,
+        input: I,
+        out: &mut Emitter<O>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send;
+}
+
+/// A transform that never waits.
+pub trait SyncTransform<I, O>: Send + 'static {
+    /// Handles one input.
+    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError>;
+}
+
+impl<I, O: Send, X: SyncTransform<I, O>> Transform<I, O> for X {
+    fn process(
+        &mut self,
+        input: I,
+        out: &mut Emitter<O>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
+        std::future::ready(SyncTransform::process(self, input, out))
+    }
+}
+
+/// Proof that a sink delivered an event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Where or how it was delivered, if the sink says.
+    pub detail: Option<String>,
+}
+
+impl Receipt {
+    /// Delivered, nothing more to say.
+    pub fn delivered() -> Self {
+        Receipt { detail: None }
+    }
+
+    /// Delivered, with a note (a file offset, a remote id).
+    pub fn with_detail(detail: impl Into<String>) -> Self {
+        Receipt {
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// The end of a pipeline: consumes events and says what it delivered.
+pub trait Sink<T>: Send + 'static {
+    /// Delivers one event.
+    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send;
+
+    /// Called after each batch of inputs.
+    fn flush(&mut self) -> impl Future<Output = Result<(), StageError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    /// Called once, after the last input.
+    fn drain(&mut self) -> impl Future<Output = Result<(), StageError>> + Send {
+        std::future::ready(Ok(()))
+    }
+}
+
+/// When a stateful stage emits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmitPolicy {
+    /// After every `n` inputs, and at the end for the rest.
+    EveryN(u64),
+    /// Once, after the last input.
+    OnEof,
+    /// Every time the window passes with new inputs in it, and at the end.
+    Window(Duration),
+}
+
+/// Accumulates inputs and emits on a policy.
+pub trait Stateful<I, O>: Send + 'static {
+    /// Takes one input into the state.
+    fn accumulate(&mut self, input: I) -> Result<(), StageError>;
+    /// What to emit now (the policy says when).
+    fn emit(&mut self) -> Vec<O>;
+}
+
+/// Joins a stream against a reference table loaded first.
+pub trait Join<R, S, O>: Send + 'static {
+    /// Takes one reference event (all of them arrive before any stream event).
+    fn load(&mut self, reference: R) -> Result<(), StageError>;
+    /// Joins one stream event.
+    fn join(&mut self, input: S, out: &mut Emitter<O>) -> Result<(), StageError>;
+}
+
+/// Sees every entry of a stage's journal and cannot change it.
+pub trait Observer<T>: Send + 'static {
+    /// Called for each entry: data, error-lane records and control markers.
+    fn observe(&mut self, entry: &Envelope<T>);
+}

@@ -1,0 +1,528 @@
+//! What each kind of stage does between "wait for work" and "work done": the
+//! part of a supervisor that differs by kind. The lifecycle around it (the
+//! state machine, control, failure handling) is the same for all and lives in
+//! `runner`.
+
+use super::input::Inputs;
+use super::status::StageCounters;
+use crate::event::{Body, Control, ErrorRecord, EventId, Parents, Payload};
+use crate::journal::{Chunk, JournalError, JournalWriter, MemoryJournal};
+use crate::stage::{
+    EmitPolicy, Emitter, Join, Observer, Poll, Severity, Sink, Source, StageError, Stateful,
+    Transform,
+};
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant as StdInstant;
+use tokio::time::{Instant, sleep_until};
+
+/// Whether a stage has more to do after a piece of work.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Continue,
+    /// No more input: the stage drains.
+    Done,
+}
+
+/// One kind of stage, as its supervisor drives it.
+pub(crate) trait StageBody: Send + 'static {
+    /// A piece of work that `wait` found.
+    type Work: Send;
+
+    /// Waits for work. Raced against control messages, so it takes nothing it
+    /// would lose if dropped (a source's `next` must be cancel-safe).
+    fn wait(&mut self) -> impl Future<Output = Self::Work> + Send;
+
+    /// Does it (never raced).
+    fn work(&mut self, work: Self::Work) -> impl Future<Output = Result<Step, String>> + Send;
+
+    /// After the last input: final emits, flushes, and the EOF.
+    fn finish(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Asked to stop producing (only sources produce on their own).
+    fn stop_producing(&mut self) {}
+}
+
+/// The error lane of a flow: every record any stage wrote there.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ErrorLane(Arc<Mutex<Vec<ErrorRecord>>>);
+
+impl ErrorLane {
+    fn push(&self, record: ErrorRecord) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record);
+    }
+
+    pub(crate) fn records(&self) -> Vec<ErrorRecord> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What every body shares: its name, counters, output writer and the error lane.
+pub(crate) struct Output<O: Payload> {
+    pub(crate) name: Arc<str>,
+    pub(crate) counters: Arc<StageCounters>,
+    pub(crate) writer: JournalWriter<O, MemoryJournal<O>>,
+    pub(crate) errors: ErrorLane,
+}
+
+impl<O: Payload> Output<O> {
+    #[inline]
+    fn emit(&mut self, parents: Parents, item: O) {
+        self.writer.push(parents, Body::Data(item));
+    }
+
+    /// Handles a handler's failure on `input`: the error lane for a transient
+    /// or permanent one, the stage's failure for a fatal one.
+    fn failed(&mut self, error: StageError, input: Option<EventId>) -> Result<(), String> {
+        if error.severity() == Severity::Fatal {
+            return Err(error.message().to_owned());
+        }
+        let record = ErrorRecord {
+            stage: Arc::clone(&self.name),
+            kind: error.lane_kind(),
+            message: error.message().to_owned(),
+            input_id: input,
+            input: None,
+        };
+        self.errors.push(record.clone());
+        self.writer.push(Parents::from(input), Body::Error(record));
+        StageCounters::add(&self.counters.errors, 1);
+        Ok(())
+    }
+
+    /// Appends what is pending and counts the data among it.
+    async fn flush(&mut self, data_out: u64) -> Result<(), String> {
+        StageCounters::add(&self.counters.events_out, data_out);
+        self.writer.flush().await.map_err(journal_failure)
+    }
+
+    async fn write_eof(&mut self, drained: bool) -> Result<(), String> {
+        if drained {
+            self.writer
+                .push(Parents::None, Body::Control(Control::Drain));
+        }
+        self.writer.push(Parents::None, Body::Control(Control::Eof));
+        self.flush(0).await
+    }
+
+    fn busy_since(&self, started: StdInstant) {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        StageCounters::add(&self.counters.busy_nanos, nanos);
+    }
+}
+
+impl From<Option<EventId>> for Parents {
+    fn from(id: Option<EventId>) -> Self {
+        id.map_or(Parents::None, Parents::One)
+    }
+}
+
+fn journal_failure(error: JournalError) -> String {
+    format!("journal: {error}")
+}
+
+/// Splits a chunk into its data (with ids), counting it, and notes an EOF.
+/// Error-lane records of upstream stages stay in their own journals.
+fn data_of<T: Payload>(chunk: Chunk<T>, counters: &StageCounters) -> (Vec<(EventId, T)>, bool) {
+    let mut eof = false;
+    let mut data = Vec::with_capacity(chunk.len());
+    for entry in chunk.into_entries() {
+        match entry.body {
+            Body::Data(item) => data.push((entry.id, item)),
+            Body::Control(Control::Eof) => eof = true,
+            Body::Control(Control::Drain) | Body::Error(_) => {}
+        }
+    }
+    StageCounters::add(&counters.events_in, data.len() as u64);
+    (data, eof)
+}
+
+// ---- source ----
+
+pub(crate) struct SourceBody<T: Payload, S> {
+    pub(crate) handler: S,
+    pub(crate) output: Output<T>,
+    pub(crate) stopping: bool,
+}
+
+impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
+    type Work = Option<Result<Poll<T>, StageError>>;
+
+    async fn wait(&mut self) -> Self::Work {
+        if self.stopping {
+            return None;
+        }
+        Some(self.handler.next().await)
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let started = StdInstant::now();
+        let step = match work {
+            None | Some(Ok(Poll::End)) => Step::Done,
+            Some(Ok(Poll::Events(events))) => {
+                let count = events.len() as u64;
+                for event in events {
+                    self.output.emit(Parents::None, event);
+                }
+                self.output.flush(count).await?;
+                Step::Continue
+            }
+            Some(Err(error)) => {
+                self.output.failed(error, None)?;
+                self.output.flush(0).await?;
+                Step::Continue
+            }
+        };
+        self.output.busy_since(started);
+        Ok(step)
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.output.write_eof(self.stopping).await
+    }
+
+    fn stop_producing(&mut self) {
+        self.stopping = true;
+    }
+}
+
+// ---- transform ----
+
+pub(crate) struct TransformBody<I: Payload, O: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) inputs: Inputs<I>,
+    pub(crate) output: Output<O>,
+    pub(crate) emitter: Emitter<O>,
+}
+
+impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, O, X> {
+    type Work = Option<(usize, Chunk<I>)>;
+
+    async fn wait(&mut self) -> Self::Work {
+        self.inputs.next().await
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let Some((index, chunk)) = work else {
+            return Ok(Step::Done);
+        };
+        let started = StdInstant::now();
+        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut produced = 0;
+        for (id, item) in data {
+            match self.handler.process(item, &mut self.emitter).await {
+                Ok(()) => {
+                    produced += self.emitter.items.len() as u64;
+                    for out in self.emitter.items.drain(..) {
+                        self.output.emit(Parents::One(id), out);
+                    }
+                }
+                Err(error) => {
+                    self.emitter.items.clear();
+                    self.output.failed(error, Some(id))?;
+                }
+            }
+        }
+        self.output.flush(produced).await?;
+        self.output.busy_since(started);
+        if eof {
+            self.inputs.close(index);
+        }
+        Ok(if self.inputs.all_closed() {
+            Step::Done
+        } else {
+            Step::Continue
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.output.write_eof(false).await
+    }
+}
+
+// ---- sink ----
+
+pub(crate) struct SinkBody<T: Payload, K> {
+    pub(crate) handler: K,
+    pub(crate) inputs: Inputs<T>,
+    pub(crate) output: Output<crate::stage::Receipt>,
+}
+
+impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
+    type Work = Option<(usize, Chunk<T>)>;
+
+    async fn wait(&mut self) -> Self::Work {
+        self.inputs.next().await
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let Some((index, chunk)) = work else {
+            return Ok(Step::Done);
+        };
+        let started = StdInstant::now();
+        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut delivered = 0;
+        for (id, item) in data {
+            match self.handler.consume(item).await {
+                Ok(receipt) => {
+                    delivered += 1;
+                    self.output.emit(Parents::One(id), receipt);
+                }
+                Err(error) => self.output.failed(error, Some(id))?,
+            }
+        }
+        if let Err(error) = self.handler.flush().await {
+            self.output.failed(error, None)?;
+        }
+        self.output.flush(delivered).await?;
+        self.output.busy_since(started);
+        if eof {
+            self.inputs.close(index);
+        }
+        Ok(if self.inputs.all_closed() {
+            Step::Done
+        } else {
+            Step::Continue
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.handler
+            .drain()
+            .await
+            .map_err(|error| format!("drain failed: {error}"))?;
+        self.output.write_eof(false).await
+    }
+}
+
+// ---- stateful ----
+
+pub(crate) struct StatefulBody<I: Payload, O: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) policy: EmitPolicy,
+    pub(crate) inputs: Inputs<I>,
+    pub(crate) output: Output<O>,
+    /// Inputs taken since the last emit.
+    pub(crate) pending: u64,
+    /// The last input taken, the parent of what the next emit writes.
+    pub(crate) last_input: Option<EventId>,
+    /// When the current window closes (only while inputs are pending).
+    pub(crate) window_ends: Option<Instant>,
+}
+
+pub(crate) enum StatefulWork<I> {
+    Input(Option<(usize, Chunk<I>)>),
+    WindowClosed,
+}
+
+impl<I: Payload, O: Payload, X: Stateful<I, O>> StatefulBody<I, O, X> {
+    fn emit(&mut self) -> u64 {
+        let items = self.handler.emit();
+        let count = items.len() as u64;
+        let parents = Parents::from(self.last_input);
+        for item in items {
+            self.output.emit(parents.clone(), item);
+        }
+        self.pending = 0;
+        self.window_ends = None;
+        count
+    }
+}
+
+impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O, X> {
+    type Work = StatefulWork<I>;
+
+    async fn wait(&mut self) -> Self::Work {
+        match self.window_ends {
+            Some(deadline) => tokio::select! {
+                input = self.inputs.next() => StatefulWork::Input(input),
+                () = sleep_until(deadline) => StatefulWork::WindowClosed,
+            },
+            None => StatefulWork::Input(self.inputs.next().await),
+        }
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let (index, chunk) = match work {
+            StatefulWork::WindowClosed => {
+                let produced = self.emit();
+                self.output.flush(produced).await?;
+                return Ok(Step::Continue);
+            }
+            StatefulWork::Input(None) => return Ok(Step::Done),
+            StatefulWork::Input(Some(ready)) => ready,
+        };
+        let started = StdInstant::now();
+        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut produced = 0;
+        for (id, item) in data {
+            if let Err(error) = self.handler.accumulate(item) {
+                self.output.failed(error, Some(id))?;
+                continue;
+            }
+            self.pending += 1;
+            self.last_input = Some(id);
+            match self.policy {
+                EmitPolicy::EveryN(n) if self.pending >= n.max(1) => produced += self.emit(),
+                EmitPolicy::Window(window) if self.window_ends.is_none() => {
+                    self.window_ends = Some(Instant::now() + window);
+                }
+                _ => {}
+            }
+        }
+        self.output.flush(produced).await?;
+        self.output.busy_since(started);
+        if eof {
+            self.inputs.close(index);
+        }
+        Ok(if self.inputs.all_closed() {
+            Step::Done
+        } else {
+            Step::Continue
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        let produced = match self.policy {
+            EmitPolicy::OnEof => self.emit(),
+            _ if self.pending > 0 => self.emit(),
+            _ => 0,
+        };
+        self.output.flush(produced).await?;
+        self.output.write_eof(false).await
+    }
+}
+
+// ---- join ----
+
+pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) reference: Inputs<R>,
+    pub(crate) stream: Inputs<S>,
+    pub(crate) output: Output<O>,
+    pub(crate) emitter: Emitter<O>,
+}
+
+pub(crate) enum JoinWork<R, S> {
+    Reference(Option<(usize, Chunk<R>)>),
+    Stream(Option<(usize, Chunk<S>)>),
+}
+
+impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBody<R, S, O, X> {
+    type Work = JoinWork<R, S>;
+
+    async fn wait(&mut self) -> Self::Work {
+        // The whole reference is loaded before any stream event is joined.
+        if self.reference.all_closed() {
+            JoinWork::Stream(self.stream.next().await)
+        } else {
+            JoinWork::Reference(self.reference.next().await)
+        }
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let started = StdInstant::now();
+        let step = match work {
+            JoinWork::Reference(None) | JoinWork::Stream(None) => Step::Continue,
+            JoinWork::Reference(Some((index, chunk))) => {
+                let (data, eof) = data_of(chunk, &self.output.counters);
+                for (id, item) in data {
+                    if let Err(error) = self.handler.load(item) {
+                        self.output.failed(error, Some(id))?;
+                    }
+                }
+                if eof {
+                    self.reference.close(index);
+                }
+                self.output.flush(0).await?;
+                Step::Continue
+            }
+            JoinWork::Stream(Some((index, chunk))) => {
+                let (data, eof) = data_of(chunk, &self.output.counters);
+                let mut produced = 0;
+                for (id, item) in data {
+                    match self.handler.join(item, &mut self.emitter) {
+                        Ok(()) => {
+                            produced += self.emitter.items.len() as u64;
+                            for out in self.emitter.items.drain(..) {
+                                self.output.emit(Parents::One(id), out);
+                            }
+                        }
+                        Err(error) => {
+                            self.emitter.items.clear();
+                            self.output.failed(error, Some(id))?;
+                        }
+                    }
+                }
+                if eof {
+                    self.stream.close(index);
+                }
+                self.output.flush(produced).await?;
+                Step::Continue
+            }
+        };
+        self.output.busy_since(started);
+        Ok(if self.reference.all_closed() && self.stream.all_closed() {
+            Step::Done
+        } else {
+            step
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.output.write_eof(false).await
+    }
+}
+
+// ---- observer ----
+
+pub(crate) struct ObserverBody<T: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) inputs: Inputs<T>,
+    pub(crate) output: Output<()>,
+}
+
+impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
+    type Work = Option<(usize, Chunk<T>)>;
+
+    async fn wait(&mut self) -> Self::Work {
+        self.inputs.next().await
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
+        let Some((index, chunk)) = work else {
+            return Ok(Step::Done);
+        };
+        let started = StdInstant::now();
+        let mut eof = false;
+        let mut seen = 0;
+        for entry in chunk.entries() {
+            self.handler.observe(entry);
+            match &entry.body {
+                Body::Data(_) => seen += 1,
+                Body::Control(Control::Eof) => eof = true,
+                _ => {}
+            }
+        }
+        StageCounters::add(&self.output.counters.events_in, seen);
+        self.output.busy_since(started);
+        if eof {
+            self.inputs.close(index);
+        }
+        Ok(if self.inputs.all_closed() {
+            Step::Done
+        } else {
+            Step::Continue
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        self.output.write_eof(false).await
+    }
+}

@@ -1,0 +1,97 @@
+//! The inputs of a stage: one or more journals of the same payload type, read
+//! as one stream. Inputs are served round-robin, in the order they were
+//! connected, among those with entries ready; an input that has reached its
+//! EOF is no longer waited on.
+
+use crate::event::Payload;
+use crate::journal::{Chunk, MemoryReader};
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+pub(crate) struct Inputs<T: Payload> {
+    readers: Vec<MemoryReader<T>>,
+    open: Vec<bool>,
+    next: usize,
+}
+
+impl<T: Payload> Inputs<T> {
+    pub(crate) fn new(readers: Vec<MemoryReader<T>>) -> Self {
+        Inputs {
+            open: vec![true; readers.len()],
+            readers,
+            next: 0,
+        }
+    }
+
+    /// Marks input `index` as finished (its EOF was read).
+    pub(crate) fn close(&mut self, index: usize) {
+        self.open[index] = false;
+    }
+
+    /// Whether every input has reached its EOF.
+    pub(crate) fn all_closed(&self) -> bool {
+        !self.open.contains(&true)
+    }
+
+    fn try_next(&mut self) -> Option<(usize, Chunk<T>)> {
+        let count = self.readers.len();
+        for offset in 0..count {
+            let index = (self.next + offset) % count;
+            if !self.open[index] {
+                continue;
+            }
+            if let Some(chunk) = self.readers[index].try_next() {
+                self.next = (index + 1) % count;
+                return Some((index, chunk));
+            }
+        }
+        None
+    }
+
+    /// The next chunk from any open input, waiting without spinning; `None`
+    /// once every input is closed. Cancel-safe: nothing is taken until it is
+    /// returned.
+    pub(crate) async fn next(&mut self) -> Option<(usize, Chunk<T>)> {
+        if let Some(ready) = self.try_next() {
+            return Some(ready);
+        }
+        loop {
+            if self.all_closed() {
+                return None;
+            }
+            let notifies: Vec<Arc<Notify>> = self
+                .readers
+                .iter()
+                .zip(&self.open)
+                .filter(|(_, open)| **open)
+                .map(|(reader, _)| reader.appended())
+                .collect();
+            let mut waits: Vec<Pin<Box<Notified<'_>>>> =
+                notifies.iter().map(|n| Box::pin(n.notified())).collect();
+            for wait in &mut waits {
+                wait.as_mut().enable();
+            }
+            if let Some(ready) = self.try_next() {
+                return Some(ready);
+            }
+            poll_fn(|cx| {
+                if waits
+                    .iter_mut()
+                    .any(|wait| wait.as_mut().poll(cx).is_ready())
+                {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            if let Some(ready) = self.try_next() {
+                return Some(ready);
+            }
+        }
+    }
+}
