@@ -11,6 +11,18 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Yields to the runtime until `done` holds; a bounded wait, so that a bug
+/// fails the test instead of hanging it.
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..1_000_000 {
+        if done() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the condition was not reached");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_in_merges_fairly_and_fan_out_gives_every_reader_everything() {
     let mut flow = FlowBuilder::new("fans");
@@ -98,9 +110,7 @@ async fn graceful_stop_under_load_loses_nothing() {
     flow.sink("out", &checked, sink);
     let mut handle = flow.build().unwrap();
     handle.start().unwrap();
-    while produced.load(Ordering::Relaxed) < 50_000 {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| produced.load(Ordering::Relaxed) >= 50_000).await;
     let report = handle.stop_graceful(Duration::from_secs(30)).await.unwrap();
     assert_eq!(report.state, FlowState::Stopped);
     let written = report.stage("endless").unwrap().events_out;
@@ -144,9 +154,7 @@ async fn cancel_returns_promptly_even_with_a_stuck_stage() {
     flow.sink("stuck", &source, Stuck);
     let mut handle = flow.build().unwrap();
     handle.start().unwrap();
-    while produced.load(Ordering::Relaxed) == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| produced.load(Ordering::Relaxed) > 0).await;
     let started = tokio::time::Instant::now();
     let report = handle.stop_cancel().await.unwrap();
     assert_eq!(
@@ -167,9 +175,7 @@ async fn a_graceful_stop_that_times_out_escalates_to_cancel() {
     let mut handle = flow.build().unwrap();
     handle.start().unwrap();
     // Let the sink take an event it will never finish delivering.
-    while handle.report().stage("stuck").unwrap().events_in == 0 {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| handle.report().stage("stuck").unwrap().events_in > 0).await;
     let started = tokio::time::Instant::now();
     let report = handle.stop_graceful(Duration::from_secs(5)).await.unwrap();
     assert_eq!(report.state, FlowState::Cancelled);
@@ -341,9 +347,7 @@ async fn an_idle_flow_does_not_wake_up() {
     let mut handle = flow.build().unwrap();
     handle.start().unwrap();
     send.send(1).await.unwrap();
-    while out.is_empty() {
-        tokio::task::yield_now().await;
-    }
+    wait_until(|| !out.is_empty()).await;
     let before: Vec<u64> = handle.report().stages.iter().map(|s| s.wakeups).collect();
     tokio::time::advance(Duration::from_secs(60)).await;
     for _ in 0..100 {

@@ -95,8 +95,9 @@ impl<T> Envelope<T> {
 pub enum Body<T> {
     /// A payload.
     Data(T),
-    /// An input the stage failed on: the error lane.
-    Error(ErrorRecord),
+    /// An input the stage failed on: the error lane. Boxed, so that data
+    /// envelopes stay as small as their payload allows.
+    Error(Box<ErrorRecord>),
     /// A control marker.
     Control(Control),
 }

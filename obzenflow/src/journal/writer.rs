@@ -60,7 +60,9 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        // The next batch is likely the size of this one: allocate it once.
+        let capacity = self.pending.len();
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(capacity));
         self.journal.append(batch).await
     }
 

@@ -91,7 +91,8 @@ impl<O: Payload> Output<O> {
             input: None,
         };
         self.errors.push(record.clone());
-        self.writer.push(Parents::from(input), Body::Error(record));
+        self.writer
+            .push(Parents::from(input), Body::Error(Box::new(record)));
         StageCounters::add(&self.counters.errors, 1);
         Ok(())
     }
@@ -127,20 +128,49 @@ fn journal_failure(error: JournalError) -> String {
     format!("journal: {error}")
 }
 
-/// Splits a chunk into its data (with ids), counting it, and notes an EOF.
+/// The data of a chunk with their ids, in order, noting an EOF on the way.
 /// Error-lane records of upstream stages stay in their own journals.
-fn data_of<T: Payload>(chunk: Chunk<T>, counters: &StageCounters) -> (Vec<(EventId, T)>, bool) {
-    let mut eof = false;
-    let mut data = Vec::with_capacity(chunk.len());
-    for entry in chunk.into_entries() {
-        match entry.body {
-            Body::Data(item) => data.push((entry.id, item)),
-            Body::Control(Control::Eof) => eof = true,
-            Body::Control(Control::Drain) | Body::Error(_) => {}
+struct ChunkData<T> {
+    entries: std::vec::IntoIter<crate::event::Envelope<T>>,
+    eof: bool,
+}
+
+impl<T: Payload> ChunkData<T> {
+    /// Takes a chunk's entries, counting its data as read by the stage (read,
+    /// not yet handled: the count includes what is in flight).
+    fn new(chunk: Chunk<T>, counters: &StageCounters) -> Self {
+        let entries = chunk.into_entries();
+        let data = entries
+            .iter()
+            .filter(|entry| matches!(entry.body, Body::Data(_)))
+            .count();
+        StageCounters::add(&counters.events_in, data as u64);
+        ChunkData {
+            entries: entries.into_iter(),
+            eof: false,
         }
     }
-    StageCounters::add(&counters.events_in, data.len() as u64);
-    (data, eof)
+
+    /// Whether the chunk ended with the input's EOF.
+    fn finish(self) -> bool {
+        self.eof
+    }
+}
+
+impl<T> Iterator for ChunkData<T> {
+    type Item = (EventId, T);
+
+    #[inline]
+    fn next(&mut self) -> Option<(EventId, T)> {
+        loop {
+            let entry = self.entries.next()?;
+            match entry.body {
+                Body::Data(item) => return Some((entry.id, item)),
+                Body::Control(Control::Eof) => self.eof = true,
+                Body::Control(Control::Drain) | Body::Error(_) => {}
+            }
+        }
+    }
 }
 
 // ---- source ----
@@ -213,9 +243,9 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
             return Ok(Step::Done);
         };
         let started = StdInstant::now();
-        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut data = ChunkData::new(chunk, &self.output.counters);
         let mut produced = 0;
-        for (id, item) in data {
+        for (id, item) in &mut data {
             match self.handler.process(item, &mut self.emitter).await {
                 Ok(()) => {
                     produced += self.emitter.items.len() as u64;
@@ -229,6 +259,7 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
                 }
             }
         }
+        let eof = data.finish();
         self.output.flush(produced).await?;
         self.output.busy_since(started);
         if eof {
@@ -266,9 +297,9 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
             return Ok(Step::Done);
         };
         let started = StdInstant::now();
-        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut data = ChunkData::new(chunk, &self.output.counters);
         let mut delivered = 0;
-        for (id, item) in data {
+        for (id, item) in &mut data {
             match self.handler.consume(item).await {
                 Ok(receipt) => {
                     delivered += 1;
@@ -277,6 +308,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
                 Err(error) => self.output.failed(error, Some(id))?,
             }
         }
+        let eof = data.finish();
         if let Err(error) = self.handler.flush().await {
             self.output.failed(error, None)?;
         }
@@ -359,9 +391,9 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
             StatefulWork::Input(Some(ready)) => ready,
         };
         let started = StdInstant::now();
-        let (data, eof) = data_of(chunk, &self.output.counters);
+        let mut data = ChunkData::new(chunk, &self.output.counters);
         let mut produced = 0;
-        for (id, item) in data {
+        for (id, item) in &mut data {
             if let Err(error) = self.handler.accumulate(item) {
                 self.output.failed(error, Some(id))?;
                 continue;
@@ -376,6 +408,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
                 _ => {}
             }
         }
+        let eof = data.finish();
         self.output.flush(produced).await?;
         self.output.busy_since(started);
         if eof {
@@ -431,22 +464,22 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
         let step = match work {
             JoinWork::Reference(None) | JoinWork::Stream(None) => Step::Continue,
             JoinWork::Reference(Some((index, chunk))) => {
-                let (data, eof) = data_of(chunk, &self.output.counters);
-                for (id, item) in data {
+                let mut data = ChunkData::new(chunk, &self.output.counters);
+                for (id, item) in &mut data {
                     if let Err(error) = self.handler.load(item) {
                         self.output.failed(error, Some(id))?;
                     }
                 }
-                if eof {
+                if data.finish() {
                     self.reference.close(index);
                 }
                 self.output.flush(0).await?;
                 Step::Continue
             }
             JoinWork::Stream(Some((index, chunk))) => {
-                let (data, eof) = data_of(chunk, &self.output.counters);
+                let mut data = ChunkData::new(chunk, &self.output.counters);
                 let mut produced = 0;
-                for (id, item) in data {
+                for (id, item) in &mut data {
                     match self.handler.join(item, &mut self.emitter) {
                         Ok(()) => {
                             produced += self.emitter.items.len() as u64;
@@ -460,7 +493,7 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                         }
                     }
                 }
-                if eof {
+                if data.finish() {
                     self.stream.close(index);
                 }
                 self.output.flush(produced).await?;
