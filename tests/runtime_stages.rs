@@ -1,5 +1,7 @@
 //! Every stage kind and helper through the builder API, checking outputs.
 
+mod support;
+
 use obzenflow::event::{Body, Envelope, ErrorKind};
 use obzenflow::flow::{FlowBuilder, FlowState};
 use obzenflow::stage::{
@@ -10,6 +12,7 @@ use obzenflow::stage::{
 use obzenflow::supervise::StageState;
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
+use support::wait_until;
 use tokio::sync::mpsc;
 
 #[tokio::test]
@@ -166,17 +169,6 @@ async fn window_policy_emits_when_a_window_with_inputs_closes() {
         [2, 3],
         "one window of two, then the rest at EOF"
     );
-}
-
-/// Yields to the runtime until `done` holds (bounded, so a bug fails instead of hanging).
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("condition not reached");
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

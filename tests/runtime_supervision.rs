@@ -1,5 +1,7 @@
 //! Shapes, stopping, failures and idleness of flows, through the public API.
 
+mod support;
+
 use obzenflow::flow::{FlowBuilder, FlowError, FlowState};
 use obzenflow::stage::{
     Poll, Receipt, Sink, Source, StageError, collect, from_iter, from_receiver, map,
@@ -9,19 +11,8 @@ use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+use support::wait_until;
 use tokio::sync::mpsc;
-
-/// Yields to the runtime until `done` holds; a bounded wait, so that a bug
-/// fails the test instead of hanging it.
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..1_000_000 {
-        if done() {
-            return;
-        }
-        tokio::task::yield_now().await;
-    }
-    panic!("the condition was not reached");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_in_merges_fairly_and_fan_out_gives_every_reader_everything() {

@@ -408,12 +408,21 @@ where
     SK: FnMut(&S) -> K + Send + 'static,
     C: FnMut(&R, S) -> O + Send + 'static,
 {
+    key_join(reference_key, stream_key, combine, Missing::Skip)
+}
+
+fn key_join<K, R, RK, SK, C>(
+    reference_key: RK,
+    stream_key: SK,
+    combine: C,
+    missing: Missing,
+) -> KeyJoin<K, R, RK, SK, C> {
     KeyJoin {
         table: HashMap::new(),
         reference_key,
         stream_key,
         combine,
-        missing: Missing::Skip,
+        missing,
     }
 }
 
@@ -429,13 +438,7 @@ where
     SK: FnMut(&S) -> K + Send + 'static,
     C: FnMut(Option<&R>, S) -> O + Send + 'static,
 {
-    LeftJoin(KeyJoin {
-        table: HashMap::new(),
-        reference_key,
-        stream_key,
-        combine,
-        missing: Missing::Keep,
-    })
+    LeftJoin(key_join(reference_key, stream_key, combine, Missing::Keep))
 }
 
 /// Joins each stream event with the reference of the same key; a stream event
@@ -451,13 +454,7 @@ where
     SK: FnMut(&S) -> K + Send + 'static,
     C: FnMut(&R, S) -> O + Send + 'static,
 {
-    KeyJoin {
-        table: HashMap::new(),
-        reference_key,
-        stream_key,
-        combine,
-        missing: Missing::Fail,
-    }
+    key_join(reference_key, stream_key, combine, Missing::Fail)
 }
 
 impl<K, R, S, O, RK, SK, C> Join<R, S, O> for KeyJoin<K, R, RK, SK, C>

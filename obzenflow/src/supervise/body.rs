@@ -97,6 +97,30 @@ impl<O: Payload> Output<O> {
         Ok(())
     }
 
+    /// After a handler ran on input `id`: writes what it emitted (returning
+    /// how many) or, if it failed, sends the input to the error lane.
+    fn handled(
+        &mut self,
+        id: EventId,
+        result: Result<(), StageError>,
+        emitter: &mut Emitter<O>,
+    ) -> Result<u64, String> {
+        match result {
+            Ok(()) => {
+                let count = emitter.items.len() as u64;
+                for item in emitter.items.drain(..) {
+                    self.emit(Parents::One(id), item);
+                }
+                Ok(count)
+            }
+            Err(error) => {
+                emitter.items.clear();
+                self.failed(error, Some(id))?;
+                Ok(0)
+            }
+        }
+    }
+
     /// Appends what is pending and counts the data among it.
     async fn flush(&mut self, data_out: u64) -> Result<(), String> {
         StageCounters::add(&self.counters.events_out, data_out);
@@ -246,30 +270,13 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
         let mut data = ChunkData::new(chunk, &self.output.counters);
         let mut produced = 0;
         for (id, item) in &mut data {
-            match self.handler.process(item, &mut self.emitter).await {
-                Ok(()) => {
-                    produced += self.emitter.items.len() as u64;
-                    for out in self.emitter.items.drain(..) {
-                        self.output.emit(Parents::One(id), out);
-                    }
-                }
-                Err(error) => {
-                    self.emitter.items.clear();
-                    self.output.failed(error, Some(id))?;
-                }
-            }
+            let result = self.handler.process(item, &mut self.emitter).await;
+            produced += self.output.handled(id, result, &mut self.emitter)?;
         }
         let eof = data.finish();
         self.output.flush(produced).await?;
         self.output.busy_since(started);
-        if eof {
-            self.inputs.close(index);
-        }
-        Ok(if self.inputs.all_closed() {
-            Step::Done
-        } else {
-            Step::Continue
-        })
+        Ok(self.inputs.after_chunk(index, eof))
     }
 
     async fn finish(&mut self) -> Result<(), String> {
@@ -314,14 +321,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         }
         self.output.flush(delivered).await?;
         self.output.busy_since(started);
-        if eof {
-            self.inputs.close(index);
-        }
-        Ok(if self.inputs.all_closed() {
-            Step::Done
-        } else {
-            Step::Continue
-        })
+        Ok(self.inputs.after_chunk(index, eof))
     }
 
     async fn finish(&mut self) -> Result<(), String> {
@@ -411,14 +411,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
         let eof = data.finish();
         self.output.flush(produced).await?;
         self.output.busy_since(started);
-        if eof {
-            self.inputs.close(index);
-        }
-        Ok(if self.inputs.all_closed() {
-            Step::Done
-        } else {
-            Step::Continue
-        })
+        Ok(self.inputs.after_chunk(index, eof))
     }
 
     async fn finish(&mut self) -> Result<(), String> {
@@ -480,18 +473,8 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 let mut data = ChunkData::new(chunk, &self.output.counters);
                 let mut produced = 0;
                 for (id, item) in &mut data {
-                    match self.handler.join(item, &mut self.emitter) {
-                        Ok(()) => {
-                            produced += self.emitter.items.len() as u64;
-                            for out in self.emitter.items.drain(..) {
-                                self.output.emit(Parents::One(id), out);
-                            }
-                        }
-                        Err(error) => {
-                            self.emitter.items.clear();
-                            self.output.failed(error, Some(id))?;
-                        }
-                    }
+                    let result = self.handler.join(item, &mut self.emitter);
+                    produced += self.output.handled(id, result, &mut self.emitter)?;
                 }
                 if data.finish() {
                     self.stream.close(index);
@@ -545,14 +528,7 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
         }
         StageCounters::add(&self.output.counters.events_in, seen);
         self.output.busy_since(started);
-        if eof {
-            self.inputs.close(index);
-        }
-        Ok(if self.inputs.all_closed() {
-            Step::Done
-        } else {
-            Step::Continue
-        })
+        Ok(self.inputs.after_chunk(index, eof))
     }
 
     async fn finish(&mut self) -> Result<(), String> {

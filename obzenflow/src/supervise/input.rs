@@ -32,6 +32,19 @@ impl<T: Payload> Inputs<T> {
         self.open[index] = false;
     }
 
+    /// After a chunk of input `index` was handled: closes the input if the
+    /// chunk ended with its EOF, and says whether the stage has input left.
+    pub(crate) fn after_chunk(&mut self, index: usize, eof: bool) -> super::body::Step {
+        if eof {
+            self.close(index);
+        }
+        if self.all_closed() {
+            super::body::Step::Done
+        } else {
+            super::body::Step::Continue
+        }
+    }
+
     /// Whether every input has reached its EOF.
     pub(crate) fn all_closed(&self) -> bool {
         !self.open.contains(&true)
