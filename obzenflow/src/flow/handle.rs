@@ -292,6 +292,12 @@ async fn supervise(
                 stop_deadline = None;
                 Some(FlowEvent::Cancel)
             },
+            // Nothing left to wait for, yet the flow has not ended: fail it
+            // rather than wait forever.
+            else => Some(FlowEvent::StageFailed {
+                stage: "(flow supervisor)".to_owned(),
+                reason: "every stage task ended without the flow reaching an end state".to_owned(),
+            }),
         };
     }
     tracing::info!(flow = %name, state = %machine.state(), "flow ended");
