@@ -6,6 +6,7 @@
 //! spanned `compile_error!`; nothing here panics on user input.
 
 mod diagnostics;
+mod flow;
 mod fsm;
 mod variant;
 
@@ -15,6 +16,13 @@ use proc_macro::TokenStream;
 #[proc_macro]
 pub fn fsm(input: TokenStream) -> TokenStream {
     fsm::expand(input.into()).into()
+}
+
+/// Declares a flow: named stages and the typed edges between them, checked
+/// at compile time. See `obzenflow::flow`.
+#[proc_macro]
+pub fn flow(input: TokenStream) -> TokenStream {
+    flow::expand(input.into()).into()
 }
 
 /// Derives `obzenflow::fsm::StateVariant` for an enum of states.

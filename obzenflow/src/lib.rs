@@ -39,4 +39,4 @@ pub mod supervise;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use obzenflow_macros::fsm;
+pub use obzenflow_macros::{flow, fsm};

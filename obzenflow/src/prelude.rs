@@ -13,4 +13,4 @@ pub use crate::stage::{
     EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, StageError, Stateful,
     SyncTransform, Transform,
 };
-pub use obzenflow_macros::fsm;
+pub use obzenflow_macros::{flow, fsm};

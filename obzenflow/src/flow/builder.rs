@@ -4,6 +4,7 @@
 
 use super::FlowError;
 use super::handle::{FlowHandle, Pipeline, StageInfo};
+use super::topology::{EdgeRole, Topology, TopologyEdge, TopologyStage, short_type_name};
 use crate::event::{Payload, StageId};
 use crate::journal::{JournalOptions, JournalWriter, MemoryJournal};
 use crate::stage::{
@@ -97,6 +98,7 @@ pub struct FlowBuilder {
     ),
     errors: ErrorLane,
     problems: Vec<String>,
+    edges: Vec<TopologyEdge>,
 }
 
 impl std::fmt::Debug for FlowBuilder {
@@ -120,6 +122,7 @@ impl FlowBuilder {
             completions: mpsc::unbounded_channel(),
             errors: ErrorLane::default(),
             problems: Vec::new(),
+            edges: Vec::new(),
         }
     }
 
@@ -146,7 +149,7 @@ impl FlowBuilder {
         inputs: impl Upstream<I>,
         handler: impl Transform<I, O>,
     ) -> StageRef<O> {
-        let inputs = self.connect(name, inputs);
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Transform, |output| TransformBody {
             handler,
             inputs,
@@ -162,7 +165,7 @@ impl FlowBuilder {
         inputs: impl Upstream<T>,
         handler: impl Sink<T>,
     ) -> StageRef<Receipt> {
-        let inputs = self.connect(name, inputs);
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Sink, |output| SinkBody {
             handler,
             inputs,
@@ -178,7 +181,7 @@ impl FlowBuilder {
         handler: impl Stateful<I, O>,
         policy: EmitPolicy,
     ) -> StageRef<O> {
-        let inputs = self.connect(name, inputs);
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Stateful, |output| StatefulBody {
             handler,
             policy,
@@ -190,6 +193,18 @@ impl FlowBuilder {
         })
     }
 
+    /// Adds a stateful stage whose emit policy comes with its handler, as in
+    /// `group_by(..).emit_on_eof()` (see [`StatefulExt`](crate::stage::StatefulExt)).
+    pub fn stateful_with<I: Payload, O: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: impl crate::stage::StatefulStage<I, O>,
+    ) -> StageRef<O> {
+        let (handler, policy) = handler.into_parts();
+        self.stateful(name, inputs, handler, policy)
+    }
+
     /// Adds a join: all of `reference` is loaded before `stream` is joined.
     pub fn join<R: Payload, S: Payload, O: Payload>(
         &mut self,
@@ -198,8 +213,8 @@ impl FlowBuilder {
         stream: &StageRef<S>,
         handler: impl Join<R, S, O>,
     ) -> StageRef<O> {
-        let reference = self.connect(name, reference);
-        let stream = self.connect(name, stream);
+        let reference = self.connect(name, reference, EdgeRole::Reference);
+        let stream = self.connect(name, stream, EdgeRole::Stream);
         self.add(name, StageKind::Join, |output| JoinBody {
             handler,
             reference,
@@ -216,7 +231,7 @@ impl FlowBuilder {
         target: &StageRef<T>,
         handler: impl Observer<T>,
     ) -> StageRef<()> {
-        let inputs = self.connect(name, target);
+        let inputs = self.connect(name, target, EdgeRole::Observed);
         self.add(name, StageKind::Observer, |output| ObserverBody {
             handler,
             inputs,
@@ -239,7 +254,20 @@ impl FlowBuilder {
                 problems,
             });
         }
+        let topology = Topology {
+            flow: self.name.to_string(),
+            stages: self
+                .stages
+                .iter()
+                .map(|stage| TopologyStage {
+                    name: stage.name.to_string(),
+                    kind: stage.kind,
+                })
+                .collect(),
+            edges: self.edges,
+        };
         Ok(FlowHandle::new(Pipeline {
+            topology,
             name: self.name,
             stages: self.stages.into(),
             tasks: self.tasks,
@@ -249,9 +277,20 @@ impl FlowBuilder {
         }))
     }
 
-    fn connect<T: Payload>(&mut self, name: &str, inputs: impl Upstream<T>) -> Inputs<T> {
+    fn connect<T: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<T>,
+        role: EdgeRole,
+    ) -> Inputs<T> {
         let mut readers = Vec::new();
         for upstream in inputs.stages() {
+            self.edges.push(TopologyEdge {
+                from: self.stages[upstream.index].name.to_string(),
+                to: name.to_owned(),
+                payload: short_type_name(std::any::type_name::<T>()),
+                role,
+            });
             match crate::journal::Journal::reader(&upstream.journal, 0) {
                 Ok(reader) => readers.push(reader),
                 Err(error) => self

@@ -96,6 +96,7 @@ impl StageInfo {
 
 /// A built flow, not yet running.
 pub(crate) struct Pipeline {
+    pub(crate) topology: super::topology::Topology,
     pub(crate) name: Arc<str>,
     pub(crate) stages: Arc<[StageInfo]>,
     pub(crate) tasks: Vec<Option<StageTask>>,
@@ -227,6 +228,7 @@ async fn supervise(
         controls,
         mut completions,
         errors,
+        ..
     } = pipeline;
     let mut supervisor = Supervisor {
         finals: vec![None; stages.len()],
@@ -351,6 +353,7 @@ async fn apply(
 #[derive(Debug)]
 pub struct FlowHandle {
     name: Arc<str>,
+    topology: Arc<super::topology::Topology>,
     stages: Arc<[StageInfo]>,
     errors: ErrorLane,
     pending: Option<Pipeline>,
@@ -365,6 +368,7 @@ impl FlowHandle {
     pub(crate) fn new(pipeline: Pipeline) -> Self {
         let (state_sender, state) = watch::channel(FlowState::Created);
         FlowHandle {
+            topology: Arc::new(pipeline.topology.clone()),
             name: Arc::clone(&pipeline.name),
             stages: Arc::clone(&pipeline.stages),
             errors: pipeline.errors.clone(),
@@ -380,6 +384,11 @@ impl FlowHandle {
     /// The flow's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The flow's stages and edges, with Mermaid, DOT and JSON renderings.
+    pub fn topology(&self) -> &super::topology::Topology {
+        &self.topology
     }
 
     /// Starts the flow's stages. Must be called inside a tokio runtime; a

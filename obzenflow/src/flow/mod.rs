@@ -8,11 +8,17 @@
 
 mod builder;
 mod handle;
+pub mod journals;
 mod report;
+mod topology;
+
+#[doc(hidden)]
+pub mod __private;
 
 pub use builder::{FlowBuilder, StageRef, Upstream};
 pub use handle::{FlowHandle, FlowState};
 pub use report::FlowReport;
+pub use topology::{EdgeRole, Topology, TopologyEdge, TopologyStage};
 
 /// What can go wrong with a flow as a whole.
 #[derive(Debug, thiserror::Error)]

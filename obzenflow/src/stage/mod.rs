@@ -21,6 +21,6 @@ mod traits;
 pub use error::{Severity, StageError};
 pub use helpers::*;
 pub use traits::{
-    EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, SyncTransform,
-    Transform,
+    EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, StatefulExt,
+    StatefulStage, SyncTransform, Transform, WithPolicy,
 };

@@ -145,3 +145,63 @@ pub trait Observer<T>: Send + 'static {
     /// Called for each entry: data, error-lane records and control markers.
     fn observe(&mut self, entry: &Envelope<T>);
 }
+
+/// A stateful handler with the policy it emits on: what
+/// [`StatefulExt`]'s methods return.
+#[derive(Debug)]
+pub struct WithPolicy<X> {
+    handler: X,
+    policy: EmitPolicy,
+}
+
+/// Gives a stateful handler its emit policy: `group_by(..).emit_on_eof()`.
+pub trait StatefulExt: Sized {
+    /// Emit once, after the last input.
+    fn emit_on_eof(self) -> WithPolicy<Self> {
+        WithPolicy {
+            handler: self,
+            policy: EmitPolicy::OnEof,
+        }
+    }
+
+    /// Emit after every `n` inputs, and at the end for the rest.
+    fn emit_every(self, n: u64) -> WithPolicy<Self> {
+        WithPolicy {
+            handler: self,
+            policy: EmitPolicy::EveryN(n),
+        }
+    }
+
+    /// Emit whenever `window` passes with new inputs, and at the end.
+    fn emit_every_window(self, window: Duration) -> WithPolicy<Self> {
+        WithPolicy {
+            handler: self,
+            policy: EmitPolicy::Window(window),
+        }
+    }
+}
+
+// For every type: the methods only matter where a stateful stage takes the
+// result, and a bound there says which handlers fit.
+impl<X> StatefulExt for X {}
+
+/// A stateful handler together with its emit policy: what a stateful stage
+/// of `flow!` (or [`FlowBuilder::stateful_with`](crate::flow::FlowBuilder::stateful_with)) takes.
+#[diagnostic::on_unimplemented(
+    message = "this stateful handler does not say when to emit",
+    label = "add `.emit_on_eof()`, `.emit_every(n)` or `.emit_every_window(duration)`",
+    note = "a stateful stage takes `handler.emit_on_eof()` (or another policy), and its handler must implement `Stateful<{I}, {O}>`"
+)]
+pub trait StatefulStage<I, O> {
+    /// The handler.
+    type Handler: Stateful<I, O>;
+    /// The handler and its policy.
+    fn into_parts(self) -> (Self::Handler, EmitPolicy);
+}
+
+impl<I, O, X: Stateful<I, O>> StatefulStage<I, O> for WithPolicy<X> {
+    type Handler = X;
+    fn into_parts(self) -> (X, EmitPolicy) {
+        (self.handler, self.policy)
+    }
+}

@@ -1,0 +1,162 @@
+//! Code generation for `flow!`: one marker type per stage (named after it, so
+//! that rustc's messages about an edge name the user's stages), then one
+//! builder call per stage in dependency order. Everything generic lives in
+//! the library; the expansion is a list of calls.
+
+use super::graph::{Graph, Kind, Role};
+use super::parse::{Signature, StageDecl};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Expr, Ident, Type};
+
+pub(crate) fn flow(
+    name: &Expr,
+    journals: Option<&Expr>,
+    stages: &[StageDecl],
+    graph: &Graph<Span>,
+) -> TokenStream {
+    let p = quote!(::obzenflow::flow::__private);
+    let builder = Ident::new("__flow_builder", Span::mixed_site());
+    let var =
+        |stage: &StageDecl| format_ident!("__stage_{}", stage.name, span = Span::mixed_site());
+    let markers = stages.iter().map(|stage| {
+        let marker = &stage.name;
+        quote!(#[allow(non_camel_case_types, dead_code)] struct #marker {})
+    });
+    let journals = journals.map(|journals| {
+        quote!(#builder.journal_options({ use ::obzenflow::flow::journals::*; #journals });)
+    });
+
+    let mut lets = Vec::new();
+    for &index in &graph.order {
+        let stage = &stages[index];
+        let this = &stage.name;
+        let name_text = this.to_string();
+        let out_ty = output_type(stage, &p);
+        // The upstream of each incoming edge, checked against what this stage accepts.
+        let inputs = |role: Role, accepted: &Type| -> Vec<TokenStream> {
+            graph
+                .edges
+                .iter()
+                .filter(|edge| edge.to == index && edge.role == role && !edge.feedback)
+                .map(|edge| {
+                    let upstream = &stages[edge.from];
+                    let from_var = var(upstream);
+                    // Every token of the check carries the edge's span, so a
+                    // mismatch is reported at the `|>` that makes it.
+                    let emitted = output_type(upstream, &p);
+                    let from_marker = &upstream.name;
+                    let check = respan(
+                        quote!(#p::edge::<#emitted, #accepted, #from_marker, #this>),
+                        edge.pos,
+                    );
+                    quote_spanned!(edge.pos=> &#check(&#from_var))
+                })
+                .collect()
+        };
+        let handler = &stage.handler;
+        let first = first_span(handler);
+        // The builder, named with the macro's hygiene but located at this
+        // stage's handler, so that errors in this call point there.
+        let builder = Ident::new("__flow_builder", first.resolved_at(Span::mixed_site()));
+        // Each call names the declared types explicitly, so a handler that
+        // does not fit them fails its own bound: once, at the handler.
+        let call_path = |function: &str, types: TokenStream| {
+            let function = Ident::new(function, first);
+            respan(quote!(#p::#function::<#types>), first)
+        };
+        let call = match (&stage.signature, stage.kind) {
+            (Signature::One(out), Kind::Source) => {
+                let function = call_path("source", quote!(#out, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, #handler))
+            }
+            (Signature::One(input), Kind::Sink) => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("sink", quote!(#input, _, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler))
+            }
+            (Signature::One(input), _) => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("observer", quote!(#input, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, #(#edges)*, #handler))
+            }
+            (Signature::Map(input, out), Kind::Stateful) => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("stateful", quote!(#input, #out, _, _));
+                quote_spanned! {first=>
+                    #function(&mut #builder, #name_text, [#(#edges),*], { use #p::StatefulExt as _; #handler })
+                }
+            }
+            (Signature::Map(input, out), _) => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("transform", quote!(#input, #out, _, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler))
+            }
+            (Signature::Join(types), _) => {
+                let (reference, stream, out) = &**types;
+                let reference_edge = inputs(Role::Reference, reference);
+                let stream_edge = inputs(Role::Stream, stream);
+                let function = call_path("join", quote!(#reference, #stream, #out, _));
+                quote_spanned! {first=>
+                    #function(&mut #builder, #name_text, #(#reference_edge)*, #(#stream_edge)*, #handler)
+                }
+            }
+        };
+        let variable = var(stage);
+        // The whole statement carries the handler's span: whatever rustc says
+        // about the handler it says there, once.
+        lets.push(quote_spanned! {first=>
+            #[allow(unused_variables)]
+            let #variable: ::obzenflow::flow::StageRef<#out_ty> = #call;
+        });
+    }
+
+    quote! {{
+        #(#markers)*
+        let mut #builder = ::obzenflow::flow::FlowBuilder::new(#name);
+        #journals
+        #(#lets)*
+        #p::finish(#builder)
+    }}
+}
+
+/// `tokens` with every span (nested groups included) set to `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
+/// What a stage writes to its journal.
+fn output_type(stage: &StageDecl, p: &TokenStream) -> TokenStream {
+    match (&stage.signature, stage.kind) {
+        (Signature::One(out), Kind::Source) => quote!(#out),
+        (Signature::One(_), Kind::Sink) => quote!(#p::Receipt),
+        (Signature::One(_), _) => quote!(()),
+        (Signature::Map(_, out), _) => quote!(#out),
+        (Signature::Join(types), _) => {
+            let out = &types.2;
+            quote!(#out)
+        }
+    }
+}
+
+/// The span of an expression's first token, so that errors about a handler
+/// point into the user's code.
+fn first_span(expr: &Expr) -> Span {
+    quote!(#expr)
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span())
+}

@@ -1,0 +1,94 @@
+//! `flow!`: `parse` reads the sections, stage declarations and topology;
+//! `graph` resolves names and checks every rule of a flow's shape (plain Rust,
+//! unit-tested); `expand` generates typed builder calls, with one edge check
+//! per `|>` so that a payload mismatch names both stages at that edge.
+
+mod expand;
+mod graph;
+mod parse;
+
+use crate::diagnostics::Diagnostics;
+use graph::{Decl, Link};
+use parse::{Node, Op};
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let mut diagnostics = Diagnostics::default();
+    let parsed = parse::parse(input, &mut diagnostics);
+    let placeholder = quote!(::obzenflow::flow::__private::placeholder());
+
+    let missing: Vec<&str> = [
+        ("name: \"my-flow\"", parsed.name.is_some()),
+        ("stages: { .. }", parsed.stages.is_some()),
+        ("topology: { .. }", parsed.topology.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| !present)
+    .map(|(example, _)| example)
+    .collect();
+    if !missing.is_empty() {
+        diagnostics.error(
+            Span::call_site(),
+            format!("flow! is missing {}", missing.join(", ")),
+        );
+    }
+    let (Some(name), Some((stages_span, stages)), Some((_, statements))) =
+        (&parsed.name, &parsed.stages, &parsed.topology)
+    else {
+        let errors = diagnostics.to_compile_errors();
+        return quote!({ #errors #placeholder });
+    };
+
+    let decls: Vec<Decl<Span>> = stages
+        .iter()
+        .map(|stage| Decl {
+            name: stage.name.to_string(),
+            kind: stage.kind,
+            pos: stage.name.span(),
+        })
+        .collect();
+    let mut links = Vec::new();
+    for statement in statements {
+        let mut previous = &statement.first;
+        for (op, span, node) in &statement.links {
+            let (from, to) = match op {
+                Op::Forward => (previous, node),
+                Op::Backward => (node, previous),
+            };
+            links.push(Link {
+                from: names(from),
+                to: names(to),
+                feedback: *op == Op::Backward,
+                pos: *span,
+            });
+            previous = node;
+        }
+    }
+    let known = graph::Known {
+        broken_stages: parsed.broken_stages.clone(),
+        broken_topology: parsed.broken_topology,
+    };
+    let (graph, problems) = graph::analyze(&decls, &links, *stages_span, &known);
+    for problem in problems {
+        diagnostics.error(problem.pos, problem.message);
+    }
+    for edge in graph.edges.iter().filter(|edge| edge.feedback) {
+        diagnostics.error(
+            edge.pos,
+            "feedback edges (`<|`) are not supported by the runtime yet",
+        );
+    }
+    let errors = diagnostics.to_compile_errors();
+    if !errors.is_empty() {
+        return quote!({ #errors #placeholder });
+    }
+    expand::flow(name, parsed.journals.as_ref(), stages, &graph)
+}
+
+fn names(node: &Node) -> Vec<(String, Span)> {
+    match node {
+        Node::Stage(name) => vec![(name.to_string(), name.span())],
+        Node::Group(names) => names.iter().map(|n| (n.to_string(), n.span())).collect(),
+    }
+}

@@ -1,0 +1,408 @@
+//! The syntax tree of `flow!` and its parser. Sections, stage declarations and
+//! topology statements are read with error recovery: a malformed item is
+//! reported and skipped, and the rest is still read.
+
+use super::graph::Kind;
+use crate::diagnostics::{Diagnostics, did_you_mean, line_of};
+use proc_macro2::{Span, TokenStream};
+use syn::parse::{ParseStream, Parser};
+use syn::spanned::Spanned;
+use syn::{Expr, Ident, Token, Type, braced, parenthesized};
+
+/// The sections of `flow!`, in the order they must appear.
+pub(crate) const SECTIONS: [&str; 4] = ["name", "journals", "stages", "topology"];
+
+#[derive(Default)]
+pub(crate) struct FlowInput {
+    pub(crate) name: Option<Expr>,
+    pub(crate) journals: Option<Expr>,
+    /// The `stages` key's span and the declarations.
+    pub(crate) stages: Option<(Span, Vec<StageDecl>)>,
+    /// The `topology` key's span and the statements.
+    pub(crate) topology: Option<(Span, Vec<Statement>)>,
+    /// Names of stages whose declaration did not parse (already reported):
+    /// edges to them are not reported again.
+    pub(crate) broken_stages: Vec<String>,
+    /// Whether a topology statement did not parse (already reported): the
+    /// checks of how stages are connected are then skipped.
+    pub(crate) broken_topology: bool,
+}
+
+/// `name = kind!(Signature => handler)`.
+pub(crate) struct StageDecl {
+    pub(crate) name: Ident,
+    pub(crate) kind: Kind,
+    pub(crate) signature: Signature,
+    pub(crate) handler: Expr,
+}
+
+/// The payload types a stage declares. (A handful exist per macro call, so
+/// their size does not matter.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Signature {
+    /// `T`: what a source emits, or what a sink or observer takes.
+    One(Type),
+    /// `In -> Out`: a transform or a stateful stage.
+    Map(Type, Type),
+    /// `Reference, Stream -> Out`: a join.
+    Join(Box<(Type, Type, Type)>),
+}
+
+/// `a |> b |> c;`, `(a, b) |> c;`, `a <| b;`.
+pub(crate) struct Statement {
+    pub(crate) first: Node,
+    pub(crate) links: Vec<(Op, Span, Node)>,
+}
+
+/// One side of a link: a stage, or a parenthesized group of stages.
+pub(crate) enum Node {
+    Stage(Ident),
+    Group(Vec<Ident>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// `|>`: data flows left to right.
+    Forward,
+    /// `<|`: a feedback edge, data flows right to left.
+    Backward,
+}
+
+pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> FlowInput {
+    let parser = |stream: ParseStream<'_>| -> syn::Result<FlowInput> {
+        let mut out = FlowInput::default();
+        let mut seen: Vec<(usize, Span)> = Vec::new();
+        while !stream.is_empty() {
+            if let Err(error) = parse_section(stream, &mut out, &mut seen, diagnostics) {
+                diagnostics.push(error);
+                skip_to_comma(stream);
+            }
+        }
+        Ok(out)
+    };
+    parser.parse2(input).unwrap_or_default()
+}
+
+fn parse_section(
+    stream: ParseStream<'_>,
+    out: &mut FlowInput,
+    seen: &mut Vec<(usize, Span)>,
+    diagnostics: &mut Diagnostics,
+) -> syn::Result<()> {
+    let key: Ident = stream.parse().map_err(|_| {
+        stream.error("expected a section: `name: ..`, `journals: ..`, `stages: { .. }` or `topology: { .. }`")
+    })?;
+    let name = key.to_string();
+    let position = match SECTIONS.iter().position(|section| *section == name) {
+        Some(position) => position,
+        None => {
+            let error = syn::Error::new(
+                key.span(),
+                format!(
+                    "unknown section `{name}`{}; flow! takes `name`, `journals`, `stages` and `topology`, in that order",
+                    did_you_mean(&name, SECTIONS)
+                ),
+            );
+            // A misspelled section is read as the one it was meant to be, so
+            // that it is not reported missing and its content is checked too.
+            match crate::diagnostics::closest(&name, SECTIONS) {
+                Some(meant) => {
+                    diagnostics.push(error);
+                    SECTIONS
+                        .iter()
+                        .position(|section| *section == meant)
+                        .unwrap_or(0)
+                }
+                None => return Err(error),
+            }
+        }
+    };
+    stream.parse::<Token![:]>()?;
+    if let Some((_, first)) = seen.iter().find(|(p, _)| *p == position) {
+        diagnostics.error(
+            key.span(),
+            format!(
+                "section `{name}` is given twice; the first is on {}",
+                line_of(*first)
+            ),
+        );
+        // Read (and drop) the repeated value so that the sections after it are still read.
+        let _ = parse_value(stream, position, out, diagnostics);
+        return finish_section(stream);
+    }
+    if let Some((later, _)) = seen.iter().find(|(p, _)| *p > position) {
+        diagnostics.error(
+            key.span(),
+            format!(
+                "section `{name}` must come before `{}`: flow! sections go `name`, `journals`, `stages`, `topology`",
+                SECTIONS[*later]
+            ),
+        );
+    }
+    seen.push((position, key.span()));
+    match parse_value(stream, position, out, diagnostics)? {
+        Value::Name(expr) => out.name = Some(expr),
+        Value::Journals(expr) => out.journals = Some(expr),
+        Value::Stages(stages) => out.stages = Some((key.span(), stages)),
+        Value::Topology(statements) => out.topology = Some((key.span(), statements)),
+    }
+    finish_section(stream)
+}
+
+enum Value {
+    Name(Expr),
+    Journals(Expr),
+    Stages(Vec<StageDecl>),
+    Topology(Vec<Statement>),
+}
+
+fn parse_value(
+    stream: ParseStream<'_>,
+    position: usize,
+    out: &mut FlowInput,
+    diagnostics: &mut Diagnostics,
+) -> syn::Result<Value> {
+    Ok(match position {
+        0 => Value::Name(stream.parse()?),
+        1 => Value::Journals(stream.parse()?),
+        2 => {
+            let content;
+            braced!(content in stream);
+            let broken = &mut out.broken_stages;
+            Value::Stages(parse_items(&content, diagnostics, |item| {
+                parse_stage(item).map_err(|(name, error)| {
+                    broken.extend(name);
+                    error
+                })
+            }))
+        }
+        _ => {
+            let content;
+            braced!(content in stream);
+            let mut failed = false;
+            let statements = parse_items(&content, diagnostics, |item| {
+                parse_statement(item).inspect_err(|_| failed = true)
+            });
+            out.broken_topology |= failed;
+            Value::Topology(statements)
+        }
+    })
+}
+
+/// Consumes what is left of a nested buffer: syn fails the whole parse if a
+/// nested buffer is dropped half-read, and an error inside one item must not
+/// take the other items down with it.
+fn drain(stream: ParseStream<'_>) {
+    while !stream.is_empty() {
+        let _ = stream.parse::<proc_macro2::TokenTree>();
+    }
+}
+
+/// After a section's value: a comma, or the end.
+fn finish_section(stream: ParseStream<'_>) -> syn::Result<()> {
+    if stream.is_empty() {
+        return Ok(());
+    }
+    stream
+        .parse::<Token![,]>()
+        .map(|_| ())
+        .map_err(|_| stream.error("expected `,` after this section"))
+}
+
+fn skip_to_comma(stream: ParseStream<'_>) {
+    while !stream.is_empty() {
+        if stream.peek(Token![,]) {
+            let _ = stream.parse::<Token![,]>();
+            return;
+        }
+        let _ = stream.parse::<proc_macro2::TokenTree>();
+    }
+}
+
+/// `item; item; ...` with recovery at `;`.
+fn parse_items<T>(
+    stream: ParseStream<'_>,
+    diagnostics: &mut Diagnostics,
+    mut item: impl FnMut(ParseStream<'_>) -> syn::Result<T>,
+) -> Vec<T> {
+    let mut items = Vec::new();
+    while !stream.is_empty() {
+        match item(stream) {
+            Ok(parsed) => items.push(parsed),
+            Err(error) => {
+                diagnostics.push(error);
+                while !stream.is_empty() && !stream.peek(Token![;]) {
+                    let _ = stream.parse::<proc_macro2::TokenTree>();
+                }
+            }
+        }
+        if stream.peek(Token![;]) {
+            let _ = stream.parse::<Token![;]>();
+        } else if !stream.is_empty() {
+            diagnostics.push(stream.error("expected `;` after this item"));
+            while !stream.is_empty() && !stream.peek(Token![;]) {
+                let _ = stream.parse::<proc_macro2::TokenTree>();
+            }
+        }
+    }
+    items
+}
+
+/// A stage declaration; on failure, the stage's name (if it was read) with
+/// the error.
+fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, syn::Error)> {
+    let name: Ident = stream.parse().map_err(|error| (None, error))?;
+    let named = |error: syn::Error| (Some(name.to_string()), error);
+    stream.parse::<Token![=]>().map_err(|_| {
+        named(stream.error(format!(
+            "expected `=` after the stage name `{name}`, as in `{name} = transform!(In -> Out => handler)`"
+        )))
+    })?;
+    let kind_ident: Ident = stream.parse().map_err(named)?;
+    let kind_name = kind_ident.to_string();
+    let kind = Kind::from_name(&kind_name).ok_or_else(|| {
+        named(syn::Error::new(
+            kind_ident.span(),
+            format!(
+                "unknown stage kind `{kind_name}!`{}; the kinds are `source!`, `transform!`, `sink!`, `stateful!`, `join!` and `observer!`",
+                did_you_mean(&kind_name, Kind::NAMES)
+            ),
+        ))
+    })?;
+    stream.parse::<Token![!]>().map_err(named)?;
+    let content = (|| {
+        let content;
+        parenthesized!(content in stream);
+        Ok(content)
+    })()
+    .map_err(named)?;
+    let inner = (|| {
+        let signature = parse_signature(&content, kind, &kind_ident)?;
+        content.parse::<Token![=>]>().map_err(|_| {
+            content.error(format!(
+                "expected `=>` and the handler after the types, as in `{}`",
+                kind.example()
+            ))
+        })?;
+        let handler: Expr = content.parse()?;
+        if !content.is_empty() {
+            return Err(content.error("unexpected tokens after the handler"));
+        }
+        Ok((signature, handler))
+    })();
+    let (signature, handler) = inner.map_err(|error| {
+        drain(&content);
+        named(error)
+    })?;
+    Ok(StageDecl {
+        name,
+        kind,
+        signature,
+        handler,
+    })
+}
+
+fn parse_signature(
+    stream: ParseStream<'_>,
+    kind: Kind,
+    kind_ident: &Ident,
+) -> syn::Result<Signature> {
+    let first: Type = stream.parse()?;
+    let first_span = first.span();
+    let mismatch = |span: Span| {
+        syn::Error::new(
+            span,
+            format!(
+                "`{}!` does not take this shape; write `{}`",
+                kind_ident,
+                kind.example()
+            ),
+        )
+    };
+    let signature = if stream.peek(Token![,]) {
+        let comma: Token![,] = stream.parse()?;
+        let stream_ty: Type = stream.parse()?;
+        if !stream.peek(Token![->]) {
+            return Err(mismatch(comma.span));
+        }
+        stream.parse::<Token![->]>()?;
+        Signature::Join(Box::new((first, stream_ty, stream.parse()?)))
+    } else if stream.peek(Token![->]) {
+        let arrow: Token![->] = stream.parse()?;
+        let output: Type = stream.parse()?;
+        if kind.is_join() {
+            return Err(mismatch(arrow.spans[0]));
+        }
+        Signature::Map(first, output)
+    } else {
+        Signature::One(first)
+    };
+    let fits = matches!(
+        (&signature, kind.shape()),
+        (Signature::One(_), 1) | (Signature::Map(..), 2) | (Signature::Join(..), 3)
+    );
+    if !fits {
+        return Err(mismatch(first_span));
+    }
+    Ok(signature)
+}
+
+fn parse_statement(stream: ParseStream<'_>) -> syn::Result<Statement> {
+    let first = parse_node(stream)?;
+    let mut links = Vec::new();
+    while !stream.is_empty() && !stream.peek(Token![;]) {
+        let (op, span) = if stream.peek(Token![|]) {
+            let bar: Token![|] = stream.parse()?;
+            let gt: Token![>] = stream.parse().map_err(|_| {
+                syn::Error::new(
+                    bar.span,
+                    "expected `|>` (or `<|` for feedback) between stages",
+                )
+            })?;
+            (Op::Forward, bar.span.join(gt.span).unwrap_or(bar.span))
+        } else if stream.peek(Token![<]) {
+            let lt: Token![<] = stream.parse()?;
+            let bar: Token![|] = stream
+                .parse()
+                .map_err(|_| syn::Error::new(lt.span, "expected `<|` (or `|>`) between stages"))?;
+            (Op::Backward, lt.span.join(bar.span).unwrap_or(lt.span))
+        } else {
+            return Err(stream.error("expected `|>` (or `<|` for feedback) between stages"));
+        };
+        links.push((op, span, parse_node(stream)?));
+    }
+    if links.is_empty() {
+        return Err(syn::Error::new(
+            first.span(),
+            "a topology statement connects stages: `a |> b;`",
+        ));
+    }
+    Ok(Statement { first, links })
+}
+
+fn parse_node(stream: ParseStream<'_>) -> syn::Result<Node> {
+    if stream.peek(syn::token::Paren) {
+        let content;
+        parenthesized!(content in stream);
+        let names = content
+            .parse_terminated(<Ident as syn::parse::Parse>::parse, Token![,])
+            .inspect_err(|_| drain(&content))?;
+        if names.is_empty() {
+            return Err(content.error("expected stage names in the group, as in `(a, b) |> c`"));
+        }
+        return Ok(Node::Group(names.into_iter().collect()));
+    }
+    let name: Ident = stream
+        .parse()
+        .map_err(|_| stream.error("expected a stage name or a group of them, such as `(a, b)`"))?;
+    Ok(Node::Stage(name))
+}
+
+impl Node {
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            Node::Stage(name) => name.span(),
+            Node::Group(names) => names.first().map_or_else(Span::call_site, Ident::span),
+        }
+    }
+}

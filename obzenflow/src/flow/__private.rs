@@ -1,0 +1,116 @@
+//! Items that `flow!` expansions name. Not part of the public API.
+
+use super::builder::{FlowBuilder, StageRef, Upstream};
+use super::handle::FlowHandle;
+use crate::event::Payload;
+
+use crate::stage::{Join, Observer, Sink, Source, StatefulStage, Transform};
+pub use crate::stage::{Receipt, StatefulExt};
+
+/// Implemented when an edge's payload types agree, so that a mismatch is a
+/// compile error that names the two stages (their marker types) and types.
+#[diagnostic::on_unimplemented(
+    message = "stage `{From}` emits `{Self}` but stage `{To}` accepts `{In}`",
+    label = "this edge connects `{From}` to `{To}`",
+    note = "change the payload type of one of the two stages, or put a transform between them"
+)]
+pub trait Accepts<In: Payload, From, To>: Payload {
+    /// The upstream reference, as the downstream stage's input type.
+    fn cast(upstream: &StageRef<Self>) -> StageRef<In>;
+}
+
+impl<T: Payload, From, To> Accepts<T, From, To> for T {
+    #[inline]
+    fn cast(upstream: &StageRef<T>) -> StageRef<T> {
+        upstream.clone()
+    }
+}
+
+/// The upstream of an edge `From |> To`, checked against what `To` accepts.
+#[inline]
+pub fn edge<Out, In, From, To>(upstream: &StageRef<Out>) -> StageRef<In>
+where
+    Out: Accepts<In, From, To>,
+    In: Payload,
+{
+    Out::cast(upstream)
+}
+
+/// The flow `flow!` checked at compile time, built.
+pub fn finish(builder: FlowBuilder) -> FlowHandle {
+    match builder.build() {
+        Ok(handle) => handle,
+        Err(error) => unreachable!("flow! checked this flow's shape at compile time, yet: {error}"),
+    }
+}
+
+/// Stands in for a flow whose declaration has errors, which flow! has
+/// already reported at compile time; this code never runs.
+pub fn placeholder() -> FlowHandle {
+    unreachable!("flow! reported this flow's errors at compile time")
+}
+
+// The builder's methods take `impl Trait` arguments, which cannot be given
+// explicit types. These take every type as a named parameter, so `flow!`
+// passes the declared types and a handler that does not fit them fails its
+// own bound: one error, in terms of the handler.
+
+/// [`FlowBuilder::source`] with the payload type explicit.
+pub fn source<T: Payload, X: Source<T>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    handler: X,
+) -> StageRef<T> {
+    builder.source(name, handler)
+}
+
+/// [`FlowBuilder::transform`] with the types explicit.
+pub fn transform<I: Payload, O: Payload, U: Upstream<I>, X: Transform<I, O>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+) -> StageRef<O> {
+    builder.transform(name, inputs, handler)
+}
+
+/// [`FlowBuilder::sink`] with the type explicit.
+pub fn sink<T: Payload, U: Upstream<T>, X: Sink<T>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+) -> StageRef<Receipt> {
+    builder.sink(name, inputs, handler)
+}
+
+/// [`FlowBuilder::stateful_with`] with the types explicit.
+pub fn stateful<I: Payload, O: Payload, U: Upstream<I>, X: StatefulStage<I, O>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+) -> StageRef<O> {
+    builder.stateful_with(name, inputs, handler)
+}
+
+/// [`FlowBuilder::join`] with the types explicit.
+pub fn join<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    reference: &StageRef<R>,
+    stream: &StageRef<S>,
+    handler: X,
+) -> StageRef<O> {
+    builder.join(name, reference, stream, handler)
+}
+
+/// [`FlowBuilder::observer`] with the type explicit.
+pub fn observer<T: Payload, X: Observer<T>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    target: &StageRef<T>,
+    handler: X,
+) -> StageRef<()> {
+    builder.observer(name, target, handler)
+}
