@@ -1,15 +1,19 @@
-//! A supervised pipeline built with the typed builder: sensor readings arrive
-//! as text lines (some of them garbled), are parsed (failures go to the error
+//! A supervised pipeline declared with `flow!`: sensor readings arrive as
+//! text lines (some of them garbled), are parsed (failures go to the error
 //! lane, counted, nothing dropped silently), joined with a reference table of
 //! sensor sites, and averaged per site at the end of input. An observer keeps
-//! an eye on the parsed stream, and the run ends with a per-stage report.
+//! an eye on the parsed stream, and the run ends with a per-stage report and
+//! the flow's topology as a Mermaid chart.
+//!
+//! The shape is checked at compile time: misspell a stage in `topology`,
+//! connect a stage to one that expects another payload type, or leave a
+//! stage's output unconnected, and this file does not compile; the error
+//! names the stages.
 //!
 //! Run: `cargo run --release --example pipeline`
 
-use obzenflow::flow::FlowBuilder;
-use obzenflow::stage::{
-    EmitPolicy, collect, console, from_iter, group_by, inner_join, observe, try_map,
-};
+use obzenflow::flow;
+use obzenflow::stage::{collect, console, from_iter, group_by, inner_join, observe, try_map};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,49 +83,39 @@ async fn main() {
     let hot = Arc::new(AtomicU64::new(0));
     let hot_count = Arc::clone(&hot);
 
-    let mut flow = FlowBuilder::new("sensors");
-    let raw = flow.source("lines", from_iter(lines()));
-    let readings = flow.transform("parsed", &raw, try_map(parse));
-    let sites = flow.source("sites", from_iter(sites()));
-    let located = flow.join(
-        "located",
-        &sites,
-        &readings,
-        inner_join(
-            |s: &Site| s.sensor,
-            |r: &Reading| r.sensor,
-            |s: &Site, r: Reading| SiteReading {
-                site: s.site.clone(),
-                celsius: r.celsius,
-            },
-        ),
-    );
-    flow.observer(
-        "hot_watch",
-        &readings,
-        observe(move |r: &Reading| {
-            if r.celsius > 34.0 {
-                hot_count.fetch_add(1, Ordering::Relaxed);
-            }
-        }),
-    );
-    let means = flow.stateful(
-        "per_site",
-        &located,
-        group_by(
-            |r: &SiteReading| r.site.clone(),
-            |mean: &mut Mean, r: SiteReading| {
-                mean.count += 1;
-                mean.total += r.celsius;
-            },
-        ),
-        EmitPolicy::OnEof,
-    );
     let (table, rows) = collect();
-    flow.sink("table", &means, table);
-    flow.sink("print", &means, console());
-
-    let mut handle = flow.build().expect("the flow is well formed");
+    let mut handle = flow! {
+        name: "sensors",
+        journals: memory(),
+        stages: {
+            lines     = source!(String => from_iter(lines()));
+            parsed    = transform!(String -> Reading => try_map(parse));
+            sites     = source!(Site => from_iter(sites()));
+            located   = join!(Site, Reading -> SiteReading => inner_join(
+                |s: &Site| s.sensor,
+                |r: &Reading| r.sensor,
+                |s: &Site, r: Reading| SiteReading { site: s.site.clone(), celsius: r.celsius },
+            ));
+            hot_watch = observer!(Reading => observe(move |r: &Reading| {
+                if r.celsius > 34.0 {
+                    hot_count.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+            per_site  = stateful!(SiteReading -> (String, Mean) => group_by(
+                |r: &SiteReading| r.site.clone(),
+                |mean: &mut Mean, r: SiteReading| {
+                    mean.count += 1;
+                    mean.total += r.celsius;
+                },
+            ).emit_on_eof());
+            table     = sink!((String, Mean) => table);
+            print     = sink!((String, Mean) => console());
+        },
+        topology: {
+            lines |> parsed |> hot_watch;
+            (sites, parsed) |> located |> per_site |> (table, print);
+        }
+    };
     let report = match handle.run().await {
         Ok(report) => report,
         Err(error) => {
@@ -147,4 +141,8 @@ async fn main() {
         println!("  {record}");
     }
     println!("\n{report}");
+    println!(
+        "the flow's topology (Mermaid):\n\n{}",
+        handle.topology().to_mermaid()
+    );
 }

@@ -3,7 +3,7 @@
 
 use obzenflow::flow::FlowState;
 use obzenflow::prelude::*;
-use obzenflow::stage::{collect, filter, from_iter, group_by, map, observe};
+use obzenflow::stage::{collect, filter, from_iter, group_by, map, observe, reduce};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,4 +74,141 @@ async fn the_sketch_from_the_design_runs() {
     );
     assert_eq!(audited.load(Ordering::Relaxed), 5);
     assert_eq!(report.stage("big").unwrap().events_out, 3);
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Customer {
+    name: String,
+    city: String,
+}
+
+fn customers() -> Vec<Customer> {
+    [("ann", "Oslo"), ("bob", "Lima")]
+        .into_iter()
+        .map(|(name, city)| Customer {
+            name: name.into(),
+            city: city.into(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fan_in_fan_out_and_join_through_flow() {
+    let (cities, by_city) = collect::<(String, f64)>();
+    let (all, everything) = collect::<f64>();
+    let mut flow = flow! {
+        name: "shapes",
+        stages: {
+            web = source!(Order => from_iter(orders().into_iter().take(2)));
+            shop = source!(Order => from_iter(orders().into_iter().skip(2)));
+            customers = source!(Customer => from_iter(customers()));
+            priced = transform!(Order -> Priced => map(price));
+            located = join!(Customer, Priced -> (String, f64) => obzenflow::stage::inner_join(
+                |c: &Customer| c.name.clone(),
+                |p: &Priced| p.customer.clone(),
+                |c: &Customer, p: Priced| (c.city.clone(), p.total),
+            ));
+            totals = transform!(Priced -> f64 => map(|p: Priced| p.total));
+            cities = sink!((String, f64) => cities);
+            all = sink!(f64 => all);
+        },
+        topology: {
+            (web, shop) |> priced |> totals;
+            (customers, priced) |> located |> cities;
+            totals |> all;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    assert_eq!(report.stage("priced").unwrap().events_in, 5);
+    let mut totals: Vec<f64> = everything.snapshot();
+    totals.sort_by(f64::total_cmp);
+    assert_eq!(totals, [5.0, 60.0, 200.0, 300.0, 500.0]);
+    let mut joined = by_city.snapshot();
+    joined.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // `cy` has no customer record: the inner join drops that order.
+    assert_eq!(
+        joined,
+        [
+            ("Oslo".to_owned(), 60.0),
+            ("Oslo".to_owned(), 200.0),
+            ("Lima".to_owned(), 300.0),
+            ("Lima".to_owned(), 500.0)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn stateful_policies_and_journal_options_through_flow() {
+    let (sink, sums) = collect::<u64>();
+    let mut flow = flow! {
+        name: "policies",
+        journals: memory().capacity(2).retain_all(),
+        stages: {
+            numbers = source!(u64 => from_iter(1..=10u64));
+            sums = stateful!(u64 -> u64 => reduce(0u64, |sum: &mut u64, n: u64| *sum += n).emit_every(4));
+            out = sink!(u64 => sink);
+        },
+        topology: {
+            numbers |> sums |> out;
+        }
+    };
+    flow.run().await.unwrap();
+    assert_eq!(sums.snapshot(), [10, 36, 55]);
+}
+
+#[test]
+fn the_topology_is_data_with_names_kinds_and_payload_types() {
+    let (sink, _) = collect::<Priced>();
+    let flow = flow! {
+        name: "drawn",
+        stages: {
+            orders = source!(Order => from_iter(orders()));
+            priced = transform!(Order -> Priced => map(price));
+            audit = observer!(Priced => observe(|_: &Priced| {}));
+            out = sink!(Priced => sink);
+        },
+        topology: {
+            orders |> priced |> out;
+            priced |> audit;
+        }
+    };
+    let topology = flow.topology();
+    let names: Vec<&str> = topology.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["orders", "priced", "audit", "out"]);
+    let edges: Vec<(&str, &str, &str)> = topology
+        .edges
+        .iter()
+        .map(|e| (e.from.as_str(), e.to.as_str(), e.payload.as_str()))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("orders", "priced", "Order"),
+            ("priced", "audit", "Priced"),
+            ("priced", "out", "Priced")
+        ]
+    );
+    let mermaid = topology.to_mermaid();
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(
+        mermaid.contains("    priced[\"priced<br/><i>transform</i>\"]\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("    orders -->|\"Order\"| priced\n"),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains("    priced -.->|\"Priced\"| audit\n"),
+        "{mermaid}"
+    );
+    let dot = topology.to_dot();
+    assert!(
+        dot.contains("\"priced\" -> \"out\" [label=\"Priced\"];"),
+        "{dot}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&topology.to_json()).unwrap();
+    assert_eq!(json["flow"], "drawn");
+    assert_eq!(json["stages"][1]["kind"], "Transform");
+    assert_eq!(json["edges"][1]["role"], "Observed");
 }

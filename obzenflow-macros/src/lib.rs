@@ -8,6 +8,8 @@
 mod diagnostics;
 mod flow;
 mod fsm;
+#[cfg(test)]
+mod fuzz;
 mod variant;
 
 use proc_macro::TokenStream;

@@ -92,3 +92,76 @@ fn names(node: &Node) -> Vec<(String, Span)> {
         Node::Group(names) => names.iter().map(|n| (n.to_string(), n.span())).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+        name: "orders",
+        journals: memory().capacity(16),
+        stages: {
+            orders = source!(Order => from_iter(load()));
+            customers = source!(Customer => from_iter(people()));
+            priced = transform!(Order -> Priced => map(price));
+            named = join!(Customer, Priced -> Named => inner_join(|c: &Customer| c.id, |p: &Priced| p.id, pair));
+            totals = stateful!(Named -> Total => group_by(key, sum).emit_on_eof());
+            audit = observer!(Priced => observe(|_: &Priced| {}));
+            out = sink!(Total => console());
+        },
+        topology: {
+            orders |> priced |> audit;
+            (customers, priced) |> named |> totals |> out;
+            priced <| totals;
+        }
+    "#;
+
+    #[test]
+    fn valid_input_expands_to_builder_calls() {
+        let out = expand(
+            VALID
+                .replace("priced <| totals;", "")
+                .parse()
+                .expect("tokens"),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("finish"), "{out}");
+    }
+
+    #[test]
+    fn mutated_and_random_input_never_panics() {
+        let pieces = [
+            "name",
+            "journals",
+            "stages",
+            "topology",
+            ":",
+            ";",
+            ",",
+            "=",
+            "=>",
+            "->",
+            "|",
+            ">",
+            "<",
+            "!",
+            "(",
+            ")",
+            "{",
+            "}",
+            "source",
+            "transform",
+            "sink",
+            "join",
+            "stateful",
+            "observer",
+            "a",
+            "b",
+            "Order",
+            "map(f)",
+            "\"x\"",
+        ];
+        crate::fuzz::never_panics(VALID, &pieces, 3_000, expand);
+    }
+}
