@@ -212,3 +212,52 @@ fn the_topology_is_data_with_names_kinds_and_payload_types() {
     assert_eq!(json["stages"][1]["kind"], "Transform");
     assert_eq!(json["edges"][1]["role"], "Observed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feedback_loop_declared_with_flow() {
+    let (sink, out) = collect::<u64>();
+    let mut flow = flow! {
+        name: "collatz",
+        stages: {
+            starts = source!(u64 => from_iter([6u64, 7]));
+            head = transform!(u64 -> u64 => map(|n: u64| n), max_rounds: 500);
+            step = transform!(u64 -> u64 => obzenflow::stage::flat_map(|n: u64| {
+                (n != 1).then(|| if n.is_multiple_of(2) { n / 2 } else { 3 * n + 1 })
+            }));
+            out = sink!(u64 => sink);
+        },
+        topology: {
+            starts |> head |> step;
+            head <| step;
+            head |> out;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    assert_eq!(report.state, FlowState::Completed);
+    // Every value of both Collatz sequences passes through the head once.
+    let mut seen = out.snapshot();
+    seen.sort_unstable();
+    let mut expected = Vec::new();
+    for start in [6u64, 7] {
+        let mut n = start;
+        expected.push(n);
+        while n != 1 {
+            n = if n.is_multiple_of(2) {
+                n / 2
+            } else {
+                3 * n + 1
+            };
+            expected.push(n);
+        }
+    }
+    expected.sort_unstable();
+    assert_eq!(seen, expected);
+    let feedback: Vec<_> = flow
+        .topology()
+        .edges
+        .iter()
+        .filter(|e| e.role == obzenflow::flow::EdgeRole::Feedback)
+        .map(|e| (e.from.as_str(), e.to.as_str()))
+        .collect();
+    assert_eq!(feedback, [("step", "head")]);
+}

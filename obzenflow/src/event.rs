@@ -111,6 +111,11 @@ pub enum Control {
     Eof,
     /// The writer was asked to stop and drained what it had; an EOF follows.
     Drain,
+    /// A feedback loop's probe, sent round the loop by its head once the
+    /// head's forward inputs have ended. Transforms pass it on in order; when
+    /// it comes back and the head has emitted nothing since sending it, the
+    /// loop is empty.
+    Probe(u32),
 }
 
 /// Whether a failure may go away if the same input is tried again.

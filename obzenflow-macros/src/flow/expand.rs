@@ -27,7 +27,24 @@ pub(crate) fn flow(
         quote!(#builder.journal_options({ use ::obzenflow::flow::journals::*; #journals });)
     });
 
+    // Loop heads: their feedback port is declared first and filled when the
+    // head is added; the loop is closed once every stage exists.
+    let heads: Vec<usize> = graph
+        .edges
+        .iter()
+        .filter(|edge| edge.feedback)
+        .map(|edge| edge.to)
+        .collect();
+    let port =
+        |stage: &StageDecl| format_ident!("__port_{}", stage.name, span = Span::mixed_site());
     let mut lets = Vec::new();
+    for &head in &heads {
+        let head_port = port(&stages[head]);
+        lets.push(quote! {
+            #[allow(unused_assignments)]
+            let mut #head_port = ::core::option::Option::None;
+        });
+    }
     for &index in &graph.order {
         let stage = &stages[index];
         let this = &stage.name;
@@ -87,6 +104,20 @@ pub(crate) fn flow(
                     #function(&mut #builder, #name_text, [#(#edges),*], { use #p::StatefulExt as _; #handler })
                 }
             }
+            (Signature::Map(input, out), _) if heads.contains(&index) => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("loop_head", quote!(#input, #out, _, _));
+                let max_rounds = stage.max_rounds.as_ref().map_or_else(
+                    || quote!(#p::DEFAULT_MAX_ROUNDS),
+                    |(_, rounds)| quote!(#rounds),
+                );
+                let port = port(stage);
+                quote_spanned! {first=> {
+                    let (stage, port) = #function(&mut #builder, #name_text, [#(#edges),*], #handler, #max_rounds);
+                    #port = ::core::option::Option::Some(port);
+                    stage
+                }}
+            }
             (Signature::Map(input, out), _) => {
                 let edges = inputs(Role::Input, input);
                 let function = call_path("transform", quote!(#input, #out, _, _));
@@ -111,11 +142,27 @@ pub(crate) fn flow(
         });
     }
 
+    let loops = graph.edges.iter().filter(|edge| edge.feedback).map(|edge| {
+        let (end, head) = (&stages[edge.from], &stages[edge.to]);
+        let accepted = match &head.signature {
+            Signature::Map(input, _) => quote!(#input),
+            _ => quote!(()),
+        };
+        let emitted = output_type(end, &p);
+        let (end_marker, head_marker) = (&end.name, &head.name);
+        let check = respan(
+            quote!(#p::close_loop::<#emitted, #accepted, #end_marker, #head_marker>),
+            edge.pos,
+        );
+        let (end_var, head_port) = (var(end), port(head));
+        quote_spanned!(edge.pos=> #check(&mut #builder, &#head_port, &#end_var);)
+    });
     quote! {{
         #(#markers)*
         let mut #builder = ::obzenflow::flow::FlowBuilder::new(#name);
         #journals
         #(#lets)*
+        #(#loops)*
         #p::finish(#builder)
     }}
 }

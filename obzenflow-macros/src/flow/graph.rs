@@ -270,6 +270,7 @@ pub(crate) fn analyze<P: Pos>(
         excused[stage] = true;
     }
     check_edges(decls, &mut edges, &mut excused, &mut problems);
+    check_loops(decls, &edges, &mut problems);
     if !known.broken_topology {
         for (i, decl) in decls.iter().enumerate() {
             // A second declaration of a name is reported as such, not as unconnected.
@@ -342,6 +343,63 @@ fn check_edges<P: Pos>(
         }
     }
     *edges = kept;
+}
+
+/// A feedback edge `head <| end` needs `head` to reach `end` through `|>`
+/// edges, and every stage of the loop after the head to be a transform with
+/// one input: the runtime's probe rounds, which tell when a loop is empty,
+/// rely on the loop being a single chain.
+fn check_loops<P: Pos>(decls: &[Decl<P>], edges: &[Edge<P>], problems: &mut Vec<Problem<P>>) {
+    let forward: Vec<&Edge<P>> = edges.iter().filter(|e| !e.feedback).collect();
+    let reach = |start: usize, along: &dyn Fn(&Edge<P>) -> (usize, usize)| {
+        let mut seen = vec![false; decls.len()];
+        let mut stack = vec![start];
+        while let Some(stage) = stack.pop() {
+            if std::mem::replace(&mut seen[stage], true) {
+                continue;
+            }
+            stack.extend(
+                forward
+                    .iter()
+                    .map(|e| along(e))
+                    .filter(|(from, _)| *from == stage)
+                    .map(|(_, to)| to),
+            );
+        }
+        seen
+    };
+    for edge in edges.iter().filter(|e| e.feedback) {
+        let (head, end) = (edge.to, edge.from);
+        let from_head = reach(head, &|e| (e.from, e.to));
+        if !from_head[end] {
+            problems.push(Problem {
+                pos: edge.pos,
+                message: format!(
+                    "feedback from `{}` into `{}`, but `{}` does not reach `{}` through `|>`: a feedback loop sends a stage's own results back to it",
+                    decls[end].name, decls[head].name, decls[head].name, decls[end].name
+                ),
+            });
+            continue;
+        }
+        let to_end = reach(end, &|e| (e.to, e.from));
+        for stage in (0..decls.len()).filter(|&s| s != head && from_head[s] && to_end[s]) {
+            let inputs = forward.iter().filter(|e| e.to == stage).count();
+            if decls[stage].kind != Kind::Transform || inputs != 1 {
+                problems.push(Problem {
+                    pos: edge.pos,
+                    message: format!(
+                        "the loop from `{}` back to it through `{}` goes through `{}`, a {} with {} input(s); \
+                         the stages of a feedback loop after its head are transforms with one input each",
+                        decls[head].name,
+                        decls[end].name,
+                        decls[stage].name,
+                        decls[stage].kind.name(),
+                        inputs
+                    ),
+                });
+            }
+        }
+    }
 }
 
 /// Every stage is connected; every stage that reads has an input; every

@@ -73,11 +73,20 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     for problem in problems {
         diagnostics.error(problem.pos, problem.message);
     }
-    for edge in graph.edges.iter().filter(|edge| edge.feedback) {
-        diagnostics.error(
-            edge.pos,
-            "feedback edges (`<|`) are not supported by the runtime yet",
-        );
+    for stage in stages {
+        let is_head = graph
+            .edges
+            .iter()
+            .any(|edge| edge.feedback && stage.name == decls[edge.to].name);
+        if let (Some((span, _)), false) = (&stage.max_rounds, is_head) {
+            diagnostics.error(
+                *span,
+                format!(
+                    "`max_rounds` is for the head of a feedback loop, and `{}` is not one (no `{} <| ..` in `topology`)",
+                    stage.name, stage.name
+                ),
+            );
+        }
     }
     let errors = diagnostics.to_compile_errors();
     if !errors.is_empty() {

@@ -34,6 +34,8 @@ pub(crate) struct StageDecl {
     pub(crate) kind: Kind,
     pub(crate) signature: Signature,
     pub(crate) handler: Expr,
+    /// `max_rounds: n` after the handler of a feedback loop's head.
+    pub(crate) max_rounds: Option<(Span, Expr)>,
 }
 
 /// The payload types a stage declares. (A handful exist per macro call, so
@@ -285,12 +287,27 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
             ))
         })?;
         let handler: Expr = content.parse()?;
+        let mut max_rounds = None;
+        if content.peek(Token![,]) {
+            content.parse::<Token![,]>()?;
+            let key: Ident = content.parse()?;
+            if key != "max_rounds" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!(
+                        "unknown stage option `{key}`; a feedback loop's head takes `max_rounds: n`"
+                    ),
+                ));
+            }
+            content.parse::<Token![:]>()?;
+            max_rounds = Some((key.span(), content.parse::<Expr>()?));
+        }
         if !content.is_empty() {
             return Err(content.error("unexpected tokens after the handler"));
         }
-        Ok((signature, handler))
+        Ok((signature, handler, max_rounds))
     })();
-    let (signature, handler) = inner.map_err(|error| {
+    let (signature, handler, max_rounds) = inner.map_err(|error| {
         drain(&content);
         named(error)
     })?;
@@ -299,6 +316,7 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         kind,
         signature,
         handler,
+        max_rounds,
     })
 }
 

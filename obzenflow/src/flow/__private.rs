@@ -1,6 +1,6 @@
 //! Items that `flow!` expansions name. Not part of the public API.
 
-use super::builder::{FlowBuilder, StageRef, Upstream};
+use super::builder::{FeedbackPort, FlowBuilder, StageRef, Upstream};
 use super::handle::FlowHandle;
 use crate::event::Payload;
 
@@ -113,4 +113,32 @@ pub fn observer<T: Payload, X: Observer<T>>(
     handler: X,
 ) -> StageRef<()> {
     builder.observer(name, target, handler)
+}
+
+/// How many probe rounds a feedback loop gets when `flow!` does not say.
+pub const DEFAULT_MAX_ROUNDS: u32 = 1_000;
+
+/// [`FlowBuilder::loop_head`] with the types explicit.
+pub fn loop_head<I: Payload, O: Payload, U: Upstream<I>, X: Transform<I, O>>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+    max_rounds: u32,
+) -> (StageRef<O>, FeedbackPort<I>) {
+    builder.loop_head(name, inputs, handler, max_rounds)
+}
+
+/// Closes the loop `head <| end`, checking that `end` emits what `head` takes.
+pub fn close_loop<Out, In, From, To>(
+    builder: &mut FlowBuilder,
+    head: &Option<FeedbackPort<In>>,
+    end: &StageRef<Out>,
+) where
+    Out: Accepts<In, From, To>,
+    In: Payload,
+{
+    if let Some(port) = head {
+        builder.feedback(port, &Out::cast(end));
+    }
 }

@@ -11,13 +11,13 @@ use crate::stage::{
     EmitPolicy, Emitter, Join, Observer, Receipt, Sink, Source, Stateful, Transform,
 };
 use crate::supervise::{
-    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Runner, SinkBody, SourceBody,
-    StageBody, StageCommand, StageCounters, StageKind, StageState, StatefulBody, TransformBody,
-    run_stage,
+    Completion, ErrorLane, Feedback, Inputs, JoinBody, ObserverBody, Output, Runner, SinkBody,
+    SourceBody, StageBody, StageCommand, StageCounters, StageKind, StageState, StatefulBody,
+    TransformBody, run_stage,
 };
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 
 /// The output of a stage, to connect other stages to.
@@ -99,6 +99,16 @@ pub struct FlowBuilder {
     errors: ErrorLane,
     problems: Vec<String>,
     edges: Vec<TopologyEdge>,
+    /// Loop heads, and whether their loop has been closed.
+    open_loops: Vec<(String, bool)>,
+}
+
+/// The feedback input of a loop head, to close the loop with
+/// [`FlowBuilder::feedback`].
+#[derive(Debug)]
+pub struct FeedbackPort<I: Payload> {
+    head: usize,
+    readers: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
 }
 
 impl std::fmt::Debug for FlowBuilder {
@@ -123,6 +133,7 @@ impl FlowBuilder {
             errors: ErrorLane::default(),
             problems: Vec::new(),
             edges: Vec::new(),
+            open_loops: Vec::new(),
         }
     }
 
@@ -155,7 +166,70 @@ impl FlowBuilder {
             inputs,
             output,
             emitter: Emitter::new(),
+            feedback: None,
         })
+    }
+
+    /// Adds a transform that heads a feedback loop: it reads `inputs` and,
+    /// once the loop is closed with [`feedback`](Self::feedback), what the end
+    /// of the loop sends back. Once `inputs` end, the head sends probes round
+    /// the loop; when one comes back with nothing emitted since, the loop is
+    /// empty and the head ends. After `max_rounds` rounds the loop is closed
+    /// anyway, and what still circulates goes to the error lane.
+    ///
+    /// The stages from the head to the end of the loop must be transforms
+    /// with one input each (`flow!` checks this), so that a probe cannot
+    /// overtake data on a parallel path.
+    pub fn loop_head<I: Payload, O: Payload>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: impl Transform<I, O>,
+        max_rounds: u32,
+    ) -> (StageRef<O>, FeedbackPort<I>) {
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
+        let port = FeedbackPort {
+            head: self.stages.len(),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        };
+        self.open_loops.push((name.to_owned(), false));
+        let readers = Arc::clone(&port.readers);
+        let output = self.add(name, StageKind::Transform, |output| TransformBody {
+            handler,
+            inputs,
+            output,
+            emitter: Emitter::new(),
+            feedback: Some(Feedback::new(readers, max_rounds)),
+        });
+        (output, port)
+    }
+
+    /// Closes a feedback loop: what `from` writes goes back into the loop's head.
+    pub fn feedback<I: Payload>(&mut self, port: &FeedbackPort<I>, from: impl Upstream<I>) {
+        let head = Arc::clone(&self.stages[port.head].name);
+        for upstream in from.stages() {
+            self.edges.push(TopologyEdge {
+                from: self.stages[upstream.index].name.to_string(),
+                to: head.to_string(),
+                payload: short_type_name(std::any::type_name::<I>()),
+                role: EdgeRole::Feedback,
+            });
+            match crate::journal::Journal::reader(&upstream.journal, 0) {
+                Ok(reader) => port
+                    .readers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(reader),
+                Err(error) => self
+                    .problems
+                    .push(format!("stage `{head}` cannot read its feedback: {error}")),
+            }
+        }
+        for (name, closed) in &mut self.open_loops {
+            if **name == *head {
+                *closed = true;
+            }
+        }
     }
 
     /// Adds a sink reading `inputs`; its output is its delivery receipts.
@@ -247,6 +321,11 @@ impl FlowBuilder {
         }
         if !self.stages.iter().any(|s| s.kind == StageKind::Source) {
             problems.push("it has no source".to_owned());
+        }
+        for (name, closed) in &self.open_loops {
+            if !closed {
+                problems.push(format!("the feedback loop of `{name}` is never closed"));
+            }
         }
         if !problems.is_empty() {
             return Err(FlowError::Invalid {

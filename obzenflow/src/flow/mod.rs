@@ -15,7 +15,7 @@ mod topology;
 #[doc(hidden)]
 pub mod __private;
 
-pub use builder::{FlowBuilder, StageRef, Upstream};
+pub use builder::{FeedbackPort, FlowBuilder, StageRef, Upstream};
 pub use handle::{FlowHandle, FlowState};
 pub use report::FlowReport;
 pub use topology::{EdgeRole, Topology, TopologyEdge, TopologyStage};

@@ -36,6 +36,8 @@ pub enum EdgeRole {
     Stream,
     /// An observer's view of a stage.
     Observed,
+    /// The end of a feedback loop back into its head.
+    Feedback,
 }
 
 /// One edge: `from`'s journal read by `to`.

@@ -157,6 +157,9 @@ fn journal_failure(error: JournalError) -> String {
 struct ChunkData<T> {
     entries: std::vec::IntoIter<crate::event::Envelope<T>>,
     eof: bool,
+    /// Whether iteration pauses at a loop probe (for stages that pass probes on).
+    stop_at_probes: bool,
+    probe: Option<u32>,
 }
 
 impl<T: Payload> ChunkData<T> {
@@ -172,7 +175,21 @@ impl<T: Payload> ChunkData<T> {
         ChunkData {
             entries: entries.into_iter(),
             eof: false,
+            stop_at_probes: false,
+            probe: None,
         }
+    }
+
+    /// Pauses iteration at each loop probe, so that the stage can pass it on
+    /// between the outputs of the data before and after it.
+    fn pausing_at_probes(mut self) -> Self {
+        self.stop_at_probes = true;
+        self
+    }
+
+    /// The probe iteration paused at, if it did.
+    fn take_probe(&mut self) -> Option<u32> {
+        self.probe.take()
     }
 
     /// Whether the chunk ended with the input's EOF.
@@ -191,7 +208,11 @@ impl<T> Iterator for ChunkData<T> {
             match entry.body {
                 Body::Data(item) => return Some((entry.id, item)),
                 Body::Control(Control::Eof) => self.eof = true,
-                Body::Control(Control::Drain) | Body::Error(_) => {}
+                Body::Control(Control::Probe(round)) if self.stop_at_probes => {
+                    self.probe = Some(round);
+                    return None;
+                }
+                Body::Control(Control::Drain | Control::Probe(_)) | Body::Error(_) => {}
             }
         }
     }
@@ -253,33 +274,193 @@ pub(crate) struct TransformBody<I: Payload, O: Payload, X> {
     pub(crate) inputs: Inputs<I>,
     pub(crate) output: Output<O>,
     pub(crate) emitter: Emitter<O>,
+    /// Present when this transform is the head of a feedback loop.
+    pub(crate) feedback: Option<Feedback<I>>,
+}
+
+/// The feedback side of a loop head: its inputs from the end of the loop and
+/// the probe rounds that tell when the loop is empty.
+pub(crate) struct Feedback<I: Payload> {
+    /// Filled by the builder when the loop is closed; taken at the first wait.
+    pub(crate) port: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
+    pub(crate) inputs: Option<Inputs<I>>,
+    /// The most probe rounds after the forward inputs end.
+    pub(crate) max_rounds: u32,
+    pub(crate) round: u32,
+    pub(crate) probe_out: bool,
+    pub(crate) emitted_since_probe: bool,
+    /// The head has written its EOF: the loop is closed.
+    pub(crate) closed: bool,
+}
+
+impl<I: Payload> Feedback<I> {
+    pub(crate) fn new(
+        port: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
+        max_rounds: u32,
+    ) -> Self {
+        Feedback {
+            port,
+            inputs: None,
+            max_rounds: max_rounds.max(1),
+            round: 0,
+            probe_out: false,
+            emitted_since_probe: false,
+            closed: false,
+        }
+    }
+
+    fn inputs(&mut self) -> &mut Inputs<I> {
+        let port = &self.port;
+        self.inputs.get_or_insert_with(|| {
+            Inputs::new(std::mem::take(
+                &mut *port.lock().unwrap_or_else(PoisonError::into_inner),
+            ))
+        })
+    }
+}
+
+pub(crate) enum TransformWork<I> {
+    Forward(Option<(usize, Chunk<I>)>),
+    Feedback(Option<(usize, Chunk<I>)>),
+}
+
+impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
+    /// Handles a chunk's data, passing loop probes on in order (or, from the
+    /// feedback side, answering them); returns the outputs produced and
+    /// whether the chunk ended with its input's EOF.
+    async fn handle_chunk(
+        &mut self,
+        chunk: Chunk<I>,
+        from_feedback: bool,
+    ) -> Result<(u64, bool), String> {
+        let mut data = ChunkData::new(chunk, &self.output.counters).pausing_at_probes();
+        let mut produced = 0;
+        loop {
+            for (id, item) in &mut data {
+                if from_feedback && self.feedback.as_ref().is_some_and(|f| f.closed) {
+                    let cap = self.feedback.as_ref().map_or(0, |f| f.max_rounds);
+                    self.output.failed(
+                        StageError::permanent(format!(
+                            "still in the feedback loop after {cap} probe rounds, when the loop closed"
+                        )),
+                        Some(id),
+                    )?;
+                    continue;
+                }
+                let result = self.handler.process(item, &mut self.emitter).await;
+                produced += self.output.handled(id, result, &mut self.emitter)?;
+            }
+            let Some(round) = data.take_probe() else {
+                break;
+            };
+            match &mut self.feedback {
+                Some(feedback) if from_feedback => {
+                    if feedback.probe_out && round == feedback.round {
+                        feedback.probe_out = false;
+                        if produced > 0 {
+                            feedback.emitted_since_probe = true;
+                        }
+                        if !feedback.emitted_since_probe || feedback.round >= feedback.max_rounds {
+                            feedback.closed = true;
+                            self.output
+                                .writer
+                                .push(Parents::None, Body::Control(Control::Eof));
+                        }
+                    }
+                }
+                _ => {
+                    self.output
+                        .writer
+                        .push(Parents::None, Body::Control(Control::Probe(round)));
+                }
+            }
+        }
+        if produced > 0
+            && let Some(feedback) = &mut self.feedback
+        {
+            feedback.emitted_since_probe = true;
+        }
+        Ok((produced, data.finish()))
+    }
+
+    /// A loop head whose forward inputs have ended sends the next probe round
+    /// when none is out and the loop is not closed.
+    fn next_probe(&mut self) {
+        if !self.inputs.all_closed() {
+            return;
+        }
+        if let Some(feedback) = &mut self.feedback
+            && !feedback.probe_out
+            && !feedback.closed
+        {
+            feedback.round += 1;
+            feedback.probe_out = true;
+            feedback.emitted_since_probe = false;
+            self.output
+                .writer
+                .push(Parents::None, Body::Control(Control::Probe(feedback.round)));
+        }
+    }
+
+    fn done(&mut self) -> Step {
+        let forward_done = self.inputs.all_closed();
+        let loop_done = match &mut self.feedback {
+            None => true,
+            Some(feedback) => feedback.closed && feedback.inputs().all_closed(),
+        };
+        if forward_done && loop_done {
+            Step::Done
+        } else {
+            Step::Continue
+        }
+    }
 }
 
 impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, O, X> {
-    type Work = Option<(usize, Chunk<I>)>;
+    type Work = TransformWork<I>;
 
     async fn wait(&mut self) -> Self::Work {
-        self.inputs.next().await
+        let Some(feedback) = &mut self.feedback else {
+            return TransformWork::Forward(self.inputs.next().await);
+        };
+        let forward = &mut self.inputs;
+        let forward_open = !forward.all_closed();
+        let back = feedback.inputs();
+        tokio::select! {
+            biased;
+            chunk = back.next() => TransformWork::Feedback(chunk),
+            chunk = forward.next(), if forward_open => TransformWork::Forward(chunk),
+        }
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
-        let Some((index, chunk)) = work else {
-            return Ok(Step::Done);
-        };
         let started = StdInstant::now();
-        let mut data = ChunkData::new(chunk, &self.output.counters);
+        let (chunk, from_feedback) = match work {
+            TransformWork::Forward(chunk) => (chunk, false),
+            TransformWork::Feedback(chunk) => (chunk, true),
+        };
         let mut produced = 0;
-        for (id, item) in &mut data {
-            let result = self.handler.process(item, &mut self.emitter).await;
-            produced += self.output.handled(id, result, &mut self.emitter)?;
+        if let Some((index, chunk)) = chunk {
+            let (count, eof) = self.handle_chunk(chunk, from_feedback).await?;
+            produced = count;
+            if eof {
+                match (&mut self.feedback, from_feedback) {
+                    (Some(feedback), true) => feedback.inputs().close(index),
+                    _ => self.inputs.close(index),
+                }
+            }
         }
-        let eof = data.finish();
+        self.next_probe();
         self.output.flush(produced).await?;
         self.output.busy_since(started);
-        Ok(self.inputs.after_chunk(index, eof))
+        Ok(self.done())
     }
 
     async fn finish(&mut self) -> Result<(), String> {
+        if self.feedback.as_ref().is_some_and(|f| f.closed) {
+            // The loop head wrote its EOF when the loop closed.
+            return self.output.flush(0).await;
+        }
         self.output.write_eof(false).await
     }
 }

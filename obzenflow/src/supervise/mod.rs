@@ -11,8 +11,8 @@ mod runner;
 mod status;
 
 pub(crate) use body::{
-    ErrorLane, JoinBody, ObserverBody, Output, SinkBody, SourceBody, StageBody, StatefulBody,
-    TransformBody,
+    ErrorLane, Feedback, JoinBody, ObserverBody, Output, SinkBody, SourceBody, StageBody,
+    StatefulBody, TransformBody,
 };
 pub(crate) use catch::panic_message;
 pub(crate) use input::Inputs;
