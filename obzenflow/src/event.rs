@@ -58,7 +58,7 @@ impl Parents {
 
 /// One entry of a journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound = "T: Serialize + DeserializeOwned")]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: DeserializeOwned"))]
 pub struct Envelope<T> {
     /// Who wrote it and where it sits in the writer's journal.
     pub id: EventId,
@@ -138,8 +138,9 @@ pub struct ErrorRecord {
     pub message: String,
     /// The input event it failed on, if it failed on one.
     pub input_id: Option<EventId>,
-    /// That input, as JSON, so that nothing is lost with the failure.
-    pub input: Option<serde_json::Value>,
+    /// That input, as JSON text, when the failing stage could keep a copy
+    /// (the input itself is in the upstream journal under `input_id`).
+    pub input: Option<String>,
 }
 
 impl fmt::Display for ErrorRecord {

@@ -8,9 +8,11 @@
 //! slowest reader is more than its capacity behind, and forgets what every
 //! reader has read unless it is asked to retain everything.
 
+pub mod disk;
 mod memory;
 mod writer;
 
+pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, Recovery};
 pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
 pub use writer::JournalWriter;
 

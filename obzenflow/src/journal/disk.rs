@@ -1,0 +1,539 @@
+//! The durable journal: framed, checksummed records in segment files, with an
+//! explicit fsync policy and recovery on open.
+//!
+//! A journal is a directory of segment files named by the sequence number of
+//! their first record (`00000000000000000000.seg`). A segment starts with a
+//! 16-byte header (`OBZFJNL\0`, the format version, 4 reserved bytes); then
+//! records, each framed as
+//!
+//! ```text
+//! length: u32 LE | crc32c(seq ++ payload): u32 LE | seq: u64 LE | payload
+//! ```
+//!
+//! where the payload is the envelope encoded with postcard. On open, every
+//! segment is read and checked: sequence numbers must follow each other and
+//! every checksum must match. A damaged record at the very end of the last
+//! segment is a torn write (the process died mid-append): it is cut off, and
+//! a warning says where. Damage anywhere else is corruption, reported with
+//! the file and the byte offset; no content makes this code panic, and no
+//! damaged record is ever returned as valid.
+//!
+//! Durability follows [`FsyncPolicy`]: by default every appended batch is
+//! fsynced before `append` returns (group commit), and a segment's directory
+//! is fsynced when the segment is created. Files are created owner-only.
+
+use crate::event::{Envelope, Payload};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MAGIC: &[u8; 8] = b"OBZFJNL\0";
+/// The format version this code writes, and the newest it reads.
+pub const FORMAT_VERSION: u32 = 1;
+const HEADER_LEN: u64 = 16;
+const FRAME_LEN: u64 = 16;
+/// Larger records are refused on write and treated as damage on read.
+const MAX_RECORD: u32 = 64 * 1024 * 1024;
+
+/// When appended records reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Never fsync: the OS writes when it likes. Fastest; a machine crash
+    /// may lose recent records (a process crash does not).
+    Never,
+    /// Fsync every appended batch before `append` returns (group commit).
+    #[default]
+    EveryBatch,
+    /// Fsync at most once per interval; a crash may lose up to one interval.
+    Interval(Duration),
+}
+
+/// How a disk journal writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskJournalOptions {
+    /// Start a new segment once the current one reaches this many bytes.
+    pub segment_bytes: u64,
+    /// When records reach the disk.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for DiskJournalOptions {
+    fn default() -> Self {
+        DiskJournalOptions {
+            segment_bytes: 64 * 1024 * 1024,
+            fsync: FsyncPolicy::EveryBatch,
+        }
+    }
+}
+
+/// What can go wrong with a disk journal.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskJournalError {
+    /// The operating system refused an operation.
+    #[error("journal file {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Damage that is not a torn tail: the journal cannot be trusted past it.
+    #[error("journal file {path} is corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// The segment file.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Written by a newer ObzenFlow.
+    #[error(
+        "journal file {path} has format version {found}, and this ObzenFlow reads versions up to {FORMAT_VERSION}; use a newer ObzenFlow"
+    )]
+    NewerFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// A record too large to frame.
+    #[error(
+        "a record of {bytes} bytes is larger than a journal record may be ({MAX_RECORD} bytes)"
+    )]
+    RecordTooLarge {
+        /// Its encoded size.
+        bytes: usize,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DiskJournalError + '_ {
+    move |source| DiskJournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What opening a journal found.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Recovery {
+    /// Valid records found.
+    pub records: u64,
+    /// A torn tail that was cut off: the segment, where it was cut, and how
+    /// many bytes were dropped.
+    pub truncated: Option<(PathBuf, u64, u64)>,
+}
+
+/// A journal in a directory of segment files, with one writer.
+#[derive(Debug)]
+pub struct DiskJournal<T> {
+    dir: PathBuf,
+    options: DiskJournalOptions,
+    file: File,
+    path: PathBuf,
+    size: u64,
+    next_seq: u64,
+    last_sync: Instant,
+    buffer: Vec<u8>,
+    _payload: PhantomData<fn(T)>,
+}
+
+impl<T: Payload> DiskJournal<T> {
+    /// Opens the journal in `dir`, creating it if needed; recovers a torn
+    /// tail and refuses corruption.
+    pub fn open(
+        dir: &Path,
+        options: DiskJournalOptions,
+    ) -> Result<(Self, Recovery), DiskJournalError> {
+        create_private_dir(dir)?;
+        let scan = scan::<T>(dir, true, |_| {})?;
+        let (path, size) = match scan.last_segment {
+            Some((path, size)) => (path, size),
+            None => {
+                let path = segment_path(dir, 0);
+                let size = create_segment(dir, &path)?;
+                (path, size)
+            }
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        let journal = DiskJournal {
+            dir: dir.to_owned(),
+            options,
+            file,
+            path,
+            size,
+            next_seq: scan.next_seq,
+            last_sync: Instant::now(),
+            buffer: Vec::new(),
+            _payload: PhantomData,
+        };
+        Ok((journal, scan.recovery))
+    }
+
+    /// The sequence number the next record must have.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Appends a batch (sequence numbers must continue the journal's), then
+    /// fsyncs as the policy says.
+    pub fn append(&mut self, batch: &[Envelope<T>]) -> Result<(), DiskJournalError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.size >= self.options.segment_bytes {
+            self.roll(batch[0].id.seq)?;
+        }
+        self.buffer.clear();
+        let mut seq = self.next_seq;
+        for envelope in batch {
+            if envelope.id.seq != seq {
+                return Err(DiskJournalError::Corrupt {
+                    path: self.path.clone(),
+                    offset: self.size,
+                    reason: format!(
+                        "appending sequence {} where {seq} comes next",
+                        envelope.id.seq
+                    ),
+                });
+            }
+            encode_record(&mut self.buffer, seq, envelope)?;
+            seq += 1;
+        }
+        self.file
+            .write_all(&self.buffer)
+            .map_err(io_error(&self.path))?;
+        self.size += self.buffer.len() as u64;
+        self.next_seq = seq;
+        let due = match self.options.fsync {
+            FsyncPolicy::Never => false,
+            FsyncPolicy::EveryBatch => true,
+            FsyncPolicy::Interval(interval) => self.last_sync.elapsed() >= interval,
+        };
+        if due {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs what was appended.
+    pub fn sync(&mut self) -> Result<(), DiskJournalError> {
+        self.file.sync_data().map_err(io_error(&self.path))?;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    fn roll(&mut self, first_seq: u64) -> Result<(), DiskJournalError> {
+        self.sync()?;
+        let path = segment_path(&self.dir, first_seq);
+        self.size = create_segment(&self.dir, &path)?;
+        self.file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        self.path = path;
+        Ok(())
+    }
+}
+
+/// Every record of the journal in `dir`, in order, without changing it: a
+/// torn tail is left where it is and not returned; corruption is an error.
+pub fn read_journal<T: Payload>(
+    dir: &Path,
+) -> Result<(Vec<Envelope<T>>, Recovery), DiskJournalError> {
+    let mut records = Vec::new();
+    let scan = scan::<T>(dir, false, |record| records.push(record))?;
+    Ok((records, scan.recovery))
+}
+
+fn encode_record<T: Serialize>(
+    buffer: &mut Vec<u8>,
+    seq: u64,
+    envelope: &Envelope<T>,
+) -> Result<(), DiskJournalError> {
+    let start = buffer.len();
+    buffer.extend_from_slice(&[0; FRAME_LEN as usize]);
+    let payload = postcard::to_extend(envelope, std::mem::take(buffer)).map_err(|error| {
+        DiskJournalError::Corrupt {
+            path: PathBuf::new(),
+            offset: 0,
+            reason: format!("cannot encode record {seq}: {error}"),
+        }
+    })?;
+    *buffer = payload;
+    let len = buffer.len() - start - FRAME_LEN as usize;
+    let len32 = u32::try_from(len)
+        .ok()
+        .filter(|l| *l <= MAX_RECORD)
+        .ok_or(DiskJournalError::RecordTooLarge { bytes: len })?;
+    let seq_bytes = seq.to_le_bytes();
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&seq_bytes),
+        &buffer[start + FRAME_LEN as usize..],
+    );
+    buffer[start..start + 4].copy_from_slice(&len32.to_le_bytes());
+    buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    buffer[start + 8..start + 16].copy_from_slice(&seq_bytes);
+    Ok(())
+}
+
+struct Scan {
+    next_seq: u64,
+    last_segment: Option<(PathBuf, u64)>,
+    recovery: Recovery,
+}
+
+/// Reads every segment of `dir`, checking it, handing each record to `each`.
+/// With `repair`, a torn tail of the last segment is truncated.
+fn scan<T: DeserializeOwned>(
+    dir: &Path,
+    repair: bool,
+    mut each: impl FnMut(Envelope<T>),
+) -> Result<Scan, DiskJournalError> {
+    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(base) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        segments.push((base, entry.path()));
+    }
+    segments.sort();
+    let mut next_seq = segments.first().map_or(0, |(base, _)| *base);
+    let mut recovery = Recovery::default();
+    let mut last_segment = None;
+    let count = segments.len();
+    for (index, (base, path)) in segments.into_iter().enumerate() {
+        let is_last = index + 1 == count;
+        if base != next_seq {
+            return Err(DiskJournalError::Corrupt {
+                path,
+                offset: 0,
+                reason: format!(
+                    "segment starts at sequence {base}, but the previous one ends before {next_seq}"
+                ),
+            });
+        }
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(io_error(&path))?;
+        let (valid_end, damage) =
+            check_segment(&path, &bytes, &mut next_seq, &mut recovery, &mut each)?;
+        let mut size = bytes.len() as u64;
+        if let Some(reason) = damage {
+            // A torn write leaves nothing valid after it; a valid record
+            // after the damage means the damage is corruption, even in the
+            // last segment.
+            let torn = is_last && !valid_record_after(&bytes, valid_end, next_seq);
+            if !torn {
+                return Err(DiskJournalError::Corrupt {
+                    path,
+                    offset: valid_end,
+                    reason,
+                });
+            }
+            let dropped = size - valid_end;
+            tracing::warn!(file = %path.display(), offset = valid_end, bytes = dropped, %reason, "journal: cutting off a torn tail");
+            if repair {
+                if valid_end < HEADER_LEN {
+                    fs::remove_file(&path).map_err(io_error(&path))?;
+                    recovery.truncated = Some((path, 0, dropped));
+                    continue;
+                }
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_error(&path))?;
+                file.set_len(valid_end).map_err(io_error(&path))?;
+                file.sync_all().map_err(io_error(&path))?;
+            }
+            recovery.truncated = Some((path.clone(), valid_end, dropped));
+            size = valid_end;
+        }
+        last_segment = Some((path, size));
+    }
+    Ok(Scan {
+        next_seq,
+        last_segment,
+        recovery,
+    })
+}
+
+/// Checks a segment's header and records. Returns where the valid part ends
+/// and, if damage follows it, why it is damage. Corruption that cannot be a
+/// torn write (a wrong sequence, an undecodable record with a good checksum,
+/// a newer format) is an error at once.
+fn check_segment<T: DeserializeOwned>(
+    path: &Path,
+    bytes: &[u8],
+    next_seq: &mut u64,
+    recovery: &mut Recovery,
+    each: &mut impl FnMut(Envelope<T>),
+) -> Result<(u64, Option<String>), DiskJournalError> {
+    if bytes.len() < HEADER_LEN as usize {
+        return Ok((0, Some("the segment header is incomplete".to_owned())));
+    }
+    if &bytes[..8] != MAGIC {
+        return Ok((
+            0,
+            Some("the segment does not start with the journal's magic bytes".to_owned()),
+        ));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version > FORMAT_VERSION {
+        return Err(DiskJournalError::NewerFormat {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    let mut offset = HEADER_LEN as usize;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        if rest.len() < FRAME_LEN as usize {
+            return Ok((
+                offset as u64,
+                Some("a record's frame is incomplete".to_owned()),
+            ));
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        let seq_bytes: [u8; 8] = [
+            rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
+        ];
+        if len > MAX_RECORD || rest.len() - (FRAME_LEN as usize) < len as usize {
+            return Ok((
+                offset as u64,
+                Some(format!(
+                    "a record claims {len} bytes, more than the segment holds"
+                )),
+            ));
+        }
+        let payload = &rest[FRAME_LEN as usize..FRAME_LEN as usize + len as usize];
+        if crc32c::crc32c_append(crc32c::crc32c(&seq_bytes), payload) != crc {
+            return Ok((
+                offset as u64,
+                Some("a record's checksum does not match".to_owned()),
+            ));
+        }
+        let seq = u64::from_le_bytes(seq_bytes);
+        if seq != *next_seq {
+            return Err(DiskJournalError::Corrupt {
+                path: path.to_owned(),
+                offset: offset as u64,
+                reason: format!("record has sequence {seq} where {} comes next", *next_seq),
+            });
+        }
+        let envelope: Envelope<T> =
+            postcard::from_bytes(payload).map_err(|error| DiskJournalError::Corrupt {
+                path: path.to_owned(),
+                offset: offset as u64,
+                reason: format!("record {seq} has a good checksum but does not decode: {error}"),
+            })?;
+        each(envelope);
+        *next_seq += 1;
+        recovery.records += 1;
+        offset += FRAME_LEN as usize + len as usize;
+    }
+    Ok((offset as u64, None))
+}
+
+/// Whether a well-framed record with a matching checksum and a later sequence
+/// number than `next_seq` starts anywhere after `damaged` in `bytes`.
+fn valid_record_after(bytes: &[u8], damaged: u64, next_seq: u64) -> bool {
+    let frame = FRAME_LEN as usize;
+    let start = usize::try_from(damaged)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    (start..bytes.len().saturating_sub(frame - 1)).any(|at| {
+        let rest = &bytes[at..];
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let seq_bytes: [u8; 8] = [
+            rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
+        ];
+        let seq = u64::from_le_bytes(seq_bytes);
+        let plausible_seq = seq > next_seq && seq - next_seq <= (bytes.len() / frame) as u64;
+        plausible_seq && len <= rest.len() - frame && {
+            let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            crc32c::crc32c_append(crc32c::crc32c(&seq_bytes), &rest[frame..frame + len]) == crc
+        }
+    })
+}
+
+fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.seg"))
+}
+
+/// Creates a segment with its header, fsynced, and fsyncs the directory so
+/// that the new file's name is durable too. Returns its size.
+fn create_segment(dir: &Path, path: &Path) -> Result<u64, DiskJournalError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io_error(path))?;
+    let mut header = [0u8; HEADER_LEN as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    file.write_all(&header).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))?;
+    sync_dir(dir)?;
+    Ok(HEADER_LEN)
+}
+
+/// Creates `dir` (and its parents) owner-only, fsyncing the parent.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<(), DiskJournalError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_error(dir))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))?;
+    let _ = dir;
+    Ok(())
+}
+
+/// A flow or stage name as a file name: letters, digits, `-`, `_` and `.`
+/// kept, anything else replaced by `_`, never empty, `.` or `..`, at most 100 bytes.
+pub fn sanitize_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    if out.is_empty() || out.chars().all(|c| c == '.') {
+        out = format!("_{out}");
+    }
+    out
+}
