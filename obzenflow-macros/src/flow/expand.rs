@@ -23,9 +23,9 @@ pub(crate) fn flow(
         let marker = &stage.name;
         quote!(#[allow(non_camel_case_types, dead_code)] struct #marker {})
     });
-    let journals = journals.map(|journals| {
-        quote!(#builder.journal_options({ use ::obzenflow::flow::journals::*; #journals });)
-    });
+    let journals = journals.map(
+        |journals| quote!(#builder.journals({ use ::obzenflow::flow::journals::*; #journals });),
+    );
 
     // Loop heads: their feedback port is declared first and filled when the
     // head is added; the loop is closed once every stage exists.

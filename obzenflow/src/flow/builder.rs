@@ -101,6 +101,8 @@ pub struct FlowBuilder {
     edges: Vec<TopologyEdge>,
     /// Loop heads, and whether their loop has been closed.
     open_loops: Vec<(String, bool)>,
+    /// The run directory, for flows with disk journals.
+    run: Option<super::run::RunDir>,
 }
 
 /// The feedback input of a loop head, to close the loop with
@@ -134,7 +136,25 @@ impl FlowBuilder {
             problems: Vec::new(),
             edges: Vec::new(),
             open_loops: Vec::new(),
+            run: None,
         }
+    }
+
+    /// Where the journals of the stages added after this call live: in memory
+    /// ([`memory()`](super::journals::memory)), or also on disk
+    /// ([`disk(base)`](super::journals::disk)), in a new run directory.
+    pub fn journals(&mut self, journals: impl Into<super::journals::Journals>) -> &mut Self {
+        let journals = journals.into();
+        self.options = journals.memory;
+        if let Some((base, options)) = journals.disk {
+            match super::run::RunDir::create(&base, &self.name, options) {
+                Ok(run) => self.run = Some(run),
+                Err(error) => self
+                    .problems
+                    .push(format!("cannot create its run directory: {error}")),
+            }
+        }
+        self
     }
 
     /// How the journals of the stages added after this call hold their entries.
@@ -345,7 +365,24 @@ impl FlowBuilder {
                 .collect(),
             edges: self.edges,
         };
+        let run = match self.run {
+            Some(mut run) => {
+                run.manifest.topology = topology.clone();
+                let system = run.write_manifest().and_then(|()| run.system_journal());
+                match system {
+                    Ok(system) => Some((run, system)),
+                    Err(error) => {
+                        return Err(FlowError::Invalid {
+                            flow: self.name.to_string(),
+                            problems: vec![format!("cannot write its run directory: {error}")],
+                        });
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(FlowHandle::new(Pipeline {
+            run,
             topology,
             name: self.name,
             stages: self.stages.into(),
@@ -398,10 +435,23 @@ impl FlowBuilder {
         let journal = MemoryJournal::new(id, self.options);
         let name: Arc<str> = Arc::from(name);
         let counters = Arc::new(StageCounters::default());
+        let disk = match &mut self.run {
+            Some(run) => match run.stage_journal(index, &name) {
+                Ok(journal) => Some(journal),
+                Err(error) => {
+                    self.problems.push(format!(
+                        "stage `{name}` cannot open its disk journal: {error}"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
         let output = Output {
             name: Arc::clone(&name),
             counters: Arc::clone(&counters),
             writer: JournalWriter::new(journal.clone(), id),
+            disk,
             errors: self.errors.clone(),
         };
         let body = body(output);

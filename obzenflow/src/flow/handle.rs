@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, sleep_until};
 
 /// Where a flow is in its life.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, StateVariant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, StateVariant)]
 pub enum FlowState {
     /// Built, not started.
     Created,
@@ -96,6 +96,11 @@ impl StageInfo {
 
 /// A built flow, not yet running.
 pub(crate) struct Pipeline {
+    /// The run directory and its system journal, for flows with disk journals.
+    pub(crate) run: Option<(
+        super::run::RunDir,
+        crate::journal::DiskJournal<super::run::SystemEvent>,
+    )>,
     pub(crate) topology: super::topology::Topology,
     pub(crate) name: Arc<str>,
     pub(crate) stages: Arc<[StageInfo]>,
@@ -228,8 +233,10 @@ async fn supervise(
         controls,
         mut completions,
         errors,
+        mut run,
         ..
     } = pipeline;
+    let mut system = SystemLog::default();
     let mut supervisor = Supervisor {
         finals: vec![None; stages.len()],
         stages: Arc::clone(&stages),
@@ -244,7 +251,14 @@ async fn supervise(
     tracing::info!(flow = %name, stages = stages.len(), "flow starting");
     loop {
         if let Some(next) = event.take() {
+            let before = machine.state().clone();
             apply(&mut machine, &mut supervisor, &state, next).await;
+            if *machine.state() != before {
+                system.record(
+                    &mut run,
+                    super::run::SystemEvent::Flow(machine.state().clone()),
+                );
+            }
         }
         if machine.state().is_terminal() && supervisor.running.is_empty() {
             break;
@@ -269,6 +283,10 @@ async fn supervise(
                     StageState::Failed { reason } => Some(reason.clone()),
                     _ => None,
                 };
+                system.record(&mut run, super::run::SystemEvent::StageEnded {
+                    stage: stages[completion.stage].name.to_string(),
+                    state: completion.state.clone(),
+                });
                 supervisor.finals[completion.stage] = Some(completion.state);
                 match failed {
                     Some(reason) => Some(FlowEvent::StageFailed {
@@ -317,11 +335,50 @@ async fn supervise(
             report
         })
         .collect();
+    let run_dir = run.as_mut().map(|(dir, _)| {
+        if let Err(error) = crate::supervise::blocking(|| dir.finish(&final_state)) {
+            tracing::error!(flow = %name, %error, "cannot record the run's end in its manifest");
+        }
+        dir.path.clone()
+    });
     FlowReport {
         flow: name.to_string(),
         state: final_state,
         stages: stage_reports,
         errors: errors.records(),
+        run_dir,
+    }
+}
+
+/// Appends lifecycle events to a run's system journal.
+#[derive(Default)]
+struct SystemLog {
+    next_seq: u64,
+}
+
+impl SystemLog {
+    fn record(
+        &mut self,
+        run: &mut Option<(
+            super::run::RunDir,
+            crate::journal::DiskJournal<super::run::SystemEvent>,
+        )>,
+        event: super::run::SystemEvent,
+    ) {
+        let Some((_, journal)) = run else { return };
+        let envelope = crate::event::Envelope {
+            id: crate::event::EventId {
+                stage: crate::event::StageId(u32::MAX),
+                seq: self.next_seq,
+            },
+            parents: crate::event::Parents::None,
+            timestamp_micros: crate::event::now_micros(),
+            body: crate::event::Body::Data(event),
+        };
+        match crate::supervise::blocking(|| journal.append(std::slice::from_ref(&envelope))) {
+            Ok(()) => self.next_seq += 1,
+            Err(error) => tracing::error!(%error, "cannot write the run's system journal"),
+        }
     }
 }
 
@@ -432,6 +489,7 @@ impl FlowHandle {
                     },
                     stages: self.stages.iter().map(StageInfo::report).collect(),
                     errors: self.errors.records(),
+                    run_dir: None,
                 },
             };
             self.report = Some(report);
@@ -524,6 +582,7 @@ impl FlowHandle {
             state: self.state(),
             stages: self.stages.iter().map(StageInfo::report).collect(),
             errors: self.errors.records(),
+            run_dir: None,
         }
     }
 

@@ -1,23 +1,69 @@
-//! What the `journals:` section of `flow!` takes: `memory()`, optionally
-//! refined (`memory().capacity(4096).retain_all()`).
+//! Where a flow's journals live: what the `journals:` section of `flow!` (and
+//! [`FlowBuilder::journals`](super::FlowBuilder::journals)) takes.
+//!
+//! `memory()` keeps journals in memory only. `disk(base)` also writes every
+//! stage's journal durably under `base/<flow>/<run id>/`, with a manifest and
+//! a system journal, so that the run can be inspected, replayed and verified.
 
-use crate::journal::JournalOptions;
+use crate::journal::{DiskJournalOptions, FsyncPolicy, JournalOptions};
+use std::path::PathBuf;
 
-/// Memory journals with the default window.
-pub fn memory() -> JournalOptions {
-    JournalOptions::default()
+/// Journal settings for a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Journals {
+    pub(crate) memory: JournalOptions,
+    pub(crate) disk: Option<(PathBuf, DiskJournalOptions)>,
 }
 
-impl JournalOptions {
+/// Memory journals with the default window.
+pub fn memory() -> Journals {
+    Journals {
+        memory: JournalOptions::default(),
+        disk: None,
+    }
+}
+
+/// Memory journals between stages, and every stage's output written durably
+/// under `base` (one directory per run), fsynced per batch by default.
+pub fn disk(base: impl Into<PathBuf>) -> Journals {
+    Journals {
+        memory: JournalOptions::default(),
+        disk: Some((base.into(), DiskJournalOptions::default())),
+    }
+}
+
+impl Journals {
     /// How many entries a writer may be ahead of its slowest reader.
     pub fn capacity(mut self, entries: usize) -> Self {
-        self.capacity = entries.max(1);
+        self.memory.capacity = entries.max(1);
         self
     }
 
-    /// Keep every entry (for tests, replay and verification).
+    /// Keep every entry in memory (for tests, replay and verification).
     pub fn retain_all(mut self) -> Self {
-        self.retain_all = true;
+        self.memory.retain_all = true;
         self
+    }
+
+    /// When disk journals fsync (see [`FsyncPolicy`]).
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        if let Some((_, options)) = &mut self.disk {
+            options.fsync = policy;
+        }
+        self
+    }
+
+    /// The size at which a disk journal starts a new segment file.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        if let Some((_, options)) = &mut self.disk {
+            options.segment_bytes = bytes.max(1);
+        }
+        self
+    }
+}
+
+impl From<JournalOptions> for Journals {
+    fn from(memory: JournalOptions) -> Self {
+        Journals { memory, disk: None }
     }
 }

@@ -10,6 +10,7 @@ mod builder;
 mod handle;
 pub mod journals;
 mod report;
+pub mod run;
 mod topology;
 
 #[doc(hidden)]

@@ -19,6 +19,8 @@ pub struct FlowReport {
     pub stages: Vec<StageReport>,
     /// Every input a stage failed on.
     pub errors: Vec<ErrorRecord>,
+    /// The run's directory, for flows with disk journals.
+    pub run_dir: Option<std::path::PathBuf>,
 }
 
 impl FlowReport {

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 
 /// The stages and edges of a flow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Topology {
     /// The flow's name.
     pub flow: String,
@@ -17,7 +17,7 @@ pub struct Topology {
 }
 
 /// One stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TopologyStage {
     /// Its name.
     pub name: String,
@@ -26,7 +26,7 @@ pub struct TopologyStage {
 }
 
 /// What an edge feeds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum EdgeRole {
     /// An ordinary input.
     Input,
@@ -41,7 +41,7 @@ pub enum EdgeRole {
 }
 
 /// One edge: `from`'s journal read by `to`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TopologyEdge {
     /// The writing stage.
     pub from: String,

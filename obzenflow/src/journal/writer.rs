@@ -55,6 +55,11 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
         self.pending.len()
     }
 
+    /// The entries waiting to be appended.
+    pub fn pending_entries(&self) -> &[Envelope<T>] {
+        &self.pending
+    }
+
     /// Appends the pending batch, if any, waiting while the journal is full.
     pub async fn flush(&mut self) -> Result<(), JournalError> {
         if self.pending.is_empty() {

@@ -68,6 +68,8 @@ pub(crate) struct Output<O: Payload> {
     pub(crate) name: Arc<str>,
     pub(crate) counters: Arc<StageCounters>,
     pub(crate) writer: JournalWriter<O, MemoryJournal<O>>,
+    /// The durable copy of the stage's journal, for runs with disk journals.
+    pub(crate) disk: Option<crate::journal::DiskJournal<O>>,
     pub(crate) errors: ErrorLane,
 }
 
@@ -121,9 +123,18 @@ impl<O: Payload> Output<O> {
         }
     }
 
-    /// Appends what is pending and counts the data among it.
+    /// Appends what is pending and counts the data among it. With a disk
+    /// journal, the batch is written (and fsynced, by the default policy)
+    /// before any downstream stage can see it.
     async fn flush(&mut self, data_out: u64) -> Result<(), String> {
         StageCounters::add(&self.counters.events_out, data_out);
+        if let Some(disk) = &mut self.disk {
+            let pending = self.writer.pending_entries();
+            if !pending.is_empty() {
+                blocking(|| disk.append(pending))
+                    .map_err(|error| format!("disk journal: {error}"))?;
+            }
+        }
         self.writer.flush().await.map_err(journal_failure)
     }
 
@@ -145,6 +156,16 @@ impl<O: Payload> Output<O> {
 impl From<Option<EventId>> for Parents {
     fn from(id: Option<EventId>) -> Self {
         id.map_or(Parents::None, Parents::One)
+    }
+}
+
+/// Runs blocking file I/O from a stage's task: on a multi-threaded runtime
+/// the worker hands its other tasks over first; on a current-thread runtime
+/// there is no other worker to hand them to.
+pub(crate) fn blocking<R>(work: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

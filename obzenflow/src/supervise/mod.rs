@@ -12,7 +12,7 @@ mod status;
 
 pub(crate) use body::{
     ErrorLane, Feedback, JoinBody, ObserverBody, Output, SinkBody, SourceBody, StageBody,
-    StatefulBody, TransformBody,
+    StatefulBody, TransformBody, blocking,
 };
 pub(crate) use catch::panic_message;
 pub(crate) use input::Inputs;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The lifecycle of a stage, driven by its supervisor's state machine.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, StateVariant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, StateVariant)]
 pub enum StageState {
     /// Built, its task not yet initialized.
     Created,
@@ -48,7 +48,7 @@ impl fmt::Display for StageState {
 }
 
 /// The kind of a stage.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum StageKind {
     /// Produces events.
     Source,
@@ -86,7 +86,7 @@ impl StageCounters {
 }
 
 /// What one stage did in a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StageReport {
     /// Its name.
     pub name: String,

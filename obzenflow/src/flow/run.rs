@@ -1,0 +1,206 @@
+//! A run's directory: `base/<flow>/<run id>/` with `manifest.json`, one
+//! journal per stage under `stages/`, and the system journal under `system/`.
+
+use super::handle::FlowState;
+use super::topology::Topology;
+use crate::journal::disk::{create_private_dir, sanitize_name};
+use crate::journal::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The version of the run directory's layout and manifest.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// What `manifest.json` says about a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The layout version ([`MANIFEST_VERSION`]).
+    pub manifest_version: u32,
+    /// The ObzenFlow version that wrote it.
+    pub obzenflow_version: String,
+    /// The flow's name.
+    pub flow: String,
+    /// The run's id (its directory name).
+    pub run_id: String,
+    /// When the run started (UTC, RFC 3339).
+    pub started_at: String,
+    /// When it ended, once it has.
+    pub ended_at: Option<String>,
+    /// `running`, or how it ended.
+    pub status: String,
+    /// The final state, once the run has ended.
+    pub final_state: Option<FlowState>,
+    /// The flow's stages and edges.
+    pub topology: Topology,
+    /// Each stage's journal directory, relative to the run directory, in stage order.
+    pub stage_journals: Vec<String>,
+}
+
+/// A lifecycle event in a run's system journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SystemEvent {
+    /// The flow entered a state.
+    Flow(FlowState),
+    /// A stage ended.
+    StageEnded {
+        /// Its name.
+        stage: String,
+        /// How it ended.
+        state: crate::supervise::StageState,
+    },
+}
+
+/// The directory of one run.
+#[derive(Debug)]
+pub(crate) struct RunDir {
+    pub(crate) path: PathBuf,
+    pub(crate) options: DiskJournalOptions,
+    pub(crate) manifest: Manifest,
+}
+
+impl RunDir {
+    /// Creates `base/<flow>/<run id>/` owner-only.
+    pub(crate) fn create(
+        base: &Path,
+        flow: &str,
+        options: DiskJournalOptions,
+    ) -> Result<Self, DiskJournalError> {
+        static RUNS: AtomicU32 = AtomicU32::new(0);
+        let started = SystemTime::now();
+        let run_id = format!(
+            "{}-{}-{}",
+            utc(started, true),
+            std::process::id(),
+            RUNS.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = base.join(sanitize_name(flow)).join(&run_id);
+        create_private_dir(&path.join("stages"))?;
+        Ok(RunDir {
+            path,
+            options,
+            manifest: Manifest {
+                manifest_version: MANIFEST_VERSION,
+                obzenflow_version: env!("CARGO_PKG_VERSION").to_owned(),
+                flow: flow.to_owned(),
+                run_id,
+                started_at: utc(started, false),
+                ended_at: None,
+                status: "running".to_owned(),
+                final_state: None,
+                topology: Topology {
+                    flow: flow.to_owned(),
+                    stages: Vec::new(),
+                    edges: Vec::new(),
+                },
+                stage_journals: Vec::new(),
+            },
+        })
+    }
+
+    /// Opens the journal of stage number `index` named `name`.
+    pub(crate) fn stage_journal<T: crate::event::Payload>(
+        &mut self,
+        index: usize,
+        name: &str,
+    ) -> Result<DiskJournal<T>, DiskJournalError> {
+        let relative = format!("stages/{index:03}-{}", sanitize_name(name));
+        let (journal, _) = DiskJournal::open(&self.path.join(&relative), self.options)?;
+        self.manifest.stage_journals.push(relative);
+        Ok(journal)
+    }
+
+    /// The system journal (always fsynced per event: lifecycle events are rare).
+    pub(crate) fn system_journal(&self) -> Result<DiskJournal<SystemEvent>, DiskJournalError> {
+        let options = DiskJournalOptions {
+            fsync: FsyncPolicy::EveryBatch,
+            ..self.options
+        };
+        DiskJournal::open(&self.path.join("system"), options).map(|(journal, _)| journal)
+    }
+
+    /// Writes the manifest atomically (a temporary file, fsynced, renamed).
+    pub(crate) fn write_manifest(&self) -> Result<(), DiskJournalError> {
+        write_manifest(&self.path, &self.manifest)
+    }
+
+    /// Records the run's end in the manifest.
+    pub(crate) fn finish(&mut self, state: &FlowState) -> Result<(), DiskJournalError> {
+        self.manifest.ended_at = Some(utc(SystemTime::now(), false));
+        self.manifest.status = state.to_string();
+        self.manifest.final_state = Some(state.clone());
+        self.write_manifest()
+    }
+}
+
+pub(crate) fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), DiskJournalError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| DiskJournalError::Io { path, source }
+    };
+    let text = serde_json::to_string_pretty(manifest).unwrap_or_default();
+    let temporary = dir.join("manifest.json.tmp");
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary).map_err(io(&temporary))?;
+    file.write_all(text.as_bytes()).map_err(io(&temporary))?;
+    file.sync_all().map_err(io(&temporary))?;
+    let target = dir.join("manifest.json");
+    fs::rename(&temporary, &target).map_err(io(&target))?;
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(())
+}
+
+/// A UTC time as RFC 3339 (`2026-11-22T17:30:05Z`), or compact for file
+/// names (`20261122T173005Z`).
+pub(crate) fn utc(time: SystemTime, compact: bool) -> String {
+    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (hour, minute, second) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    if compact {
+        format!("{year:04}{month:02}{day:02}T{hour:02}{minute:02}{second:02}Z")
+    } else {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(utc(UNIX_EPOCH, false), "1970-01-01T00:00:00Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723);
+        assert_eq!(utc(leap, false), "2000-02-29T01:02:03Z");
+        assert_eq!(utc(leap, true), "20000229T010203Z");
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(1_798_761_599), false),
+            "2026-12-31T23:59:59Z"
+        );
+    }
+}
