@@ -1,9 +1,13 @@
 //! Durability under SIGKILL: a disk-journaled flow in a child process is
 //! killed at random moments. Afterwards every journal opens (a torn tail is
-//! cut off), and every record a downstream stage holds has its parent in the
-//! upstream journal: a batch reaches the disk before any reader can see it.
+//! cut off), every record a downstream stage holds has its parent in the
+//! upstream journal (a batch reaches the disk before any reader can see it),
+//! and the incomplete archive replays when that is allowed.
 
 #![cfg(unix)]
+
+#[path = "support/crash_flow.rs"]
+mod crash_flow;
 
 use obzenflow::event::{Body, EventId, Parents};
 use obzenflow::flow::run::Manifest;
@@ -37,8 +41,8 @@ fn ids<T: obzenflow::event::Payload>(dir: &Path) -> (HashSet<EventId>, Vec<Paren
     )
 }
 
-#[test]
-fn killed_runs_leave_journals_that_open_and_agree() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_runs_leave_journals_that_open_and_agree() {
     let base =
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("crash-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&base);
@@ -88,7 +92,7 @@ fn killed_runs_leave_journals_that_open_and_agree() {
                 .iter()
                 .map(|j| run.join(j))
                 .collect();
-            let (numbers, _) = ids::<String>(&journals[0]);
+            let (numbers, numbers_records) = ids::<String>(&journals[0]);
             let (parsed, parsed_parents) = ids::<u64>(&journals[1]);
             let (squared, squared_parents) = ids::<u64>(&journals[2]);
             let (_, receipt_parents) = ids::<Receipt>(&journals[3]);
@@ -106,6 +110,26 @@ fn killed_runs_leave_journals_that_open_and_agree() {
                 }
             }
             total_records += numbers.len() + parsed.len() + squared.len();
+
+            // The incomplete archive replays when allowed: the sources replay
+            // what reached their journal, and the rest runs to completion.
+            let mut replay = crash_flow::crash_flow(base.join("replays").display().to_string());
+            assert!(
+                replay
+                    .replay_from(run, obzenflow::flow::replay::ReplayOptions::default())
+                    .is_err()
+            );
+            let allowed = obzenflow::flow::replay::ReplayOptions {
+                allow_incomplete: true,
+                ..Default::default()
+            };
+            replay.replay_from(run, allowed).unwrap();
+            let report = replay.run().await.unwrap();
+            let replayed = report.stage("numbers").unwrap();
+            assert_eq!(
+                replayed.events_out + replayed.errors,
+                numbers_records.len() as u64
+            );
         }
     }
     assert!(

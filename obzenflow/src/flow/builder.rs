@@ -4,6 +4,7 @@
 
 use super::FlowError;
 use super::handle::{FlowHandle, Pipeline, StageInfo};
+use super::replay::ReplayHook;
 use super::topology::{EdgeRole, Topology, TopologyEdge, TopologyStage, short_type_name};
 use crate::event::{Payload, StageId};
 use crate::journal::{JournalOptions, JournalWriter, MemoryJournal};
@@ -11,9 +12,9 @@ use crate::stage::{
     EmitPolicy, Emitter, Join, Observer, Receipt, Sink, Source, Stateful, Transform,
 };
 use crate::supervise::{
-    Completion, ErrorLane, Feedback, Inputs, JoinBody, ObserverBody, Output, Runner, SinkBody,
-    SourceBody, StageBody, StageCommand, StageCounters, StageKind, StageState, StatefulBody,
-    TransformBody, run_stage,
+    Completion, ErrorLane, Feedback, Inputs, JoinBody, ObserverBody, Output, ReplaySwitch, Runner,
+    SinkBody, SourceBody, StageBody, StageCommand, StageCounters, StageKind, StageState,
+    StatefulBody, TransformBody, run_stage,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -165,10 +166,14 @@ impl FlowBuilder {
 
     /// Adds a source.
     pub fn source<T: Payload>(&mut self, name: &str, handler: impl Source<T>) -> StageRef<T> {
-        self.add(name, StageKind::Source, |output| SourceBody {
+        let replay: ReplaySwitch = Arc::default();
+        let hook = ReplayHook::Source(Arc::clone(&replay));
+        self.add(name, StageKind::Source, hook, |output| SourceBody {
             handler,
             output,
             stopping: false,
+            replay,
+            archived: None,
         })
     }
 
@@ -181,12 +186,14 @@ impl FlowBuilder {
         handler: impl Transform<I, O>,
     ) -> StageRef<O> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Transform, |output| TransformBody {
-            handler,
-            inputs,
-            output,
-            emitter: Emitter::new(),
-            feedback: None,
+        self.add(name, StageKind::Transform, ReplayHook::None, |output| {
+            TransformBody {
+                handler,
+                inputs,
+                output,
+                emitter: Emitter::new(),
+                feedback: None,
+            }
         })
     }
 
@@ -214,12 +221,14 @@ impl FlowBuilder {
         };
         self.open_loops.push((name.to_owned(), false));
         let readers = Arc::clone(&port.readers);
-        let output = self.add(name, StageKind::Transform, |output| TransformBody {
-            handler,
-            inputs,
-            output,
-            emitter: Emitter::new(),
-            feedback: Some(Feedback::new(readers, max_rounds)),
+        let output = self.add(name, StageKind::Transform, ReplayHook::None, |output| {
+            TransformBody {
+                handler,
+                inputs,
+                output,
+                emitter: Emitter::new(),
+                feedback: Some(Feedback::new(readers, max_rounds)),
+            }
         });
         (output, port)
     }
@@ -260,10 +269,13 @@ impl FlowBuilder {
         handler: impl Sink<T>,
     ) -> StageRef<Receipt> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Sink, |output| SinkBody {
+        let dry_run: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let hook = ReplayHook::Sink(Arc::clone(&dry_run));
+        self.add(name, StageKind::Sink, hook, |output| SinkBody {
             handler,
             inputs,
             output,
+            dry_run,
         })
     }
 
@@ -276,14 +288,16 @@ impl FlowBuilder {
         policy: EmitPolicy,
     ) -> StageRef<O> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Stateful, |output| StatefulBody {
-            handler,
-            policy,
-            inputs,
-            output,
-            pending: 0,
-            last_input: None,
-            window_ends: None,
+        self.add(name, StageKind::Stateful, ReplayHook::None, |output| {
+            StatefulBody {
+                handler,
+                policy,
+                inputs,
+                output,
+                pending: 0,
+                last_input: None,
+                window_ends: None,
+            }
         })
     }
 
@@ -309,7 +323,7 @@ impl FlowBuilder {
     ) -> StageRef<O> {
         let reference = self.connect(name, reference, EdgeRole::Reference);
         let stream = self.connect(name, stream, EdgeRole::Stream);
-        self.add(name, StageKind::Join, |output| JoinBody {
+        self.add(name, StageKind::Join, ReplayHook::None, |output| JoinBody {
             handler,
             reference,
             stream,
@@ -326,10 +340,12 @@ impl FlowBuilder {
         handler: impl Observer<T>,
     ) -> StageRef<()> {
         let inputs = self.connect(name, target, EdgeRole::Observed);
-        self.add(name, StageKind::Observer, |output| ObserverBody {
-            handler,
-            inputs,
-            output,
+        self.add(name, StageKind::Observer, ReplayHook::None, |output| {
+            ObserverBody {
+                handler,
+                inputs,
+                output,
+            }
         })
     }
 
@@ -425,6 +441,7 @@ impl FlowBuilder {
         &mut self,
         name: &str,
         kind: StageKind,
+        hook: ReplayHook,
         body: impl FnOnce(Output<O>) -> B,
     ) -> StageRef<O> {
         let index = self.stages.len();
@@ -473,6 +490,8 @@ impl FlowBuilder {
             kind,
             counters,
             status: status_receiver,
+            hook,
+            describe: super::replay::describe_body::<O>,
         });
         StageRef { index, journal }
     }

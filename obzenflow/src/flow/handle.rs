@@ -76,6 +76,10 @@ pub(crate) struct StageInfo {
     pub(crate) kind: StageKind,
     pub(crate) counters: Arc<StageCounters>,
     pub(crate) status: watch::Receiver<StageState>,
+    /// What a replay switches in this stage.
+    pub(crate) hook: super::replay::ReplayHook,
+    /// Decodes a stored body of this stage's output type, for showing differences.
+    pub(crate) describe: fn(&[u8]) -> String,
 }
 
 impl StageInfo {
@@ -419,6 +423,8 @@ pub struct FlowHandle {
     state_sender: Option<watch::Sender<FlowState>>,
     task: Option<JoinHandle<FlowReport>>,
     report: Option<FlowReport>,
+    /// The archive this run replays, if it does.
+    replaying: Option<std::path::PathBuf>,
 }
 
 impl FlowHandle {
@@ -435,7 +441,61 @@ impl FlowHandle {
             state_sender: Some(state_sender),
             task: None,
             report: None,
+            replaying: None,
         }
+    }
+
+    /// Makes this run a replay of the archived run in `archive`: sources read
+    /// their archived journals instead of calling their handlers, every other
+    /// stage runs again, and sinks skip their effects unless
+    /// `options.repeat_sink_effects`. Refuses an incomplete archive (unless
+    /// `options.allow_incomplete`), an archive of another topology, and one
+    /// written by a newer format. Call before the flow starts.
+    pub fn replay_from(
+        &mut self,
+        archive: impl AsRef<std::path::Path>,
+        options: super::replay::ReplayOptions,
+    ) -> Result<(), super::replay::ReplayError> {
+        use super::replay::ReplayHook;
+        if self.pending.is_none() {
+            return Err(super::replay::ReplayError::AlreadyStarted);
+        }
+        let archive = archive.as_ref();
+        let manifest = super::replay::check_archive(archive, &self.topology, options)?;
+        for (index, stage) in self.stages.iter().enumerate() {
+            match &stage.hook {
+                ReplayHook::Source(switch) => {
+                    let journal = archive.join(&manifest.stage_journals[index]);
+                    *switch
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(journal);
+                }
+                ReplayHook::Sink(dry_run) => {
+                    dry_run.store(
+                        !options.repeat_sink_effects,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
+                }
+                ReplayHook::None => {}
+            }
+        }
+        self.replaying = Some(archive.to_owned());
+        Ok(())
+    }
+
+    /// After a replay has run: compares every stage's output with the
+    /// archive's. Needs the replay's journals on disk (`journals: disk(..)`).
+    pub fn verify_replay(&self) -> Result<super::replay::Verification, super::replay::ReplayError> {
+        let archive = self
+            .replaying
+            .as_deref()
+            .ok_or(super::replay::ReplayError::NoReplayRun)?;
+        let replay = self
+            .report
+            .as_ref()
+            .and_then(|report| report.run_dir.as_deref())
+            .ok_or(super::replay::ReplayError::NoReplayRun)?;
+        super::replay::verify(archive, replay, &self.stages)
     }
 
     /// The flow's name.

@@ -9,6 +9,7 @@
 mod builder;
 mod handle;
 pub mod journals;
+pub mod replay;
 mod report;
 pub mod run;
 mod topology;

@@ -150,7 +150,9 @@ impl<T: Payload> DiskJournal<T> {
         options: DiskJournalOptions,
     ) -> Result<(Self, Recovery), DiskJournalError> {
         create_private_dir(dir)?;
-        let scan = scan::<T>(dir, true, |_| {})?;
+        let scan = scan(dir, true, |path, offset, seq, payload| {
+            decode::<T>(path, offset, seq, payload).map(drop)
+        })?;
         let (path, size) = match scan.last_segment {
             Some((path, size)) => (path, size),
             None => {
@@ -249,8 +251,47 @@ pub fn read_journal<T: Payload>(
     dir: &Path,
 ) -> Result<(Vec<Envelope<T>>, Recovery), DiskJournalError> {
     let mut records = Vec::new();
-    let scan = scan::<T>(dir, false, |record| records.push(record))?;
+    let scan = scan(dir, false, |path, offset, seq, payload| {
+        records.push(decode::<T>(path, offset, seq, payload)?);
+        Ok(())
+    })?;
     Ok((records, scan.recovery))
+}
+
+/// One record as stored: its sequence number and encoded envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRecord {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The envelope, encoded with postcard.
+    pub payload: Vec<u8>,
+}
+
+/// Every record of the journal in `dir` as stored, checked like
+/// [`read_journal`] but not decoded (for tools that do not know the payload type).
+pub fn read_raw(dir: &Path) -> Result<(Vec<RawRecord>, Recovery), DiskJournalError> {
+    let mut records = Vec::new();
+    let scan = scan(dir, false, |_, _, seq, payload| {
+        records.push(RawRecord {
+            seq,
+            payload: payload.to_vec(),
+        });
+        Ok(())
+    })?;
+    Ok((records, scan.recovery))
+}
+
+fn decode<T: DeserializeOwned>(
+    path: &Path,
+    offset: u64,
+    seq: u64,
+    payload: &[u8],
+) -> Result<Envelope<T>, DiskJournalError> {
+    postcard::from_bytes(payload).map_err(|error| DiskJournalError::Corrupt {
+        path: path.to_owned(),
+        offset,
+        reason: format!("record {seq} has a good checksum but does not decode: {error}"),
+    })
 }
 
 fn encode_record<T: Serialize>(
@@ -292,10 +333,10 @@ struct Scan {
 
 /// Reads every segment of `dir`, checking it, handing each record to `each`.
 /// With `repair`, a torn tail of the last segment is truncated.
-fn scan<T: DeserializeOwned>(
+fn scan(
     dir: &Path,
     repair: bool,
-    mut each: impl FnMut(Envelope<T>),
+    mut each: impl FnMut(&Path, u64, u64, &[u8]) -> Result<(), DiskJournalError>,
 ) -> Result<Scan, DiskJournalError> {
     let mut segments: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
@@ -376,12 +417,12 @@ fn scan<T: DeserializeOwned>(
 /// and, if damage follows it, why it is damage. Corruption that cannot be a
 /// torn write (a wrong sequence, an undecodable record with a good checksum,
 /// a newer format) is an error at once.
-fn check_segment<T: DeserializeOwned>(
+fn check_segment(
     path: &Path,
     bytes: &[u8],
     next_seq: &mut u64,
     recovery: &mut Recovery,
-    each: &mut impl FnMut(Envelope<T>),
+    each: &mut impl FnMut(&Path, u64, u64, &[u8]) -> Result<(), DiskJournalError>,
 ) -> Result<(u64, Option<String>), DiskJournalError> {
     if bytes.len() < HEADER_LEN as usize {
         return Ok((0, Some("the segment header is incomplete".to_owned())));
@@ -436,13 +477,7 @@ fn check_segment<T: DeserializeOwned>(
                 reason: format!("record has sequence {seq} where {} comes next", *next_seq),
             });
         }
-        let envelope: Envelope<T> =
-            postcard::from_bytes(payload).map_err(|error| DiskJournalError::Corrupt {
-                path: path.to_owned(),
-                offset: offset as u64,
-                reason: format!("record {seq} has a good checksum but does not decode: {error}"),
-            })?;
-        each(envelope);
+        each(path, offset as u64, seq, payload)?;
         *next_seq += 1;
         recovery.records += 1;
         offset += FRAME_LEN as usize + len as usize;

@@ -48,7 +48,7 @@ pub(crate) trait StageBody: Send + 'static {
 pub(crate) struct ErrorLane(Arc<Mutex<Vec<ErrorRecord>>>);
 
 impl ErrorLane {
-    fn push(&self, record: ErrorRecord) {
+    pub(crate) fn push(&self, record: ErrorRecord) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -241,27 +241,68 @@ impl<T> Iterator for ChunkData<T> {
 
 // ---- source ----
 
+/// Where a source replays from, when its flow replays an archived run: the
+/// archived journal's directory. Set before the flow starts.
+pub(crate) type ReplaySwitch = Arc<Mutex<Option<std::path::PathBuf>>>;
+
 pub(crate) struct SourceBody<T: Payload, S> {
     pub(crate) handler: S,
     pub(crate) output: Output<T>,
     pub(crate) stopping: bool,
+    pub(crate) replay: ReplaySwitch,
+    /// The archived entries still to replay, once loaded.
+    pub(crate) archived: Option<std::collections::VecDeque<Body<T>>>,
+}
+
+pub(crate) enum SourceWork<T> {
+    Stopped,
+    Polled(Result<Poll<T>, StageError>),
+    Replayed(Result<Vec<Body<T>>, String>),
+}
+
+impl<T: Payload, S> SourceBody<T, S> {
+    /// The next batch of archived entries, loading the archive first.
+    fn replayed(&mut self, archive: &std::path::Path) -> Result<Vec<Body<T>>, String> {
+        if self.archived.is_none() {
+            let (records, _) = crate::journal::disk::read_journal::<T>(archive)
+                .map_err(|error| format!("cannot replay: {error}"))?;
+            self.archived = Some(
+                records
+                    .into_iter()
+                    .map(|record| record.body)
+                    .filter(|body| !matches!(body, Body::Control(_)))
+                    .collect(),
+            );
+        }
+        let archived = self.archived.get_or_insert_with(Default::default);
+        let take = archived.len().min(1024);
+        Ok(archived.drain(..take).collect())
+    }
 }
 
 impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
-    type Work = Option<Result<Poll<T>, StageError>>;
+    type Work = SourceWork<T>;
 
     async fn wait(&mut self) -> Self::Work {
         if self.stopping {
-            return None;
+            return SourceWork::Stopped;
         }
-        Some(self.handler.next().await)
+        let archive = self
+            .replay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match archive {
+            Some(archive) => SourceWork::Replayed(self.replayed(&archive)),
+            None => SourceWork::Polled(self.handler.next().await),
+        }
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
         let started = StdInstant::now();
         let step = match work {
-            None | Some(Ok(Poll::End)) => Step::Done,
-            Some(Ok(Poll::Events(events))) => {
+            SourceWork::Stopped | SourceWork::Polled(Ok(Poll::End)) => Step::Done,
+            SourceWork::Polled(Ok(Poll::Events(events))) => {
                 let count = events.len() as u64;
                 for event in events {
                     self.output.emit(Parents::None, event);
@@ -269,9 +310,30 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                 self.output.flush(count).await?;
                 Step::Continue
             }
-            Some(Err(error)) => {
+            SourceWork::Polled(Err(error)) => {
                 self.output.failed(error, None)?;
                 self.output.flush(0).await?;
+                Step::Continue
+            }
+            SourceWork::Replayed(Err(reason)) => return Err(reason),
+            SourceWork::Replayed(Ok(bodies)) if bodies.is_empty() => Step::Done,
+            SourceWork::Replayed(Ok(bodies)) => {
+                let mut count = 0;
+                for body in bodies {
+                    match body {
+                        Body::Data(event) => {
+                            count += 1;
+                            self.output.emit(Parents::None, event);
+                        }
+                        Body::Error(record) => {
+                            self.output.errors.push((*record).clone());
+                            StageCounters::add(&self.output.counters.errors, 1);
+                            self.output.writer.push(Parents::None, Body::Error(record));
+                        }
+                        Body::Control(_) => {}
+                    }
+                }
+                self.output.flush(count).await?;
                 Step::Continue
             }
         };
@@ -492,6 +554,8 @@ pub(crate) struct SinkBody<T: Payload, K> {
     pub(crate) handler: K,
     pub(crate) inputs: Inputs<T>,
     pub(crate) output: Output<crate::stage::Receipt>,
+    /// Set when a replay must not repeat the sink's external effects.
+    pub(crate) dry_run: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
@@ -508,7 +572,16 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         let started = StdInstant::now();
         let mut data = ChunkData::new(chunk, &self.output.counters);
         let mut delivered = 0;
+        let dry_run = self.dry_run.load(std::sync::atomic::Ordering::Relaxed);
         for (id, item) in &mut data {
+            if dry_run {
+                delivered += 1;
+                self.output.emit(
+                    Parents::One(id),
+                    crate::stage::Receipt::with_detail("replay: delivery skipped"),
+                );
+                continue;
+            }
             match self.handler.consume(item).await {
                 Ok(receipt) => {
                     delivered += 1;

@@ -1,0 +1,360 @@
+//! Replaying an archived run, and verifying the replay against the archive.
+//!
+//! A replay runs the same flow again with its sources reading their archived
+//! journals instead of calling their handlers; every other stage runs again.
+//! Sinks do not repeat their external effects unless asked to: their receipts
+//! say the delivery was skipped. Verification then compares, stage by stage,
+//! what the replay wrote with what the archive holds: the same records, with
+//! the same parents and the same bodies, byte for byte as stored.
+
+use super::handle::StageInfo;
+use super::run::{MANIFEST_VERSION, Manifest};
+use super::topology::Topology;
+use crate::event::{Body, EventId, Parents, Payload};
+use crate::journal::DiskJournalError;
+use crate::journal::disk::read_raw;
+use crate::supervise::{ReplaySwitch, StageKind};
+use serde::Deserialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// What a replay switches in a stage.
+pub(crate) enum ReplayHook {
+    None,
+    Source(ReplaySwitch),
+    Sink(Arc<AtomicBool>),
+}
+
+impl fmt::Debug for ReplayHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplayHook::None => "None",
+            ReplayHook::Source(_) => "Source",
+            ReplayHook::Sink(_) => "Sink",
+        })
+    }
+}
+
+/// How to replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Replay an archive whose run never recorded an end (it crashed or was
+    /// killed): its sources replay what reached their journals.
+    pub allow_incomplete: bool,
+    /// Let sinks deliver again (by default they do not repeat their effects).
+    pub repeat_sink_effects: bool,
+}
+
+/// Why an archive cannot be replayed or verified.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The manifest is missing or unreadable.
+    #[error("cannot read the archive's manifest {path}: {reason}")]
+    Manifest {
+        /// The manifest's path.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The archived run never recorded an end.
+    #[error(
+        "the archive {dir} is incomplete: its run never recorded an end (status `{status}`); replay it anyway with `allow_incomplete`"
+    )]
+    Incomplete {
+        /// The archive.
+        dir: PathBuf,
+        /// The manifest's status.
+        status: String,
+    },
+    /// Written by a newer ObzenFlow.
+    #[error(
+        "the archive {dir} was written with manifest version {found}, and this ObzenFlow reads versions up to {MANIFEST_VERSION}; use a newer ObzenFlow"
+    )]
+    NewerFormat {
+        /// The archive.
+        dir: PathBuf,
+        /// Its manifest version.
+        found: u32,
+    },
+    /// The archive is of another flow (or another version of this one).
+    #[error("the archive {dir} is of a different flow: {difference}")]
+    DifferentTopology {
+        /// The archive.
+        dir: PathBuf,
+        /// The first difference found.
+        difference: String,
+    },
+    /// Replay is set up before the flow starts.
+    #[error("a replay must be set up before the flow starts")]
+    AlreadyStarted,
+    /// Verification needs the replay's own journals on disk.
+    #[error(
+        "the replay has no run directory to compare with the archive: build the flow with disk journals (`journals: disk(..)`) to verify it"
+    )]
+    NoReplayRun,
+    /// A journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] DiskJournalError),
+}
+
+/// Reads a run directory's manifest.
+pub fn read_manifest(dir: &Path) -> Result<Manifest, ReplayError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|error| ReplayError::Manifest {
+        path: path.clone(),
+        reason: error.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|error| ReplayError::Manifest {
+        path,
+        reason: error.to_string(),
+    })
+}
+
+/// Checks that `archive` can be replayed by a flow of shape `topology`.
+pub(crate) fn check_archive(
+    archive: &Path,
+    topology: &Topology,
+    options: ReplayOptions,
+) -> Result<Manifest, ReplayError> {
+    let manifest = read_manifest(archive)?;
+    if manifest.manifest_version > MANIFEST_VERSION {
+        return Err(ReplayError::NewerFormat {
+            dir: archive.to_owned(),
+            found: manifest.manifest_version,
+        });
+    }
+    if manifest.ended_at.is_none() && !options.allow_incomplete {
+        return Err(ReplayError::Incomplete {
+            dir: archive.to_owned(),
+            status: manifest.status.clone(),
+        });
+    }
+    if let Some(difference) = topology_difference(&manifest.topology, topology) {
+        return Err(ReplayError::DifferentTopology {
+            dir: archive.to_owned(),
+            difference,
+        });
+    }
+    Ok(manifest)
+}
+
+/// The first difference between an archived topology and a flow's, if any.
+fn topology_difference(archived: &Topology, current: &Topology) -> Option<String> {
+    if archived.stages.len() != current.stages.len() {
+        return Some(format!(
+            "it has {} stages, this flow {}",
+            archived.stages.len(),
+            current.stages.len()
+        ));
+    }
+    for (old, new) in archived.stages.iter().zip(&current.stages) {
+        if old != new {
+            return Some(format!(
+                "its stage `{}` ({:?}) is `{}` ({:?}) in this flow",
+                old.name, old.kind, new.name, new.kind
+            ));
+        }
+    }
+    if archived.edges != current.edges {
+        let edge = archived
+            .edges
+            .iter()
+            .find(|edge| !current.edges.contains(edge))
+            .or_else(|| {
+                current
+                    .edges
+                    .iter()
+                    .find(|edge| !archived.edges.contains(edge))
+            });
+        return Some(match edge {
+            Some(edge) => format!(
+                "the edge `{} |> {}` carrying `{}` is not in both",
+                edge.from, edge.to, edge.payload
+            ),
+            None => "its edges are in another order".to_owned(),
+        });
+    }
+    None
+}
+
+/// A stored body of type `T`, as JSON (for showing differences).
+pub(crate) fn describe_body<T: Payload>(bytes: &[u8]) -> String {
+    match postcard::from_bytes::<Body<T>>(bytes) {
+        Ok(body) => {
+            serde_json::to_string(&body).unwrap_or_else(|error| format!("(cannot show: {error})"))
+        }
+        Err(error) => format!("(undecodable: {error})"),
+    }
+}
+
+/// The part of a stored envelope before its body.
+#[derive(Deserialize)]
+struct Prefix {
+    #[allow(dead_code)]
+    id: EventId,
+    parents: Parents,
+    #[allow(dead_code)]
+    timestamp_micros: u64,
+}
+
+/// A record as verification compares it: parents and body bytes (ids follow
+/// from the order, timestamps differ between runs by nature).
+struct Compared {
+    seq: u64,
+    parents: Parents,
+    body: Vec<u8>,
+}
+
+fn compared_records(dir: &Path) -> Result<Vec<Compared>, ReplayError> {
+    let (records, _) = read_raw(dir)?;
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        let Ok((prefix, body)) = postcard::take_from_bytes::<Prefix>(&record.payload) else {
+            continue;
+        };
+        // Control markers (EOF, drain, probes) are how a run ended, not what it computed.
+        if body.first() == Some(&2) {
+            continue;
+        }
+        out.push(Compared {
+            seq: record.seq,
+            parents: prefix.parents,
+            body: body.to_vec(),
+        });
+    }
+    Ok(out)
+}
+
+/// The first record where a stage's replay differs from its archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// Its position among the stage's data and error records.
+    pub index: usize,
+    /// The archived record (parents and body as JSON), if there is one.
+    pub archived: Option<String>,
+    /// The replayed record, if there is one.
+    pub replayed: Option<String>,
+}
+
+/// How one stage's replay compares with its archive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageVerification {
+    /// The stage.
+    pub stage: String,
+    /// Records compared (data and error-lane records).
+    pub records: usize,
+    /// The first difference, if any.
+    pub first_difference: Option<Difference>,
+}
+
+/// How a replay compares with its archive, stage by stage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// Each stage, in order.
+    pub stages: Vec<StageVerification>,
+}
+
+impl Verification {
+    /// How many stages differ.
+    pub fn differences(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| s.first_difference.is_some())
+            .count()
+    }
+
+    /// Whether every stage matched.
+    pub fn matched(&self) -> bool {
+        self.differences() == 0
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.matched() {
+            return write!(f, "all {} stages matched, 0 differences", self.stages.len());
+        }
+        writeln!(
+            f,
+            "{} of {} stages differ:",
+            self.differences(),
+            self.stages.len()
+        )?;
+        for stage in &self.stages {
+            if let Some(difference) = &stage.first_difference {
+                writeln!(f, "  stage `{}`, record {}:", stage.stage, difference.index)?;
+                writeln!(
+                    f,
+                    "    archived: {}",
+                    difference.archived.as_deref().unwrap_or("(none)")
+                )?;
+                writeln!(
+                    f,
+                    "    replayed: {}",
+                    difference.replayed.as_deref().unwrap_or("(none)")
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Compares every stage's journal in `replay` with the same stage's in `archive`.
+pub(crate) fn verify(
+    archive: &Path,
+    replay: &Path,
+    stages: &[StageInfo],
+) -> Result<Verification, ReplayError> {
+    let archived_manifest = read_manifest(archive)?;
+    let replayed_manifest = read_manifest(replay)?;
+    let mut out = Vec::new();
+    for (index, stage) in stages.iter().enumerate() {
+        let journal = |manifest: &Manifest| {
+            manifest
+                .stage_journals
+                .get(index)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let archived = compared_records(&archive.join(journal(&archived_manifest)))?;
+        let replayed = compared_records(&replay.join(journal(&replayed_manifest)))?;
+        // A sink's replayed receipts say the delivery was skipped: compare
+        // what it consumed (the parents), not what it said about it.
+        let bodies_matter = stage.kind != StageKind::Sink;
+        let show = |record: &Compared| {
+            format!(
+                "#{} parents {:?} body {}",
+                record.seq,
+                record
+                    .parents
+                    .ids()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                (stage.describe)(&record.body)
+            )
+        };
+        let first_difference = (0..archived.len().max(replayed.len())).find_map(|at| {
+            let (old, new) = (archived.get(at), replayed.get(at));
+            let same = match (old, new) {
+                (Some(old), Some(new)) => {
+                    old.parents == new.parents && (!bodies_matter || old.body == new.body)
+                }
+                _ => false,
+            };
+            (!same).then(|| Difference {
+                index: at,
+                archived: old.map(show),
+                replayed: new.map(show),
+            })
+        });
+        out.push(StageVerification {
+            stage: stage.name.to_string(),
+            records: archived.len().max(replayed.len()),
+            first_difference,
+        });
+    }
+    Ok(Verification { stages: out })
+}

@@ -1,0 +1,248 @@
+//! Replay and verification: an archived run replays with sources reading
+//! their archives, verification finds 0 differences, a changed transform is
+//! caught, and archives that cannot be replayed are refused clearly.
+
+use obzenflow::flow::replay::{ReplayError, ReplayOptions};
+use obzenflow::flow::{FlowHandle, FlowState};
+use obzenflow::prelude::*;
+use obzenflow::stage::{Poll, Receipt, Sink, Source, StageError, map, try_map};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn base(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("replay-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Text numbers; counts its polls, so a test can see that replay never calls it.
+struct Numbers {
+    next: u64,
+    polls: Arc<AtomicU64>,
+}
+
+impl Source<String> for Numbers {
+    async fn next(&mut self) -> Result<Poll<String>, StageError> {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        if self.next >= 3_000 {
+            return Ok(Poll::End);
+        }
+        let batch = (self.next..self.next + 500)
+            .map(|n| {
+                if n % 250 == 3 {
+                    format!("bad{n}")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
+        self.next += 500;
+        Ok(Poll::Events(batch))
+    }
+}
+
+/// Counts deliveries, so a test can see that replay skips them.
+struct Deliveries(Arc<AtomicU64>);
+
+impl Sink<u64> for Deliveries {
+    async fn consume(&mut self, _input: u64) -> Result<Receipt, StageError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(Receipt::with_detail("stored"))
+    }
+}
+
+struct Counters {
+    polls: Arc<AtomicU64>,
+    deliveries: Arc<AtomicU64>,
+}
+
+fn counters() -> Counters {
+    Counters {
+        polls: Arc::default(),
+        deliveries: Arc::default(),
+    }
+}
+
+fn flow(base: &Path, factor: u64, counters: &Counters) -> FlowHandle {
+    let source = Numbers {
+        next: 0,
+        polls: Arc::clone(&counters.polls),
+    };
+    let sink = Deliveries(Arc::clone(&counters.deliveries));
+    flow! {
+        name: "replayed",
+        journals: disk(base.to_owned()),
+        stages: {
+            numbers = source!(String => source);
+            parsed = transform!(String -> u64 => try_map(|s: String| s.parse::<u64>()));
+            scaled = transform!(u64 -> u64 => map(move |n: u64| n * factor));
+            store = sink!(u64 => sink);
+        },
+        topology: {
+            numbers |> parsed |> scaled |> store;
+        }
+    }
+}
+
+async fn archive(base: &Path) -> PathBuf {
+    let counters = counters();
+    let mut original = flow(base, 2, &counters);
+    let report = original.run().await.unwrap();
+    assert_eq!(counters.deliveries.load(Ordering::Relaxed), 2_988);
+    report.run_dir.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_the_same_flow_matches_its_archive() {
+    let base = base("same");
+    let archived = archive(&base).await;
+    let counters = counters();
+    let mut replay = flow(&base, 2, &counters);
+    replay
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap();
+    let report = replay.run().await.unwrap();
+    assert_eq!(report.state, FlowState::Completed);
+    assert_eq!(
+        counters.polls.load(Ordering::Relaxed),
+        0,
+        "sources read the archive, not their handler"
+    );
+    assert_eq!(
+        counters.deliveries.load(Ordering::Relaxed),
+        0,
+        "sinks do not repeat their effects"
+    );
+    assert_eq!(
+        report.stage("store").unwrap().events_out,
+        2_988,
+        "a receipt per event, marked skipped"
+    );
+    assert_eq!(report.errors.len(), 12, "the error lane is rebuilt too");
+    let verification = replay.verify_replay().unwrap();
+    assert!(verification.matched(), "{verification}");
+    assert_eq!(
+        verification.to_string(),
+        "all 4 stages matched, 0 differences"
+    );
+    assert_eq!(verification.stages[1].records, 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_transform_is_caught_with_both_versions() {
+    let base = base("changed");
+    let archived = archive(&base).await;
+    let mut replay = flow(&base, 3, &counters());
+    replay
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap();
+    replay.run().await.unwrap();
+    let verification = replay.verify_replay().unwrap();
+    assert_eq!(verification.differences(), 1, "{verification}");
+    let scaled = &verification.stages[2];
+    assert_eq!(scaled.stage, "scaled");
+    let difference = scaled.first_difference.as_ref().unwrap();
+    assert_eq!(
+        difference.index, 1,
+        "0 * 2 == 0 * 3; the first difference is 1 * 2 against 1 * 3"
+    );
+    assert!(
+        difference
+            .archived
+            .as_ref()
+            .unwrap()
+            .ends_with("body {\"Data\":2}"),
+        "{difference:?}"
+    );
+    assert!(
+        difference
+            .replayed
+            .as_ref()
+            .unwrap()
+            .ends_with("body {\"Data\":3}"),
+        "{difference:?}"
+    );
+    let text = verification.to_string();
+    assert!(text.starts_with("1 of 4 stages differ:"), "{text}");
+    assert!(text.contains("stage `scaled`, record 1:"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archives_that_cannot_be_replayed_are_refused() {
+    let base = base("refused");
+    let archived = archive(&base).await;
+    let manifest_path = archived.join("manifest.json");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+
+    // Incomplete: the run never recorded an end.
+    let mut value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    value["ended_at"] = serde_json::Value::Null;
+    value["status"] = "running".into();
+    std::fs::write(&manifest_path, value.to_string()).unwrap();
+    let error = flow(&base, 2, &counters())
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(matches!(error, ReplayError::Incomplete { .. }), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("replay it anyway with `allow_incomplete`"),
+        "{error}"
+    );
+    let allowed = ReplayOptions {
+        allow_incomplete: true,
+        ..ReplayOptions::default()
+    };
+    let mut replay = flow(&base, 2, &counters());
+    replay.replay_from(&archived, allowed).unwrap();
+    replay.run().await.unwrap();
+    assert!(replay.verify_replay().unwrap().matched());
+
+    // Newer format.
+    let mut value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    value["manifest_version"] = 99.into();
+    std::fs::write(&manifest_path, value.to_string()).unwrap();
+    let error = flow(&base, 2, &counters())
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(error.to_string().contains("manifest version 99"), "{error}");
+
+    // Another topology.
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    let mut other = flow! {
+        name: "replayed",
+        stages: {
+            numbers = source!(String => obzenflow::stage::from_iter(Vec::<String>::new()));
+            store = sink!(String => obzenflow::stage::console());
+        },
+        topology: {
+            numbers |> store;
+        }
+    };
+    let error = other
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("is of a different flow: it has 4 stages, this flow 2"),
+        "{error}"
+    );
+
+    // After the start it is too late; without disk journals there is nothing to verify.
+    let error = other
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(matches!(error, ReplayError::DifferentTopology { .. }));
+    other.run().await.unwrap();
+    assert!(matches!(
+        other.replay_from(&archived, ReplayOptions::default()),
+        Err(ReplayError::AlreadyStarted)
+    ));
+    assert!(matches!(
+        other.verify_replay(),
+        Err(ReplayError::NoReplayRun)
+    ));
+}
