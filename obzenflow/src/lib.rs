@@ -26,6 +26,8 @@
 #[allow(unused_extern_crates)]
 extern crate self as obzenflow;
 
+#[cfg(feature = "app")]
+pub mod app;
 pub mod event;
 pub mod flow;
 pub mod fsm;

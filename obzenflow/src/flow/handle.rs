@@ -570,6 +570,21 @@ impl FlowHandle {
         self.wait().await
     }
 
+    /// Asks a started flow to stop gracefully (see [`stop_graceful`](Self::stop_graceful))
+    /// without waiting; [`wait`](Self::wait) returns the report.
+    pub fn request_stop(&mut self, timeout: Duration) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(FlowCommand::Stop { timeout });
+        }
+    }
+
+    /// Asks a started flow to cancel without waiting.
+    pub fn request_cancel(&mut self) {
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(FlowCommand::Cancel);
+        }
+    }
+
     /// Cancels every stage now. Returns the report.
     pub async fn stop_cancel(&mut self) -> Result<FlowReport, FlowError> {
         self.command(FlowCommand::Cancel)?;

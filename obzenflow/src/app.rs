@@ -1,0 +1,284 @@
+//! The command-line runner for a user's `main` (feature `app`).
+//!
+//! ```no_run
+//! use obzenflow::prelude::*;
+//! use obzenflow::stage::{console, from_iter};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     obzenflow::app::run(|app| flow! {
+//!         name: "numbers",
+//!         journals: app.journals(),
+//!         stages: {
+//!             numbers = source!(u32 => from_iter(0..10u32));
+//!             out = sink!(u32 => console());
+//!         },
+//!         topology: { numbers |> out; }
+//!     })
+//! }
+//! ```
+//!
+//! Options: `--journal-dir DIR` (disk journals, the default is
+//! `target/obzenflow`), `--memory` (no disk journals), `--replay-from RUN_DIR`
+//! (replay an archived run), `--verify` (with `--replay-from`: compare every
+//! stage with the archive), `--allow-incomplete`, `--repeat-sink-effects`,
+//! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`. While it runs,
+//! a progress line shows what the sources have read; Ctrl-C stops gracefully
+//! and a second Ctrl-C cancels. At the end it prints the per-stage summary,
+//! the run directory and the exact command that replays and verifies the run.
+
+use crate::flow::journals::{Journals, disk, memory};
+use crate::flow::replay::ReplayOptions;
+use crate::flow::{FlowError, FlowHandle, FlowReport};
+use crate::supervise::StageKind;
+use clap::{Arg, ArgAction, Command, value_parser};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// What the runner was asked to do, for the code that builds the flow.
+#[derive(Clone, Debug)]
+pub struct App {
+    journal_dir: Option<PathBuf>,
+    replay_from: Option<PathBuf>,
+    verify: bool,
+    replay: ReplayOptions,
+    stop_timeout: Duration,
+}
+
+impl App {
+    /// The journals the command line asked for: disk journals under
+    /// `--journal-dir` (by default), or memory only with `--memory`.
+    pub fn journals(&self) -> Journals {
+        match &self.journal_dir {
+            Some(dir) => disk(dir.clone()),
+            None => memory(),
+        }
+    }
+
+    /// The archived run being replayed, if any.
+    pub fn replay_from(&self) -> Option<&std::path::Path> {
+        self.replay_from.as_deref()
+    }
+}
+
+fn command() -> Command {
+    Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()))
+        .about("Runs an ObzenFlow flow")
+        .arg(
+            Arg::new("journal-dir")
+                .long("journal-dir")
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf))
+                .default_value("target/obzenflow")
+                .help("Write every stage's journal under DIR, one directory per run"),
+        )
+        .arg(
+            Arg::new("memory")
+                .long("memory")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("replay-from")
+                .help("Keep journals in memory only (nothing to replay afterwards)"),
+        )
+        .arg(
+            Arg::new("replay-from")
+                .long("replay-from")
+                .value_name("RUN_DIR")
+                .value_parser(value_parser!(PathBuf))
+                .help("Replay an archived run: sources read its journals, every other stage runs again"),
+        )
+        .arg(
+            Arg::new("verify")
+                .long("verify")
+                .action(ArgAction::SetTrue)
+                .requires("replay-from")
+                .help("With --replay-from: compare every stage's output with the archive"),
+        )
+        .arg(
+            Arg::new("allow-incomplete")
+                .long("allow-incomplete")
+                .action(ArgAction::SetTrue)
+                .requires("replay-from")
+                .help("Replay an archive whose run never ended (crashed or killed)"),
+        )
+        .arg(
+            Arg::new("repeat-sink-effects")
+                .long("repeat-sink-effects")
+                .action(ArgAction::SetTrue)
+                .requires("replay-from")
+                .help("Let sinks deliver again during a replay"),
+        )
+        .arg(
+            Arg::new("stop-timeout")
+                .long("stop-timeout")
+                .value_name("SECONDS")
+                .value_parser(value_parser!(f64))
+                .default_value("30")
+                .help("After Ctrl-C, how long to drain before cancelling"),
+        )
+        .arg(
+            Arg::new("log-level")
+                .long("log-level")
+                .value_name("LEVEL")
+                .value_parser(["error", "warn", "info", "debug", "trace"])
+                .default_value("warn")
+                .help("The most detailed log lines to print (to standard error)"),
+        )
+}
+
+/// Parses the command line, builds the flow with `build`, runs it, and
+/// returns the process's exit code (0 when it completed or was stopped and,
+/// with `--verify`, matched its archive).
+pub fn run(build: impl FnOnce(&App) -> FlowHandle) -> ExitCode {
+    run_then(build, |_| {})
+}
+
+/// [`run`], calling `then` with the report of a run that completed or was
+/// stopped (before the summary is printed), to print results of its own.
+pub fn run_then(
+    build: impl FnOnce(&App) -> FlowHandle,
+    then: impl FnOnce(&FlowReport),
+) -> ExitCode {
+    let matches = command().get_matches();
+    let level = matches
+        .get_one::<String>("log-level")
+        .and_then(|level| level.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::WARN);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let app = App {
+        journal_dir: if matches.get_flag("memory") {
+            None
+        } else {
+            matches.get_one::<PathBuf>("journal-dir").cloned()
+        },
+        replay_from: matches.get_one::<PathBuf>("replay-from").cloned(),
+        verify: matches.get_flag("verify"),
+        replay: ReplayOptions {
+            allow_incomplete: matches.get_flag("allow-incomplete"),
+            repeat_sink_effects: matches.get_flag("repeat-sink-effects"),
+        },
+        stop_timeout: Duration::from_secs_f64(
+            matches
+                .get_one::<f64>("stop-timeout")
+                .copied()
+                .unwrap_or(30.0)
+                .max(0.0),
+        ),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let mut flow = build(&app);
+        if let Some(archive) = &app.replay_from
+            && let Err(error) = flow.replay_from(archive, app.replay)
+        {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+        let outcome = drive(&mut flow, &app).await;
+        let report = match outcome {
+            Ok(report) => report,
+            Err(error) => {
+                let report = match &error {
+                    FlowError::StageFailed { report, .. } | FlowError::Aborted { report, .. } => {
+                        Some(report.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(report) = report {
+                    eprintln!("\n{report}");
+                }
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        then(&report);
+        eprintln!("\n{report}");
+        if let Some(run) = &report.run_dir {
+            let program = std::env::args().next().unwrap_or_else(|| "flow".to_owned());
+            eprintln!("run directory: {}", run.display());
+            eprintln!(
+                "replay and verify it with: {program} --replay-from {} --verify",
+                run.display()
+            );
+        }
+        if app.verify {
+            match flow.verify_replay() {
+                Ok(verification) => {
+                    println!("verification: {verification}");
+                    if !verification.matched() {
+                        return ExitCode::FAILURE;
+                    }
+                }
+                Err(error) => {
+                    eprintln!("error: cannot verify: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs the flow with a progress line, stopping gracefully on the first
+/// Ctrl-C and cancelling on the second.
+async fn drive(flow: &mut FlowHandle, app: &App) -> Result<FlowReport, FlowError> {
+    flow.start()?;
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    let sources: Vec<String> = flow
+        .topology()
+        .stages
+        .iter()
+        .filter(|stage| stage.kind == StageKind::Source)
+        .map(|stage| stage.name.clone())
+        .collect();
+    let mut interrupts = 0;
+    let mut state = flow.watch();
+    while !flow.state().is_terminal() {
+        let report = flow.report();
+        let read: u64 = report
+            .stages
+            .iter()
+            .filter(|stage| sources.contains(&stage.name))
+            .map(|stage| stage.events_out)
+            .sum();
+        progress.set_message(format!(
+            "{read} events read, {} in the error lane",
+            report.errors.len()
+        ));
+        progress.tick();
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = state.changed() => {}
+            interrupted = tokio::signal::ctrl_c() => {
+                if interrupted.is_err() {
+                    continue;
+                }
+                interrupts += 1;
+                if interrupts == 1 {
+                    progress.println(format!(
+                        "stopping: draining what is in flight (up to {:.0} s); Ctrl-C again to cancel",
+                        app.stop_timeout.as_secs_f64()
+                    ));
+                    flow.request_stop(app.stop_timeout);
+                } else {
+                    progress.println("cancelling");
+                    flow.request_cancel();
+                }
+            }
+        }
+    }
+    progress.finish_and_clear();
+    flow.wait().await
+}
