@@ -246,3 +246,39 @@ async fn archives_that_cannot_be_replayed_are_refused() {
         Err(ReplayError::NoReplayRun)
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_prints_every_journal_as_json_lines_with_its_own_types() {
+    let base = base("inspect");
+    let archived = archive(&base).await;
+    let viewer = flow(&base, 2, &counters());
+    let mut out = Vec::new();
+    let lines = viewer.inspect(&archived, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let records: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len() as u64, lines);
+    let of = |stage: &str| records.iter().filter(|r| r["stage"] == stage).count();
+    // 3,000 source lines and EOF; 2,988 numbers, 12 error records and EOF; and so on.
+    assert_eq!(of("numbers"), 3_001);
+    assert_eq!(of("parsed"), 3_001);
+    assert_eq!(of("scaled"), 2_989);
+    assert_eq!(of("store"), 2_989);
+    assert!(of("(system)") >= 6);
+    let third = records
+        .iter()
+        .find(|r| r["stage"] == "scaled" && r["seq"] == 2)
+        .unwrap();
+    assert_eq!(third["body"], serde_json::json!({"Data": 4}));
+    let error = records
+        .iter()
+        .find(|r| r["stage"] == "parsed" && r["body"]["Error"].is_object())
+        .unwrap();
+    assert_eq!(
+        error["body"]["Error"]["message"],
+        "invalid digit found in string"
+    );
+    assert_eq!(error["parents"], serde_json::json!(["0#3"]));
+}

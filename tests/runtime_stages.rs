@@ -385,3 +385,21 @@ async fn hand_written_async_handlers_and_console_sink() {
     assert_eq!(report.stage("print").unwrap().events_out, 8);
     assert_eq!(report.stage("chunks").unwrap().events_out, 8);
 }
+
+#[tokio::test]
+async fn sources_that_know_their_size_say_so() {
+    let mut known = FlowBuilder::new("known");
+    let a = known.source("a", from_iter(0..10u32));
+    let b = known.source("b", from_iter(vec![1u32, 2, 3]));
+    let (sink, _) = collect();
+    known.sink("out", [&a, &b], sink);
+    assert_eq!(known.build().unwrap().expected_source_events(), Some(13));
+
+    let (_send, receive) = mpsc::channel::<u32>(1);
+    let mut unknown = FlowBuilder::new("unknown");
+    let a = unknown.source("a", from_iter(0..10u32));
+    let b = unknown.source("b", from_receiver(receive));
+    let (sink, _) = collect();
+    unknown.sink("out", [&a, &b], sink);
+    assert_eq!(unknown.build().unwrap().expected_source_events(), None);
+}

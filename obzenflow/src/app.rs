@@ -19,7 +19,8 @@
 //!
 //! Options: `--journal-dir DIR` (disk journals, the default is
 //! `target/obzenflow`), `--memory` (no disk journals), `--replay-from RUN_DIR`
-//! (replay an archived run), `--verify` (with `--replay-from`: compare every
+//! (replay an archived run), `--inspect RUN_DIR` (print its journals as JSON
+//! lines), `--verify` (with `--replay-from`: compare every
 //! stage with the archive), `--allow-incomplete`, `--repeat-sink-effects`,
 //! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`. While it runs,
 //! a progress line shows what the sources have read; Ctrl-C stops gracefully
@@ -85,6 +86,14 @@ fn command() -> Command {
                 .value_name("RUN_DIR")
                 .value_parser(value_parser!(PathBuf))
                 .help("Replay an archived run: sources read its journals, every other stage runs again"),
+        )
+        .arg(
+            Arg::new("inspect")
+                .long("inspect")
+                .value_name("RUN_DIR")
+                .value_parser(value_parser!(PathBuf))
+                .conflicts_with("replay-from")
+                .help("Print every journal of an archived run as JSON lines, and exit"),
         )
         .arg(
             Arg::new("verify")
@@ -177,8 +186,20 @@ pub fn run_then(
             return ExitCode::FAILURE;
         }
     };
+    let inspect = matches.get_one::<PathBuf>("inspect").cloned();
     runtime.block_on(async move {
         let mut flow = build(&app);
+        if let Some(run) = inspect {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            return match flow.inspect(&run, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if let Some(archive) = &app.replay_from
             && let Err(error) = flow.replay_from(archive, app.replay)
         {
@@ -234,8 +255,20 @@ pub fn run_then(
 /// Ctrl-C and cancelling on the second.
 async fn drive(flow: &mut FlowHandle, app: &App) -> Result<FlowReport, FlowError> {
     flow.start()?;
-    let progress = indicatif::ProgressBar::new_spinner();
+    // A bar when every source says how many events it will produce, a
+    // counting spinner otherwise.
+    let progress = match flow.expected_source_events() {
+        Some(total) => indicatif::ProgressBar::new(total),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
     progress.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    if let Ok(style) = indicatif::ProgressStyle::with_template(if progress.length().is_some() {
+        "{bar:30} {pos}/{len} events read, {msg}"
+    } else {
+        "{spinner} {pos} events read, {msg}"
+    }) {
+        progress.set_style(style);
+    }
     let sources: Vec<String> = flow
         .topology()
         .stages
@@ -267,13 +300,13 @@ async fn drive(flow: &mut FlowHandle, app: &App) -> Result<FlowReport, FlowError
                 }
                 interrupts += 1;
                 if interrupts == 1 {
-                    progress.println(format!(
+                    progress.suspend(|| eprintln!(
                         "stopping: draining what is in flight (up to {:.0} s); Ctrl-C again to cancel",
                         app.stop_timeout.as_secs_f64()
                     ));
                     flow.request_stop(app.stop_timeout);
                 } else {
-                    progress.println("cancelling");
+                    progress.suspend(|| eprintln!("cancelling"));
                     flow.request_cancel();
                 }
             }

@@ -166,15 +166,18 @@ impl FlowBuilder {
 
     /// Adds a source.
     pub fn source<T: Payload>(&mut self, name: &str, handler: impl Source<T>) -> StageRef<T> {
+        let expected = handler.expected_count();
         let replay: ReplaySwitch = Arc::default();
         let hook = ReplayHook::Source(Arc::clone(&replay));
-        self.add(name, StageKind::Source, hook, |output| SourceBody {
+        let stage = self.add(name, StageKind::Source, hook, |output| SourceBody {
             handler,
             output,
             stopping: false,
             replay,
             archived: None,
-        })
+        });
+        self.stages[stage.index].expected = expected;
+        stage
     }
 
     /// Adds a transform reading `inputs` (one stage, or several of the same
@@ -492,6 +495,7 @@ impl FlowBuilder {
             status: status_receiver,
             hook,
             describe: super::replay::describe_body::<O>,
+            expected: None,
         });
         StageRef { index, journal }
     }

@@ -80,6 +80,8 @@ pub(crate) struct StageInfo {
     pub(crate) hook: super::replay::ReplayHook,
     /// Decodes a stored body of this stage's output type, for showing differences.
     pub(crate) describe: fn(&[u8]) -> String,
+    /// How many events a source said it will produce.
+    pub(crate) expected: Option<u64>,
 }
 
 impl StageInfo {
@@ -483,6 +485,23 @@ impl FlowHandle {
         Ok(())
     }
 
+    /// Writes every journal of the archived run in `run` (which must be of
+    /// this flow) as JSON lines to `out`, decoding each stage's records with
+    /// its payload type. Returns how many lines it wrote.
+    pub fn inspect(
+        &self,
+        run: impl AsRef<std::path::Path>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, super::replay::ReplayError> {
+        let run = run.as_ref();
+        let options = super::replay::ReplayOptions {
+            allow_incomplete: true,
+            ..Default::default()
+        };
+        super::replay::check_archive(run, &self.topology, options)?;
+        super::replay::inspect(run, &self.stages, out)
+    }
+
     /// After a replay has run: compares every stage's output with the
     /// archive's. Needs the replay's journals on disk (`journals: disk(..)`).
     pub fn verify_replay(&self) -> Result<super::replay::Verification, super::replay::ReplayError> {
@@ -659,6 +678,16 @@ impl FlowHandle {
             errors: self.errors.records(),
             run_dir: None,
         }
+    }
+
+    /// How many events the flow's sources will produce in all, if every
+    /// source says how many it will.
+    pub fn expected_source_events(&self) -> Option<u64> {
+        self.stages
+            .iter()
+            .filter(|stage| stage.kind == StageKind::Source)
+            .map(|stage| stage.expected)
+            .sum()
     }
 
     /// Every record in the flow's error lane so far.

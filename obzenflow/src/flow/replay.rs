@@ -195,7 +195,6 @@ struct Prefix {
     #[allow(dead_code)]
     id: EventId,
     parents: Parents,
-    #[allow(dead_code)]
     timestamp_micros: u64,
 }
 
@@ -357,4 +356,61 @@ pub(crate) fn verify(
         });
     }
     Ok(Verification { stages: out })
+}
+
+/// Writes every record of every stage journal of the run in `run` (and its
+/// system journal) to `out` as JSON lines: stage, sequence number, parents,
+/// timestamp and body, decoded with the stages' own payload types.
+pub(crate) fn inspect(
+    run: &Path,
+    stages: &[StageInfo],
+    out: &mut dyn std::io::Write,
+) -> Result<u64, ReplayError> {
+    let manifest = read_manifest(run)?;
+    let mut lines = 0;
+    let mut write = |line: serde_json::Value| -> Result<(), ReplayError> {
+        writeln!(out, "{line}").map_err(|error| ReplayError::Manifest {
+            path: run.to_owned(),
+            reason: format!("cannot write the inspection: {error}"),
+        })?;
+        lines += 1;
+        Ok(())
+    };
+    for (index, stage) in stages.iter().enumerate() {
+        let Some(journal) = manifest.stage_journals.get(index) else {
+            continue;
+        };
+        let (records, recovery) = read_raw(&run.join(journal))?;
+        for record in records {
+            let Ok((prefix, body)) = postcard::take_from_bytes::<Prefix>(&record.payload) else {
+                continue;
+            };
+            let body: serde_json::Value =
+                serde_json::from_str(&(stage.describe)(body)).unwrap_or(serde_json::Value::Null);
+            write(serde_json::json!({
+                "stage": &*stage.name,
+                "seq": record.seq,
+                "parents": prefix.parents.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "timestamp_micros": prefix.timestamp_micros,
+                "body": body,
+            }))?;
+        }
+        if let Some((file, offset, bytes)) = recovery.truncated {
+            write(serde_json::json!({
+                "stage": &*stage.name,
+                "torn_tail": { "file": file.display().to_string(), "offset": offset, "bytes": bytes },
+            }))?;
+        }
+    }
+    let (system, _) =
+        crate::journal::disk::read_journal::<super::run::SystemEvent>(&run.join("system"))?;
+    for record in system {
+        write(serde_json::json!({
+            "stage": "(system)",
+            "seq": record.id.seq,
+            "timestamp_micros": record.timestamp_micros,
+            "body": record.body,
+        }))?;
+    }
+    Ok(lines)
 }

@@ -259,6 +259,13 @@ where
 }
 
 impl<T: Send, It: Iterator<Item = T> + Send + 'static> Source<T> for IterSource<It> {
+    fn expected_count(&self) -> Option<u64> {
+        match self.0.size_hint() {
+            (lower, Some(upper)) if lower == upper => u64::try_from(lower).ok(),
+            _ => None,
+        }
+    }
+
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send {
         let batch: Vec<T> = self.0.by_ref().take(SOURCE_BATCH).collect();
         std::future::ready(Ok(if batch.is_empty() {

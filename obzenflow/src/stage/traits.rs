@@ -48,6 +48,11 @@ pub enum Poll<T> {
 pub trait Source<T>: Send + 'static {
     /// The next events, waiting for them if there are none yet.
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send;
+
+    /// How many events it will produce in all, if it knows (for progress).
+    fn expected_count(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One input event to zero or more outputs.

@@ -1,0 +1,46 @@
+//! A child process for the runner's Ctrl-C test: an endless flow under
+//! `obzenflow::app::run`. With `APP_ENDLESS_SLOW` set, its sink takes 20 ms
+//! an event, so that draining a backlog takes long.
+
+use obzenflow::prelude::*;
+use obzenflow::stage::{Poll, Receipt, Sink, Source, StageError, map};
+
+struct Slow(bool);
+
+impl Sink<u64> for Slow {
+    async fn consume(&mut self, _input: u64) -> Result<Receipt, StageError> {
+        if self.0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok(Receipt::delivered())
+    }
+}
+
+struct Endless(u64);
+
+impl Source<u64> for Endless {
+    async fn next(&mut self) -> Result<Poll<u64>, StageError> {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        self.0 += 10;
+        Ok(Poll::Events((self.0 - 10..self.0).collect()))
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let slow = std::env::var_os("APP_ENDLESS_SLOW").is_some();
+    obzenflow::app::run(|app| {
+        println!("started");
+        flow! {
+            name: "endless",
+            journals: app.journals(),
+            stages: {
+                numbers = source!(u64 => Endless(0));
+                doubled = transform!(u64 -> u64 => map(|n: u64| n * 2));
+                out = sink!(u64 => Slow(slow));
+            },
+            topology: {
+                numbers |> doubled |> out;
+            }
+        }
+    })
+}
