@@ -307,11 +307,13 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                 for event in events {
                     self.output.emit(Parents::None, event);
                 }
+                self.output.busy_since(started);
                 self.output.flush(count).await?;
                 Step::Continue
             }
             SourceWork::Polled(Err(error)) => {
                 self.output.failed(error, None)?;
+                self.output.busy_since(started);
                 self.output.flush(0).await?;
                 Step::Continue
             }
@@ -333,11 +335,11 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                         Body::Control(_) => {}
                     }
                 }
+                self.output.busy_since(started);
                 self.output.flush(count).await?;
                 Step::Continue
             }
         };
-        self.output.busy_since(started);
         Ok(step)
     }
 
@@ -534,8 +536,8 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
             }
         }
         self.next_probe();
-        self.output.flush(produced).await?;
         self.output.busy_since(started);
+        self.output.flush(produced).await?;
         Ok(self.done())
     }
 
@@ -594,8 +596,8 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         if let Err(error) = self.handler.flush().await {
             self.output.failed(error, None)?;
         }
-        self.output.flush(delivered).await?;
         self.output.busy_since(started);
+        self.output.flush(delivered).await?;
         Ok(self.inputs.after_chunk(index, eof))
     }
 
@@ -684,8 +686,8 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
             }
         }
         let eof = data.finish();
-        self.output.flush(produced).await?;
         self.output.busy_since(started);
+        self.output.flush(produced).await?;
         Ok(self.inputs.after_chunk(index, eof))
     }
 
@@ -741,6 +743,7 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 if data.finish() {
                     self.reference.close(index);
                 }
+                self.output.busy_since(started);
                 self.output.flush(0).await?;
                 Step::Continue
             }
@@ -754,11 +757,11 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 if data.finish() {
                     self.stream.close(index);
                 }
+                self.output.busy_since(started);
                 self.output.flush(produced).await?;
                 Step::Continue
             }
         };
-        self.output.busy_since(started);
         Ok(if self.reference.all_closed() && self.stream.all_closed() {
             Step::Done
         } else {
