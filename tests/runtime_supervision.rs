@@ -384,3 +384,39 @@ async fn the_builder_refuses_duplicate_names_and_flows_without_a_source() {
             .contains("no source")
     );
 }
+
+/// A source that says it will produce more than it does.
+struct Overpromise;
+
+impl Source<u32> for Overpromise {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        Ok(Poll::End)
+    }
+
+    fn expected_count(&self) -> Option<u64> {
+        Some(10)
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_breaks_its_declared_count_fails_the_flow_with_the_counts() {
+    let mut flow = FlowBuilder::new("contract");
+    let numbers = flow.source("numbers", Overpromise);
+    let (sink, _) = collect();
+    flow.sink("out", &numbers, sink);
+    let error = flow.build().unwrap().run().await.unwrap_err();
+    let FlowError::StageFailed {
+        stage,
+        reason,
+        report,
+    } = error
+    else {
+        panic!("expected a contract failure");
+    };
+    assert_eq!(stage, "numbers");
+    assert_eq!(
+        reason,
+        "contract broken in source `numbers`: it declared 10 events and produced 0"
+    );
+    assert!(matches!(report.state, FlowState::Failed { .. }));
+}

@@ -104,6 +104,8 @@ pub struct FlowBuilder {
     open_loops: Vec<(String, bool)>,
     /// The run directory, for flows with disk journals.
     run: Option<super::run::RunDir>,
+    /// Every edge's read counter, for the contracts checked at the end.
+    contracts: Vec<super::contract::EdgeContract>,
 }
 
 /// The feedback input of a loop head, to close the loop with
@@ -111,7 +113,7 @@ pub struct FlowBuilder {
 #[derive(Debug)]
 pub struct FeedbackPort<I: Payload> {
     head: usize,
-    readers: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
+    readers: crate::supervise::FeedbackReaders<I>,
 }
 
 impl std::fmt::Debug for FlowBuilder {
@@ -138,6 +140,7 @@ impl FlowBuilder {
             edges: Vec::new(),
             open_loops: Vec::new(),
             run: None,
+            contracts: Vec::new(),
         }
     }
 
@@ -246,12 +249,13 @@ impl FlowBuilder {
                 payload: short_type_name(std::any::type_name::<I>()),
                 role: EdgeRole::Feedback,
             });
+            let read = self.contract(upstream.index, port.head);
             match crate::journal::Journal::reader(&upstream.journal, 0) {
                 Ok(reader) => port
                     .readers
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(reader),
+                    .push((reader, read)),
                 Err(error) => self
                     .problems
                     .push(format!("stage `{head}` cannot read its feedback: {error}")),
@@ -401,6 +405,7 @@ impl FlowBuilder {
             None => None,
         };
         Ok(FlowHandle::new(Pipeline {
+            contracts: self.contracts,
             run,
             topology,
             name: self.name,
@@ -426,8 +431,9 @@ impl FlowBuilder {
                 payload: short_type_name(std::any::type_name::<T>()),
                 role,
             });
+            let read = self.contract(upstream.index, self.stages.len());
             match crate::journal::Journal::reader(&upstream.journal, 0) {
-                Ok(reader) => readers.push(reader),
+                Ok(reader) => readers.push((reader, read)),
                 Err(error) => self
                     .problems
                     .push(format!("stage `{name}` cannot read its input: {error}")),
@@ -438,6 +444,18 @@ impl FlowBuilder {
                 .push(format!("stage `{name}` has no input stage"));
         }
         Inputs::new(readers)
+    }
+
+    /// The read counter of a new edge `from -> to`, whose contract the flow
+    /// checks when it ends.
+    fn contract(&mut self, from: usize, to: usize) -> Arc<std::sync::atomic::AtomicU64> {
+        let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        self.contracts.push(super::contract::EdgeContract {
+            from,
+            to,
+            read: Arc::clone(&read),
+        });
+        read
     }
 
     fn add<O: Payload, B: StageBody>(

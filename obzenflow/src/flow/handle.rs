@@ -102,6 +102,8 @@ impl StageInfo {
 
 /// A built flow, not yet running.
 pub(crate) struct Pipeline {
+    /// Every edge's read counter, for the contracts checked at the end.
+    pub(crate) contracts: Vec<super::contract::EdgeContract>,
     /// The run directory and its system journal, for flows with disk journals.
     pub(crate) run: Option<(
         super::run::RunDir,
@@ -240,6 +242,7 @@ async fn supervise(
         mut completions,
         errors,
         mut run,
+        contracts,
         ..
     } = pipeline;
     let mut system = SystemLog::default();
@@ -299,7 +302,14 @@ async fn supervise(
                         stage: stages[completion.stage].name.to_string(),
                         reason,
                     }),
-                    None if supervisor.finals.iter().all(Option::is_some) => Some(FlowEvent::AllDone),
+                    None if supervisor.finals.iter().all(Option::is_some) => {
+                        // Every stage drained: before the flow counts as
+                        // complete, what was written must have been read.
+                        match super::contract::check(&stages, &contracts) {
+                            Some((stage, reason)) => Some(FlowEvent::StageFailed { stage, reason }),
+                            None => Some(FlowEvent::AllDone),
+                        }
+                    }
                     None => None,
                 }
             },

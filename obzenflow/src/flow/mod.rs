@@ -7,6 +7,7 @@
 //! channel) fails the flow, which cancels the other stages; nothing hangs.
 
 mod builder;
+mod contract;
 mod handle;
 pub mod journals;
 pub mod replay;

@@ -363,11 +363,21 @@ pub(crate) struct TransformBody<I: Payload, O: Payload, X> {
     pub(crate) feedback: Option<Feedback<I>>,
 }
 
+/// The readers of a loop head's feedback, each with its read counter.
+pub(crate) type FeedbackReaders<I> = Arc<
+    Mutex<
+        Vec<(
+            crate::journal::MemoryReader<I>,
+            Arc<std::sync::atomic::AtomicU64>,
+        )>,
+    >,
+>;
+
 /// The feedback side of a loop head: its inputs from the end of the loop and
 /// the probe rounds that tell when the loop is empty.
 pub(crate) struct Feedback<I: Payload> {
     /// Filled by the builder when the loop is closed; taken at the first wait.
-    pub(crate) port: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
+    pub(crate) port: FeedbackReaders<I>,
     pub(crate) inputs: Option<Inputs<I>>,
     /// The most probe rounds after the forward inputs end.
     pub(crate) max_rounds: u32,
@@ -379,10 +389,7 @@ pub(crate) struct Feedback<I: Payload> {
 }
 
 impl<I: Payload> Feedback<I> {
-    pub(crate) fn new(
-        port: Arc<Mutex<Vec<crate::journal::MemoryReader<I>>>>,
-        max_rounds: u32,
-    ) -> Self {
+    pub(crate) fn new(port: FeedbackReaders<I>, max_rounds: u32) -> Self {
         Feedback {
             port,
             inputs: None,

@@ -8,21 +8,27 @@ use crate::journal::{Chunk, MemoryReader};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::Poll;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 pub(crate) struct Inputs<T: Payload> {
     readers: Vec<MemoryReader<T>>,
+    /// Data entries read from each input: one side of each edge's contract.
+    read: Vec<Arc<AtomicU64>>,
     open: Vec<bool>,
     next: usize,
 }
 
 impl<T: Payload> Inputs<T> {
-    pub(crate) fn new(readers: Vec<MemoryReader<T>>) -> Self {
+    /// Inputs from `readers`, counting what is read from each into its counter.
+    pub(crate) fn new(readers: Vec<(MemoryReader<T>, Arc<AtomicU64>)>) -> Self {
+        let (readers, read): (Vec<_>, Vec<_>) = readers.into_iter().unzip();
         Inputs {
             open: vec![true; readers.len()],
             readers,
+            read,
             next: 0,
         }
     }
@@ -59,6 +65,12 @@ impl<T: Payload> Inputs<T> {
             }
             if let Some(chunk) = self.readers[index].try_next() {
                 self.next = (index + 1) % count;
+                let data = chunk
+                    .entries()
+                    .iter()
+                    .filter(|entry| matches!(entry.body, crate::event::Body::Data(_)))
+                    .count();
+                self.read[index].fetch_add(data as u64, Ordering::Relaxed);
                 return Some((index, chunk));
             }
         }

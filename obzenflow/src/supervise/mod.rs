@@ -11,8 +11,8 @@ mod runner;
 mod status;
 
 pub(crate) use body::{
-    ErrorLane, Feedback, JoinBody, ObserverBody, Output, ReplaySwitch, SinkBody, SourceBody,
-    StageBody, StatefulBody, TransformBody, blocking,
+    ErrorLane, Feedback, FeedbackReaders, JoinBody, ObserverBody, Output, ReplaySwitch, SinkBody,
+    SourceBody, StageBody, StatefulBody, TransformBody, blocking,
 };
 pub(crate) use catch::panic_message;
 pub(crate) use input::Inputs;

@@ -70,6 +70,9 @@ pub(crate) struct StageCounters {
     pub(crate) events_in: AtomicU64,
     pub(crate) events_out: AtomicU64,
     pub(crate) errors: AtomicU64,
+    /// Errors that were about an input (the rest are about the stage itself,
+    /// such as a failed flush).
+    pub(crate) failed_inputs: AtomicU64,
     pub(crate) busy_nanos: AtomicU64,
     /// How many times the stage's task woke up to do something.
     pub(crate) wakeups: AtomicU64,

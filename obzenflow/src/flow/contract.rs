@@ -1,0 +1,142 @@
+//! Contracts, checked with cheap counters when every stage of a flow has
+//! drained: on every edge, what the writer wrote is what the reader read;
+//! every event a sink consumed has a delivery receipt (or is in the error
+//! lane); a source that declared how many events it would produce produced
+//! exactly that many. Slowness is never a violation: nothing here is timed.
+
+use super::handle::StageInfo;
+use crate::supervise::{StageCounters, StageKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One edge and what its reader has read from it.
+#[derive(Debug)]
+pub(crate) struct EdgeContract {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) read: Arc<AtomicU64>,
+}
+
+/// The first violated contract, as (the stage to blame, what is wrong).
+pub(crate) fn check(stages: &[StageInfo], edges: &[EdgeContract]) -> Option<(String, String)> {
+    for edge in edges {
+        let (from, to) = (&stages[edge.from], &stages[edge.to]);
+        let wrote = StageCounters::get(&from.counters.events_out);
+        let read = edge.read.load(Ordering::Relaxed);
+        if wrote != read {
+            return Some((
+                to.name.to_string(),
+                format!(
+                    "contract broken on the edge `{} |> {}`: `{}` wrote {wrote} events and `{}` read {read}",
+                    from.name, to.name, from.name, to.name
+                ),
+            ));
+        }
+    }
+    for stage in stages {
+        let counters = &stage.counters;
+        let (read, out) = (
+            StageCounters::get(&counters.events_in),
+            StageCounters::get(&counters.events_out),
+        );
+        if stage.kind == StageKind::Sink {
+            let failed = StageCounters::get(&counters.failed_inputs);
+            if read != out + failed {
+                return Some((
+                    stage.name.to_string(),
+                    format!(
+                        "contract broken in sink `{}`: it consumed {read} events but has {out} delivery receipts and {failed} in the error lane",
+                        stage.name
+                    ),
+                ));
+            }
+        }
+        if let (StageKind::Source, Some(expected)) = (stage.kind, stage.expected)
+            && out != expected
+        {
+            return Some((
+                stage.name.to_string(),
+                format!(
+                    "contract broken in source `{}`: it declared {expected} events and produced {out}",
+                    stage.name
+                ),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::StageState;
+
+    fn stage(
+        name: &str,
+        kind: StageKind,
+        events_in: u64,
+        events_out: u64,
+        failed: u64,
+    ) -> StageInfo {
+        let counters = Arc::new(StageCounters::default());
+        StageCounters::add(&counters.events_in, events_in);
+        StageCounters::add(&counters.events_out, events_out);
+        StageCounters::add(&counters.failed_inputs, failed);
+        StageInfo {
+            name: Arc::from(name),
+            kind,
+            counters,
+            status: tokio::sync::watch::channel(StageState::Drained).1,
+            hook: super::super::replay::ReplayHook::None,
+            describe: |_| String::new(),
+            expected: None,
+        }
+    }
+
+    fn edge(from: usize, to: usize, read: u64) -> EdgeContract {
+        EdgeContract {
+            from,
+            to,
+            read: Arc::new(AtomicU64::new(read)),
+        }
+    }
+
+    #[test]
+    fn a_clean_run_keeps_every_contract() {
+        let stages = [
+            stage("numbers", StageKind::Source, 0, 10, 0),
+            stage("parsed", StageKind::Transform, 10, 8, 2),
+            stage("out", StageKind::Sink, 8, 7, 1),
+        ];
+        assert_eq!(check(&stages, &[edge(0, 1, 10), edge(1, 2, 8)]), None);
+    }
+
+    #[test]
+    fn an_edge_that_lost_events_names_both_stages_and_the_counts() {
+        let stages = [
+            stage("numbers", StageKind::Source, 0, 10, 0),
+            stage("out", StageKind::Sink, 9, 9, 0),
+        ];
+        assert_eq!(
+            check(&stages, &[edge(0, 1, 9)]),
+            Some((
+                "out".to_owned(),
+                "contract broken on the edge `numbers |> out`: `numbers` wrote 10 events and `out` read 9".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_sink_must_account_for_every_event_it_consumed() {
+        let stages = [
+            stage("numbers", StageKind::Source, 0, 5, 0),
+            stage("out", StageKind::Sink, 5, 3, 1),
+        ];
+        let (stage, reason) = check(&stages, &[edge(0, 1, 5)]).unwrap();
+        assert_eq!(stage, "out");
+        assert_eq!(
+            reason,
+            "contract broken in sink `out`: it consumed 5 events but has 3 delivery receipts and 1 in the error lane"
+        );
+    }
+}
