@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One edge and what its reader has read from it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct EdgeContract {
     pub(crate) from: usize,
     pub(crate) to: usize,

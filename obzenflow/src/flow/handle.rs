@@ -154,7 +154,7 @@ enum FlowAction {
 
 /// The pipeline supervisor's context.
 struct Supervisor {
-    stages: Arc<[StageInfo]>,
+    pub(crate) stages: Arc<[StageInfo]>,
     tasks: Vec<Option<StageTask>>,
     controls: Vec<Option<mpsc::Sender<StageCommand>>>,
     running: JoinSet<()>,
@@ -426,8 +426,11 @@ async fn apply(
 #[derive(Debug)]
 pub struct FlowHandle {
     name: Arc<str>,
+    /// Every edge's read counter (shared with the supervisor), for metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) edges: Vec<super::contract::EdgeContract>,
     topology: Arc<super::topology::Topology>,
-    stages: Arc<[StageInfo]>,
+    pub(crate) stages: Arc<[StageInfo]>,
     errors: ErrorLane,
     pending: Option<Pipeline>,
     commands: Option<mpsc::UnboundedSender<FlowCommand>>,
@@ -443,6 +446,7 @@ impl FlowHandle {
     pub(crate) fn new(pipeline: Pipeline) -> Self {
         let (state_sender, state) = watch::channel(FlowState::Created);
         FlowHandle {
+            edges: pipeline.contracts.clone(),
             topology: Arc::new(pipeline.topology.clone()),
             name: Arc::clone(&pipeline.name),
             stages: Arc::clone(&pipeline.stages),

@@ -10,6 +10,8 @@ mod builder;
 mod contract;
 mod handle;
 pub mod journals;
+#[cfg(feature = "metrics")]
+mod metrics;
 pub mod replay;
 mod report;
 pub mod run;
