@@ -11,6 +11,6 @@ pub use crate::fsm::{
 };
 pub use crate::stage::{
     EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, StageError, Stateful,
-    SyncTransform, Transform,
+    Transform, TransformExt,
 };
 pub use obzenflow_macros::{flow, fsm};

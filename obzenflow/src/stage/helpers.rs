@@ -3,7 +3,7 @@
 //! `from_iter`, `from_receiver`; `console`, `collect`; the three joins;
 //! `observe`.
 
-use super::traits::{Emitter, Join, Observer, Poll, Receipt, Sink, Stateful, SyncTransform};
+use super::traits::{Emitter, Join, Observer, Poll, Receipt, Sink, Stateful, Transform};
 use super::{Source, StageError};
 use crate::event::{Envelope, Payload};
 use std::collections::{BTreeMap, HashMap};
@@ -33,11 +33,15 @@ pub fn map<I, O, F: FnMut(I) -> O + Send + 'static>(f: F) -> Map<F> {
     Map(f)
 }
 
-impl<I, O, F: FnMut(I) -> O + Send + 'static> SyncTransform<I, O> for Map<F> {
+impl<I, O: Send, F: FnMut(I) -> O + Send + 'static> Transform<I, O> for Map<F> {
     #[inline]
-    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+    fn process(
+        &mut self,
+        input: I,
+        out: &mut Emitter<O>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
         out.emit((self.0)(input));
-        Ok(())
+        std::future::ready(Ok(()))
     }
 }
 
@@ -50,13 +54,17 @@ pub fn filter<T, F: FnMut(&T) -> bool + Send + 'static>(keep: F) -> Filter<F> {
     Filter(keep)
 }
 
-impl<T, F: FnMut(&T) -> bool + Send + 'static> SyncTransform<T, T> for Filter<F> {
+impl<T: Send, F: FnMut(&T) -> bool + Send + 'static> Transform<T, T> for Filter<F> {
     #[inline]
-    fn process(&mut self, input: T, out: &mut Emitter<T>) -> Result<(), StageError> {
+    fn process(
+        &mut self,
+        input: T,
+        out: &mut Emitter<T>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
         if (self.0)(&input) {
             out.emit(input);
         }
-        Ok(())
+        std::future::ready(Ok(()))
     }
 }
 
@@ -73,14 +81,18 @@ where
     FlatMap(f)
 }
 
-impl<I, O, It, F> SyncTransform<I, O> for FlatMap<F>
+impl<I, O: Send, It, F> Transform<I, O> for FlatMap<F>
 where
     It: IntoIterator<Item = O>,
     F: FnMut(I) -> It + Send + 'static,
 {
-    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+    fn process(
+        &mut self,
+        input: I,
+        out: &mut Emitter<O>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
         out.emit_all((self.0)(input));
-        Ok(())
+        std::future::ready(Ok(()))
     }
 }
 
@@ -98,15 +110,21 @@ where
     TryMap(f)
 }
 
-impl<I, O, E, F> SyncTransform<I, O> for TryMap<F>
+impl<I, O: Send, E, F> Transform<I, O> for TryMap<F>
 where
     E: fmt::Display,
     F: FnMut(I) -> Result<O, E> + Send + 'static,
 {
-    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
-        let output = (self.0)(input).map_err(StageError::permanent)?;
-        out.emit(output);
-        Ok(())
+    fn process(
+        &mut self,
+        input: I,
+        out: &mut Emitter<O>,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
+        std::future::ready(
+            (self.0)(input)
+                .map_err(StageError::permanent)
+                .map(|output| out.emit(output)),
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 //! | kind | trait | helpers |
 //! |---|---|---|
 //! | source | [`Source`] | [`from_iter`], [`from_receiver`] |
-//! | transform | [`Transform`], [`SyncTransform`] | [`map`], [`filter`], [`flat_map`], [`try_map`] |
+//! | transform | [`Transform`] (with middleware: [`TransformExt`]) | [`map`], [`filter`], [`flat_map`], [`try_map`] |
 //! | sink | [`Sink`] | [`console`], [`collect`] |
 //! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`] |
 //! | join | [`Join`] | [`inner_join`], [`left_join`], [`strict_join`] |
@@ -16,11 +16,16 @@
 
 mod error;
 mod helpers;
+mod middleware;
 mod traits;
 
 pub use error::{Severity, StageError};
 pub use helpers::*;
+pub use middleware::{
+    BreakerPolicy, BreakerState, CircuitBreaker, Fallback, NoFallback, RateLimited, Retry,
+    RetryPolicy, TransformExt,
+};
 pub use traits::{
     EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, StatefulExt,
-    StatefulStage, SyncTransform, Transform, WithPolicy,
+    StatefulStage, Transform, WithPolicy,
 };

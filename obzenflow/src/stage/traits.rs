@@ -14,9 +14,21 @@ pub struct Emitter<O> {
     pub(crate) items: Vec<O>,
 }
 
-impl<O> Emitter<O> {
-    pub(crate) fn new() -> Self {
+impl<O> Default for Emitter<O> {
+    fn default() -> Self {
         Emitter { items: Vec::new() }
+    }
+}
+
+impl<O> Emitter<O> {
+    /// An empty emitter, for calling a handler outside a flow (in a test).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes what was emitted so far.
+    pub fn take(&mut self) -> Vec<O> {
+        std::mem::take(&mut self.items)
     }
 
     /// Emits one output.
@@ -55,7 +67,8 @@ pub trait Source<T>: Send + 'static {
     }
 }
 
-/// One input event to zero or more outputs.
+/// One input event to zero or more outputs. A transform that never waits
+/// simply has no `.await` in its `process` (the helpers return ready futures).
 pub trait Transform<I, O>: Send + 'static {
     /// Handles one input.
     fn process(
@@ -63,22 +76,6 @@ pub trait Transform<I, O>: Send + 'static {
         input: I,
         out: &mut Emitter<O>,
     ) -> impl Future<Output = Result<(), StageError>> + Send;
-}
-
-/// A transform that never waits.
-pub trait SyncTransform<I, O>: Send + 'static {
-    /// Handles one input.
-    fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError>;
-}
-
-impl<I, O: Send, X: SyncTransform<I, O>> Transform<I, O> for X {
-    fn process(
-        &mut self,
-        input: I,
-        out: &mut Emitter<O>,
-    ) -> impl Future<Output = Result<(), StageError>> + Send {
-        std::future::ready(SyncTransform::process(self, input, out))
-    }
 }
 
 /// Proof that a sink delivered an event.

@@ -1,0 +1,369 @@
+//! Middleware for transforms, declared on the handler they wrap:
+//!
+//! ```
+//! use obzenflow::stage::{BreakerPolicy, RetryPolicy, TransformExt, try_map};
+//! use std::time::Duration;
+//!
+//! let guarded = try_map(|n: u32| if n > 0 { Ok(n) } else { Err("zero") })
+//!     .rate_limit(100.0, 10)
+//!     .retry(RetryPolicy::attempts(3))
+//!     .circuit_breaker(BreakerPolicy::new(5, Duration::from_secs(30)));
+//! # let _ = guarded;
+//! ```
+//!
+//! - [`rate_limit`](TransformExt::rate_limit): a token bucket with a burst;
+//!   it delays events, it never drops them.
+//! - [`retry`](TransformExt::retry): exponential backoff with jitter, only for
+//!   errors the handler marks transient, with caps on attempts and on the
+//!   total delay; what an attempt emitted before failing is discarded.
+//! - [`circuit_breaker`](TransformExt::circuit_breaker): closed, open and
+//!   half-open (an `fsm!` machine whose open state's timeout is the
+//!   cooldown). While open, inputs go to the error lane with the breaker's
+//!   reason, or to a fallback; never dropped silently.
+//!
+//! Every wait uses tokio's clock, so paused time drives them in tests.
+
+use super::StageError;
+use super::traits::{Emitter, Transform};
+use crate::fsm::{EventVariant, StateMachine, StateVariant, Transition};
+use std::time::Duration;
+use tokio::time::{Instant, sleep};
+
+/// Adds middleware to a transform handler.
+pub trait TransformExt<I, O>: Transform<I, O> + Sized {
+    /// At most `per_second` events a second on average, `burst` at once.
+    fn rate_limit(self, per_second: f64, burst: u32) -> RateLimited<Self> {
+        RateLimited {
+            inner: self,
+            per_second: per_second.max(f64::MIN_POSITIVE),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            last: None,
+        }
+    }
+
+    /// Retries transient failures as `policy` says.
+    fn retry(self, policy: RetryPolicy) -> Retry<Self> {
+        Retry {
+            inner: self,
+            policy,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Stops calling the handler while it keeps failing, as `policy` says.
+    fn circuit_breaker(self, policy: BreakerPolicy) -> CircuitBreaker<Self, NoFallback> {
+        CircuitBreaker::new(self, policy, NoFallback)
+    }
+}
+
+impl<I, O, X: Transform<I, O>> TransformExt<I, O> for X {}
+
+// ---- rate limit ----
+
+/// A transform behind a token bucket. See [`TransformExt::rate_limit`].
+#[derive(Debug)]
+pub struct RateLimited<X> {
+    inner: X,
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform<I, O> for RateLimited<X> {
+    async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        let now = Instant::now();
+        if let Some(last) = self.last {
+            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
+            self.tokens = (self.tokens + refill).min(self.burst);
+        }
+        self.last = Some(now);
+        if self.tokens < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_second);
+            sleep(wait).await;
+            self.tokens = 1.0;
+            self.last = Some(now + wait);
+        }
+        self.tokens -= 1.0;
+        self.inner.process(input, out).await
+    }
+}
+
+// ---- retry ----
+
+/// When and how often to retry. See [`TransformExt::retry`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The delay before the first retry; it doubles at each retry.
+    pub initial_delay: Duration,
+    /// No single delay is longer.
+    pub max_delay: Duration,
+    /// The delays of one input add up to at most this.
+    pub max_total_delay: Duration,
+    /// Each delay is drawn from `delay * (1 - jitter) ..= delay`.
+    pub jitter: f64,
+}
+
+impl RetryPolicy {
+    /// `attempts` in all, from 100 ms doubling up to 10 s each and 60 s in all, 20% jitter.
+    pub fn attempts(attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts: attempts.max(1),
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+            max_total_delay: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// A transform whose transient failures are retried. See [`TransformExt::retry`].
+#[derive(Debug)]
+pub struct Retry<X> {
+    inner: X,
+    policy: RetryPolicy,
+    seed: u64,
+}
+
+impl<X> Retry<X> {
+    fn jittered(&mut self, delay: Duration) -> Duration {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let fraction = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
+        delay.mul_f64(1.0 - self.policy.jitter.clamp(0.0, 1.0) * fraction)
+    }
+}
+
+impl<I: Clone + Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform<I, O>
+    for Retry<X>
+{
+    async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        let emitted = out.items.len();
+        let mut delay = self.policy.initial_delay;
+        let mut waited = Duration::ZERO;
+        let mut attempt = 1;
+        loop {
+            match self.inner.process(input.clone(), out).await {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    out.items.truncate(emitted);
+                    let pause = self.jittered(delay.min(self.policy.max_delay));
+                    let exhausted = attempt >= self.policy.max_attempts
+                        || waited + pause > self.policy.max_total_delay;
+                    if !error.is_transient() || exhausted {
+                        return Err(if error.is_transient() {
+                            StageError::transient(format!(
+                                "{error} (gave up after {attempt} attempts)"
+                            ))
+                        } else {
+                            error
+                        });
+                    }
+                    sleep(pause).await;
+                    waited += pause;
+                    delay = delay.saturating_mul(2);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+// ---- circuit breaker ----
+
+/// When a breaker opens and how long it stays open. See [`TransformExt::circuit_breaker`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open the breaker.
+    pub failures: u32,
+    /// How long it stays open before letting a probe call through.
+    pub cooldown: Duration,
+}
+
+impl BreakerPolicy {
+    /// Opens after `failures` consecutive failures, for `cooldown`.
+    pub fn new(failures: u32, cooldown: Duration) -> Self {
+        BreakerPolicy {
+            failures: failures.max(1),
+            cooldown,
+        }
+    }
+}
+
+/// A breaker's state.
+#[derive(Clone, Debug, PartialEq, Eq, StateVariant)]
+pub enum BreakerState {
+    /// Calls go through; this many have failed in a row.
+    Closed {
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+    /// Calls are refused until the cooldown ends.
+    Open {
+        /// How long it stays open.
+        cooldown: Duration,
+    },
+    /// One probe call goes through; its outcome closes or reopens the breaker.
+    HalfOpen,
+}
+
+#[derive(Clone, Debug, EventVariant)]
+enum BreakerEvent {
+    Succeeded,
+    Failed,
+}
+
+/// No fallback: while open, inputs go to the error lane.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFallback;
+
+/// A transform behind a circuit breaker. See [`TransformExt::circuit_breaker`].
+pub struct CircuitBreaker<X, F> {
+    inner: X,
+    fallback: F,
+    machine: StateMachine<BreakerState, BreakerEvent, BreakerPolicy>,
+    policy: BreakerPolicy,
+    transitions: u64,
+}
+
+impl<X, F> std::fmt::Debug for CircuitBreaker<X, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("state", self.machine.state())
+            .field("transitions", &self.transitions)
+            .finish_non_exhaustive()
+    }
+}
+
+fn breaker_machine() -> StateMachine<BreakerState, BreakerEvent, BreakerPolicy> {
+    crate::fsm! {
+        state: BreakerState; event: BreakerEvent; context: BreakerPolicy;
+        initial: BreakerState::Closed { failures: 0 };
+        exhaustive;
+
+        state BreakerState::Closed { failures } {
+            on BreakerEvent::Succeeded => |_, _, _| if *failures == 0 {
+                Transition::stay()
+            } else {
+                Transition::to(BreakerState::Closed { failures: 0 })
+            };
+            on BreakerEvent::Failed => |_, _, policy| if failures + 1 >= policy.failures {
+                Transition::to(BreakerState::Open { cooldown: policy.cooldown })
+            } else {
+                Transition::to(BreakerState::Closed { failures: failures + 1 })
+            };
+        }
+        state BreakerState::Open { cooldown } {
+            ignore BreakerEvent::Succeeded | BreakerEvent::Failed;
+            timeout *cooldown => |_, _| Transition::to(BreakerState::HalfOpen);
+        }
+        state BreakerState::HalfOpen {
+            on BreakerEvent::Succeeded => |_, _, _| Transition::to(BreakerState::Closed { failures: 0 });
+            on BreakerEvent::Failed => |_, _, policy| Transition::to(BreakerState::Open { cooldown: policy.cooldown });
+        }
+    }
+}
+
+impl<X, F> CircuitBreaker<X, F> {
+    fn new(inner: X, policy: BreakerPolicy, fallback: F) -> Self {
+        CircuitBreaker {
+            inner,
+            fallback,
+            machine: breaker_machine(),
+            policy,
+            transitions: 0,
+        }
+    }
+
+    /// Sends inputs refused while the breaker is open to `fallback` instead
+    /// of the error lane.
+    pub fn with_fallback<G>(self, fallback: G) -> CircuitBreaker<X, G> {
+        CircuitBreaker {
+            inner: self.inner,
+            fallback,
+            machine: self.machine,
+            policy: self.policy,
+            transitions: self.transitions,
+        }
+    }
+
+    /// The breaker's state now.
+    pub fn state(&self) -> &BreakerState {
+        self.machine.state()
+    }
+
+    fn record(&mut self, event: BreakerEvent) {
+        let before = self.machine.state().variant_index();
+        // Every (state, event) pair is handled or ignored (`exhaustive`).
+        let _ = self.machine.handle(&event, &self.policy);
+        if self.machine.state().variant_index() != before {
+            self.transitions += 1;
+            tracing::info!(state = ?self.machine.state(), "circuit breaker");
+        }
+    }
+
+    /// How many times the breaker changed state.
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+}
+
+/// Where a breaker sends the inputs it refuses while open.
+pub trait Fallback<I, O>: Send + 'static {
+    /// Handles a refused input; `reason` says why it was refused.
+    fn refused(&mut self, input: I, out: &mut Emitter<O>, reason: &str) -> Result<(), StageError>;
+}
+
+impl<I, O> Fallback<I, O> for NoFallback {
+    fn refused(
+        &mut self,
+        _input: I,
+        _out: &mut Emitter<O>,
+        reason: &str,
+    ) -> Result<(), StageError> {
+        Err(StageError::transient(reason))
+    }
+}
+
+impl<I, O, G: FnMut(I) -> O + Send + 'static> Fallback<I, O> for G {
+    fn refused(&mut self, input: I, out: &mut Emitter<O>, _reason: &str) -> Result<(), StageError> {
+        out.emit(self(input));
+        Ok(())
+    }
+}
+
+impl<I, O, X, F> Transform<I, O> for CircuitBreaker<X, F>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    X: Transform<I, O>,
+    F: Fallback<I, O>,
+{
+    async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
+        // An open breaker whose cooldown has passed lets a probe through.
+        if self.machine.check_timeout(&self.policy).is_some() {
+            self.transitions += 1;
+            tracing::info!(state = ?self.machine.state(), "circuit breaker");
+        }
+        if let BreakerState::Open { cooldown } = self.machine.state() {
+            let reason = format!(
+                "circuit breaker open after {} consecutive transient failures; refusing calls for {cooldown:?}",
+                self.policy.failures
+            );
+            return self.fallback.refused(input, out, &reason);
+        }
+        let result = self.inner.process(input, out).await;
+        // A permanent error is bad input, not a failing dependency.
+        let failed = matches!(&result, Err(error) if error.is_transient());
+        self.record(if failed {
+            BreakerEvent::Failed
+        } else {
+            BreakerEvent::Succeeded
+        });
+        result
+    }
+}

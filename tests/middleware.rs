@@ -1,0 +1,201 @@
+//! Middleware under tokio's paused clock: the rate limiter delays and never
+//! drops, retry retries only transient failures within its caps, and the
+//! circuit breaker opens, refuses with its reason, probes after the cooldown
+//! and closes when the dependency has recovered.
+
+use obzenflow::prelude::*;
+use obzenflow::stage::{
+    BreakerPolicy, BreakerState, Emitter, RetryPolicy, StageError, collect, from_iter, map,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limiter_delays_to_its_rate_and_never_drops() {
+    let mut limited = map(|n: u32| n).rate_limit(10.0, 5);
+    let mut out = Emitter::new();
+    let started = Instant::now();
+    for n in 0..25 {
+        limited.process(n, &mut out).await.unwrap();
+    }
+    // A burst of 5 at once, then one every 100 ms.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(out.take(), (0..25).collect::<Vec<_>>());
+}
+
+/// Fails transiently `fails` times per input (after emitting a partial
+/// output), then succeeds; or fails permanently when `permanent`.
+struct Flaky {
+    fails: u32,
+    calls: Arc<AtomicU32>,
+    permanent: bool,
+}
+
+impl Transform<u32, u32> for Flaky {
+    async fn process(&mut self, input: u32, out: &mut Emitter<u32>) -> Result<(), StageError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        out.emit(999);
+        if self.permanent {
+            return Err(StageError::permanent("bad input"));
+        }
+        if call < self.fails {
+            return Err(StageError::transient("timed out"));
+        }
+        out.take();
+        out.emit(input * 10);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_retries_transient_failures_with_backoff_and_discards_failed_attempts_output() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut retried = Flaky {
+        fails: 2,
+        calls: Arc::clone(&calls),
+        permanent: false,
+    }
+    .retry(RetryPolicy::attempts(3));
+    let mut out = Emitter::new();
+    let started = Instant::now();
+    retried.process(7, &mut out).await.unwrap();
+    assert_eq!(out.take(), [70]);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // 100 ms then 200 ms, each shortened by up to 20% of jitter.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(240) && waited <= Duration::from_millis(300),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_gives_up_at_its_cap_and_never_retries_permanent_errors() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut retried = Flaky {
+        fails: 100,
+        calls: Arc::clone(&calls),
+        permanent: false,
+    }
+    .retry(RetryPolicy::attempts(3));
+    let mut out = Emitter::new();
+    let error = retried.process(1, &mut out).await.unwrap_err();
+    assert!(error.is_transient());
+    assert_eq!(error.message(), "timed out (gave up after 3 attempts)");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(
+        out.take().is_empty(),
+        "what failed attempts emitted is discarded"
+    );
+
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut retried = Flaky {
+        fails: 0,
+        calls: Arc::clone(&calls),
+        permanent: true,
+    }
+    .retry(RetryPolicy::attempts(5));
+    let started = Instant::now();
+    let error = retried.process(1, &mut out).await.unwrap_err();
+    assert_eq!(error.message(), "bad input");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+/// A dependency that fails (transiently) while `down` is set, counting calls.
+struct Dependency {
+    down: Arc<AtomicBool>,
+    calls: Arc<AtomicU32>,
+}
+
+impl Transform<u32, u32> for Dependency {
+    async fn process(&mut self, input: u32, out: &mut Emitter<u32>) -> Result<(), StageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StageError::transient("connection refused"));
+        }
+        out.emit(input);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_breaker_opens_refuses_probes_after_the_cooldown_and_closes() {
+    let down = Arc::new(AtomicBool::new(true));
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut breaker = Dependency {
+        down: Arc::clone(&down),
+        calls: Arc::clone(&calls),
+    }
+    .circuit_breaker(BreakerPolicy::new(3, Duration::from_secs(30)));
+    let mut out = Emitter::new();
+    for n in 0..3 {
+        assert!(breaker.process(n, &mut out).await.is_err());
+    }
+    assert!(matches!(breaker.state(), BreakerState::Open { .. }));
+    // Open: refused with the breaker's reason, the dependency is not called.
+    let refused = breaker.process(3, &mut out).await.unwrap_err();
+    assert!(
+        refused
+            .message()
+            .starts_with("circuit breaker open after 3 consecutive transient failures"),
+        "{refused}"
+    );
+    assert!(refused.is_transient());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // After the cooldown one probe goes through; still down: open again.
+    tokio::time::advance(Duration::from_secs(30)).await;
+    assert!(breaker.process(4, &mut out).await.is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert!(matches!(breaker.state(), BreakerState::Open { .. }));
+    // Recovered: the next probe succeeds and closes the breaker.
+    down.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    breaker.process(5, &mut out).await.unwrap();
+    assert_eq!(breaker.state(), &BreakerState::Closed { failures: 0 });
+    breaker.process(6, &mut out).await.unwrap();
+    assert_eq!(out.take(), [5, 6]);
+    // Closed -> Open -> HalfOpen -> Open -> HalfOpen -> Closed.
+    assert_eq!(breaker.transitions(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_with_a_fallback_sends_inputs_there() {
+    let down = Arc::new(AtomicBool::new(true));
+    let mut breaker = Dependency {
+        down,
+        calls: Arc::default(),
+    }
+    .circuit_breaker(BreakerPolicy::new(1, Duration::from_secs(5)))
+    .with_fallback(|n: u32| n + 1_000);
+    let mut out = Emitter::new();
+    assert!(breaker.process(1, &mut out).await.is_err());
+    breaker.process(2, &mut out).await.unwrap();
+    assert_eq!(out.take(), [1_002]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn middleware_is_declared_on_the_stage_in_flow() {
+    let (sink, out) = collect::<u32>();
+    let mut flow = flow! {
+        name: "guarded",
+        stages: {
+            numbers = source!(u32 => from_iter(0..20u32));
+            guarded = transform!(u32 -> u32 => map(|n: u32| n * 2)
+                .rate_limit(5.0, 10)
+                .retry(RetryPolicy::attempts(3))
+                .circuit_breaker(BreakerPolicy::new(5, Duration::from_secs(1))));
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            numbers |> guarded |> out;
+        }
+    };
+    let started = Instant::now();
+    flow.run().await.unwrap();
+    assert_eq!(out.snapshot(), (0..20).map(|n| n * 2).collect::<Vec<_>>());
+    // A burst of 10, then 10 more at 5 a second.
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
