@@ -126,3 +126,42 @@ async fn lag_counts_what_was_written_and_not_yet_read() {
     );
     handle.stop_cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_window_set_in_flow_holds_its_writer_back() {
+    let mut flow = obzenflow::flow! {
+        name: "windowed",
+        stages: {
+            numbers = source!(u32 => from_iter(0..10_000u32), capacity: 100);
+            stuck = sink!(u32 => Stuck);
+        },
+        topology: {
+            numbers |> stuck;
+        }
+    };
+    flow.start().unwrap();
+    // The sink takes the first batch (1,024) and never returns; the source may
+    // write one more batch past its window of 100, then it waits.
+    for _ in 0..1_000_000 {
+        let report = flow.report();
+        if report.stage("numbers").unwrap().events_out == 2_048
+            && report.stage("stuck").unwrap().events_in > 0
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..1_000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(flow.report().stage("numbers").unwrap().events_out, 2_048);
+    assert_eq!(
+        sample(
+            &flow.render_metrics(),
+            "obzenflow_edge_lag",
+            &[("from", "numbers")]
+        ),
+        Some(1_024.0)
+    );
+    flow.stop_cancel().await.unwrap();
+}

@@ -133,10 +133,15 @@ pub(crate) fn flow(
                 }
             }
         };
+        let window = stage
+            .capacity
+            .as_ref()
+            .map(|capacity| quote_spanned!(first=> #builder.next_stage_capacity(#capacity);));
         let variable = var(stage);
         // The whole statement carries the handler's span: whatever rustc says
         // about the handler it says there, once.
         lets.push(quote_spanned! {first=>
+            #window
             #[allow(unused_variables)]
             let #variable: ::obzenflow::flow::StageRef<#out_ty> = #call;
         });

@@ -36,6 +36,8 @@ pub(crate) struct StageDecl {
     pub(crate) handler: Expr,
     /// `max_rounds: n` after the handler of a feedback loop's head.
     pub(crate) max_rounds: Option<(Span, Expr)>,
+    /// `capacity: n` after the handler: the window of this stage's journal.
+    pub(crate) capacity: Option<Expr>,
 }
 
 /// The payload types a stage declares. (A handful exist per macro call, so
@@ -288,26 +290,41 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         })?;
         let handler: Expr = content.parse()?;
         let mut max_rounds = None;
-        if content.peek(Token![,]) {
+        let mut capacity = None;
+        while content.peek(Token![,]) {
             content.parse::<Token![,]>()?;
+            if content.is_empty() {
+                break;
+            }
             let key: Ident = content.parse()?;
-            if key != "max_rounds" {
+            let slot = match key.to_string().as_str() {
+                "max_rounds" => &mut max_rounds,
+                "capacity" => &mut capacity,
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown stage option `{other}`{}; a stage takes `capacity: n` (the window of its journal) and a feedback loop's head `max_rounds: n`",
+                            did_you_mean(other, ["capacity", "max_rounds"])
+                        ),
+                    ));
+                }
+            };
+            content.parse::<Token![:]>()?;
+            let value: Expr = content.parse()?;
+            if slot.replace((key.span(), value)).is_some() {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!(
-                        "unknown stage option `{key}`; a feedback loop's head takes `max_rounds: n`"
-                    ),
+                    format!("stage option `{key}` is given twice"),
                 ));
             }
-            content.parse::<Token![:]>()?;
-            max_rounds = Some((key.span(), content.parse::<Expr>()?));
         }
         if !content.is_empty() {
             return Err(content.error("unexpected tokens after the handler"));
         }
-        Ok((signature, handler, max_rounds))
+        Ok((signature, handler, max_rounds, capacity))
     })();
-    let (signature, handler, max_rounds) = inner.map_err(|error| {
+    let (signature, handler, max_rounds, capacity) = inner.map_err(|error| {
         drain(&content);
         named(error)
     })?;
@@ -317,6 +334,7 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         signature,
         handler,
         max_rounds,
+        capacity: capacity.map(|(_, value)| value),
     })
 }
 

@@ -106,6 +106,8 @@ pub struct FlowBuilder {
     run: Option<super::run::RunDir>,
     /// Every edge's read counter, for the contracts checked at the end.
     contracts: Vec<super::contract::EdgeContract>,
+    /// The window of the next stage added, if it differs from the flow's.
+    next_capacity: Option<usize>,
 }
 
 /// The feedback input of a loop head, to close the loop with
@@ -141,6 +143,7 @@ impl FlowBuilder {
             open_loops: Vec::new(),
             run: None,
             contracts: Vec::new(),
+            next_capacity: None,
         }
     }
 
@@ -164,6 +167,14 @@ impl FlowBuilder {
     /// How the journals of the stages added after this call hold their entries.
     pub fn journal_options(&mut self, options: JournalOptions) -> &mut Self {
         self.options = options;
+        self
+    }
+
+    /// The window (how far its writer may run ahead of its slowest reader)
+    /// of the next stage added only; the flow's setting applies to the rest.
+    /// `flow!` sets it from a stage's `capacity: n` option.
+    pub fn next_stage_capacity(&mut self, entries: usize) -> &mut Self {
+        self.next_capacity = Some(entries.max(1));
         self
     }
 
@@ -470,7 +481,11 @@ impl FlowBuilder {
             self.problems.push(format!("two stages are named `{name}`"));
         }
         let id = StageId(u32::try_from(index).unwrap_or(u32::MAX));
-        let journal = MemoryJournal::new(id, self.options);
+        let mut options = self.options;
+        if let Some(capacity) = self.next_capacity.take() {
+            options.capacity = capacity;
+        }
+        let journal = MemoryJournal::new(id, options);
         let name: Arc<str> = Arc::from(name);
         let counters = Arc::new(StageCounters::default());
         let disk = match &mut self.run {

@@ -127,7 +127,6 @@ impl<O: Payload> Output<O> {
     /// journal, the batch is written (and fsynced, by the default policy)
     /// before any downstream stage can see it.
     async fn flush(&mut self, data_out: u64) -> Result<(), String> {
-        StageCounters::add(&self.counters.events_out, data_out);
         if let Some(disk) = &mut self.disk {
             let pending = self.writer.pending_entries();
             if !pending.is_empty() {
@@ -135,7 +134,10 @@ impl<O: Payload> Output<O> {
                     .map_err(|error| format!("disk journal: {error}"))?;
             }
         }
-        self.writer.flush().await.map_err(journal_failure)
+        self.writer.flush().await.map_err(journal_failure)?;
+        // Counted once appended: a batch waiting for room is not written yet.
+        StageCounters::add(&self.counters.events_out, data_out);
+        Ok(())
     }
 
     async fn write_eof(&mut self, drained: bool) -> Result<(), String> {
