@@ -4,10 +4,12 @@
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
-fn start(slow: bool) -> Child {
+/// Starts the child and waits for its first line; returns it with a reader
+/// of the rest of its standard output (one reader, so no line is lost).
+fn start(slow: bool) -> (Child, BufReader<ChildStdout>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_app_endless"));
     if slow {
         command.env("APP_ENDLESS_SLOW", "1");
@@ -18,14 +20,12 @@ fn start(slow: bool) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the child starts");
+    // The runner listens for Ctrl-C before it builds the flow, which prints this.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "started");
-    // Let the flow get going.
-    std::thread::sleep(Duration::from_millis(200));
-    child
+    (child, stdout)
 }
 
 fn interrupt(child: &Child) {
@@ -38,29 +38,22 @@ fn interrupt(child: &Child) {
 
 /// Waits for the child (at most 20 s), returning its exit status and stderr.
 fn finish(mut child: Child) -> (std::process::ExitStatus, String) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .unwrap();
-            return (status, stderr);
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the child did not end"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut stderr = child.stderr.take().unwrap();
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        let _ = done.send((child.wait(), text));
+    });
+    let (status, text) = ended
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the child ended within 20 s");
+    (status.unwrap(), text)
 }
 
 #[test]
 fn one_ctrl_c_stops_gracefully() {
-    let child = start(false);
+    let (child, _stdout) = start(false);
     interrupt(&child);
     let (status, stderr) = finish(child);
     assert!(status.success(), "{stderr}");
@@ -73,17 +66,27 @@ fn one_ctrl_c_stops_gracefully() {
 
 #[test]
 fn a_second_ctrl_c_cancels() {
-    // A slow sink behind a fast source: draining would take minutes.
-    let child = start(true);
+    // A sink that takes a second an event, with a backlog: draining would take long.
+    let (mut child, mut stdout) = start(true);
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "consuming");
     interrupt(&child);
-    std::thread::sleep(Duration::from_millis(300));
+    // Signals that arrive together may be delivered as one: send the second
+    // once the runner says it is stopping.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("stopping: draining what is in flight") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the runner ended first: {seen}"
+        );
+        seen.push_str(&line);
+    }
     interrupt(&child);
-    let (status, stderr) = finish(child);
-    assert!(status.success(), "{stderr}");
-    assert!(
-        stderr.contains("stopping: draining what is in flight"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("cancelling"), "{stderr}");
-    assert!(stderr.contains("flow `endless`: cancelled"), "{stderr}");
+    stderr.read_to_string(&mut seen).unwrap();
+    assert!(child.wait().unwrap().success(), "{seen}");
+    assert!(seen.contains("cancelling"), "{seen}");
+    assert!(seen.contains("flow `endless`: cancelled"), "{seen}");
 }

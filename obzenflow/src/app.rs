@@ -188,6 +188,7 @@ pub fn run_then(
     };
     let inspect = matches.get_one::<PathBuf>("inspect").cloned();
     runtime.block_on(async move {
+        let mut ctrl_c = Interrupts::listen();
         let mut flow = build(&app);
         if let Some(run) = inspect {
             let stdout = std::io::stdout();
@@ -206,7 +207,7 @@ pub fn run_then(
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
-        let outcome = drive(&mut flow, &app).await;
+        let outcome = drive(&mut flow, &app, &mut ctrl_c).await;
         let report = match outcome {
             Ok(report) => report,
             Err(error) => {
@@ -253,7 +254,42 @@ pub fn run_then(
 
 /// Runs the flow with a progress line, stopping gracefully on the first
 /// Ctrl-C and cancelling on the second.
-async fn drive(flow: &mut FlowHandle, app: &App) -> Result<FlowReport, FlowError> {
+/// Ctrl-C notifications, listened for from before the flow is built: a
+/// SIGINT that came before the listener would end the process at once.
+struct Interrupts {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn listen() -> Self {
+        Interrupts {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+        }
+    }
+
+    /// The next Ctrl-C.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        match &mut self.signal {
+            Some(signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn drive(
+    flow: &mut FlowHandle,
+    app: &App,
+    ctrl_c: &mut Interrupts,
+) -> Result<FlowReport, FlowError> {
     flow.start()?;
     // A bar when every source says how many events it will produce, a
     // counting spinner otherwise.
@@ -286,18 +322,12 @@ async fn drive(flow: &mut FlowHandle, app: &App) -> Result<FlowReport, FlowError
             .filter(|stage| sources.contains(&stage.name))
             .map(|stage| stage.events_out)
             .sum();
-        progress.set_message(format!(
-            "{read} events read, {} in the error lane",
-            report.errors.len()
-        ));
-        progress.tick();
+        progress.set_position(read);
+        progress.set_message(format!("{} in the error lane", report.errors.len()));
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = state.changed() => {}
-            interrupted = tokio::signal::ctrl_c() => {
-                if interrupted.is_err() {
-                    continue;
-                }
+            () = ctrl_c.next() => {
                 interrupts += 1;
                 if interrupts == 1 {
                     progress.suspend(|| eprintln!(

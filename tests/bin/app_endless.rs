@@ -1,16 +1,23 @@
 //! A child process for the runner's Ctrl-C test: an endless flow under
-//! `obzenflow::app::run`. With `APP_ENDLESS_SLOW` set, its sink takes 20 ms
-//! an event, so that draining a backlog takes long.
+//! `obzenflow::app::run`. With `APP_ENDLESS_SLOW` set, its sink takes a
+//! second an event (and says `consuming` when it starts), so that draining
+//! its backlog takes long.
 
 use obzenflow::prelude::*;
 use obzenflow::stage::{Poll, Receipt, Sink, Source, StageError, map};
 
-struct Slow(bool);
+struct Slow {
+    slow: bool,
+    started: bool,
+}
 
 impl Sink<u64> for Slow {
     async fn consume(&mut self, _input: u64) -> Result<Receipt, StageError> {
-        if self.0 {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if self.slow {
+            if !std::mem::replace(&mut self.started, true) {
+                println!("consuming");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         Ok(Receipt::delivered())
     }
@@ -36,7 +43,7 @@ fn main() -> std::process::ExitCode {
             stages: {
                 numbers = source!(u64 => Endless(0));
                 doubled = transform!(u64 -> u64 => map(|n: u64| n * 2));
-                out = sink!(u64 => Slow(slow));
+                out = sink!(u64 => Slow { slow, started: false });
             },
             topology: {
                 numbers |> doubled |> out;
