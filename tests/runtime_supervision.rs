@@ -14,6 +14,18 @@ use std::time::Duration;
 use support::wait_until;
 use tokio::sync::mpsc;
 
+/// The stage, reason and report of a flow that failed in a stage.
+fn stage_failure(error: FlowError) -> (String, String, Box<obzenflow::flow::FlowReport>) {
+    match error {
+        FlowError::StageFailed {
+            stage,
+            reason,
+            report,
+        } => (stage, reason, report),
+        other => panic!("expected a stage failure, got {other}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_in_merges_fairly_and_fan_out_gives_every_reader_everything() {
     let mut flow = FlowBuilder::new("fans");
@@ -213,14 +225,7 @@ async fn a_panicking_handler_fails_its_stage_and_the_flow_by_name() {
     let (sink, _) = collect();
     flow.sink("out", &boom, sink);
     let error = flow.build().unwrap().run().await.unwrap_err();
-    let FlowError::StageFailed {
-        stage,
-        reason,
-        report,
-    } = error
-    else {
-        panic!("expected a stage failure");
-    };
+    let (stage, reason, report) = stage_failure(error);
     assert_eq!(stage, "boom");
     assert!(reason.contains("cannot handle 500"), "{reason}");
     assert!(matches!(
@@ -300,9 +305,7 @@ async fn a_closed_control_channel_fails_the_stage_instead_of_a_silent_exit() {
     let control = handle.take_stage_control("numbers").unwrap();
     drop(control);
     let error = handle.run().await.unwrap_err();
-    let FlowError::StageFailed { stage, reason, .. } = error else {
-        panic!("expected a stage failure");
-    };
+    let (stage, reason, _) = stage_failure(error);
     assert_eq!(stage, "numbers");
     assert!(reason.contains("control channel closed"), "{reason}");
 }
@@ -405,14 +408,7 @@ async fn a_source_that_breaks_its_declared_count_fails_the_flow_with_the_counts(
     let (sink, _) = collect();
     flow.sink("out", &numbers, sink);
     let error = flow.build().unwrap().run().await.unwrap_err();
-    let FlowError::StageFailed {
-        stage,
-        reason,
-        report,
-    } = error
-    else {
-        panic!("expected a contract failure");
-    };
+    let (stage, reason, report) = stage_failure(error);
     assert_eq!(stage, "numbers");
     assert_eq!(
         reason,

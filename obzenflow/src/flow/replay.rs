@@ -189,6 +189,19 @@ pub(crate) fn describe_body<T: Payload>(bytes: &[u8]) -> String {
     }
 }
 
+/// Whether stored body bytes are a `Body::Control`, read off the encoded
+/// variant tag (postcard writes an enum's variant index first), which is
+/// taken from the encoding of a real control body rather than written down.
+fn is_control(body: &[u8]) -> bool {
+    static CONTROL_TAG: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+    let tag = CONTROL_TAG.get_or_init(|| {
+        postcard::to_allocvec(&Body::<()>::Control(crate::event::Control::Eof))
+            .ok()
+            .and_then(|bytes| bytes.first().copied())
+    });
+    tag.is_some() && body.first() == tag.as_ref()
+}
+
 /// The part of a stored envelope before its body.
 #[derive(Deserialize)]
 struct Prefix {
@@ -214,7 +227,7 @@ fn compared_records(dir: &Path) -> Result<Vec<Compared>, ReplayError> {
             continue;
         };
         // Control markers (EOF, drain, probes) are how a run ended, not what it computed.
-        if body.first() == Some(&2) {
+        if is_control(body) {
             continue;
         }
         out.push(Compared {
@@ -413,4 +426,26 @@ pub(crate) fn inspect(
         }))?;
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_control;
+    use crate::event::{Body, Control, ErrorKind, ErrorRecord};
+
+    #[test]
+    fn control_bodies_are_told_apart_by_their_encoded_tag() {
+        let encode = |body: &Body<u32>| postcard::to_allocvec(body).unwrap();
+        assert!(is_control(&encode(&Body::Control(Control::Eof))));
+        assert!(is_control(&encode(&Body::Control(Control::Probe(3)))));
+        assert!(!is_control(&encode(&Body::Data(2))));
+        let record = ErrorRecord {
+            stage: "s".into(),
+            kind: ErrorKind::Permanent,
+            message: String::new(),
+            input_id: None,
+            input: None,
+        };
+        assert!(!is_control(&encode(&Body::Error(Box::new(record)))));
+    }
 }

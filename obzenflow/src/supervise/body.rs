@@ -3,7 +3,7 @@
 //! state machine, control, failure handling) is the same for all and lives in
 //! `runner`.
 
-use super::input::Inputs;
+use super::input::{Inputs, Taken};
 use super::status::StageCounters;
 use crate::event::{Body, Control, ErrorRecord, EventId, Parents, Payload};
 use crate::journal::{Chunk, JournalError, JournalWriter, MemoryJournal};
@@ -186,17 +186,13 @@ struct ChunkData<T> {
 }
 
 impl<T: Payload> ChunkData<T> {
-    /// Takes a chunk's entries, counting its data as read by the stage (read,
-    /// not yet handled: the count includes what is in flight).
-    fn new(chunk: Chunk<T>, counters: &StageCounters) -> Self {
-        let entries = chunk.into_entries();
-        let data = entries
-            .iter()
-            .filter(|entry| matches!(entry.body, Body::Data(_)))
-            .count();
-        StageCounters::add(&counters.events_in, data as u64);
+    /// Takes a chunk's entries; its `data` entries (counted when the chunk
+    /// was taken) count as read by the stage (read, not yet handled: the
+    /// count includes what is in flight).
+    fn new(chunk: Chunk<T>, data: u64, counters: &StageCounters) -> Self {
+        StageCounters::add(&counters.events_in, data);
         ChunkData {
-            entries: entries.into_iter(),
+            entries: chunk.into_entries().into_iter(),
             eof: false,
             stop_at_probes: false,
             probe: None,
@@ -414,8 +410,8 @@ impl<I: Payload> Feedback<I> {
 }
 
 pub(crate) enum TransformWork<I> {
-    Forward(Option<(usize, Chunk<I>)>),
-    Feedback(Option<(usize, Chunk<I>)>),
+    Forward(Option<Taken<I>>),
+    Feedback(Option<Taken<I>>),
 }
 
 impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
@@ -425,9 +421,10 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
     async fn handle_chunk(
         &mut self,
         chunk: Chunk<I>,
+        data_count: u64,
         from_feedback: bool,
     ) -> Result<(u64, bool), String> {
-        let mut data = ChunkData::new(chunk, &self.output.counters).pausing_at_probes();
+        let mut data = ChunkData::new(chunk, data_count, &self.output.counters).pausing_at_probes();
         let mut produced = 0;
         loop {
             for (id, item) in &mut data {
@@ -534,8 +531,8 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
             TransformWork::Feedback(chunk) => (chunk, true),
         };
         let mut produced = 0;
-        if let Some((index, chunk)) = chunk {
-            let (count, eof) = self.handle_chunk(chunk, from_feedback).await?;
+        if let Some((index, chunk, data_count)) = chunk {
+            let (count, eof) = self.handle_chunk(chunk, data_count, from_feedback).await?;
             produced = count;
             if eof {
                 match (&mut self.feedback, from_feedback) {
@@ -570,18 +567,18 @@ pub(crate) struct SinkBody<T: Payload, K> {
 }
 
 impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
-    type Work = Option<(usize, Chunk<T>)>;
+    type Work = Option<Taken<T>>;
 
     async fn wait(&mut self) -> Self::Work {
         self.inputs.next().await
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
-        let Some((index, chunk)) = work else {
+        let Some((index, chunk, data_count)) = work else {
             return Ok(Step::Done);
         };
         let started = StdInstant::now();
-        let mut data = ChunkData::new(chunk, &self.output.counters);
+        let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
         let mut delivered = 0;
         let dry_run = self.dry_run.load(std::sync::atomic::Ordering::Relaxed);
         for (id, item) in &mut data {
@@ -635,7 +632,7 @@ pub(crate) struct StatefulBody<I: Payload, O: Payload, X> {
 }
 
 pub(crate) enum StatefulWork<I> {
-    Input(Option<(usize, Chunk<I>)>),
+    Input(Option<Taken<I>>),
     WindowClosed,
 }
 
@@ -667,7 +664,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
-        let (index, chunk) = match work {
+        let (index, chunk, data_count) = match work {
             StatefulWork::WindowClosed => {
                 let produced = self.emit();
                 self.output.flush(produced).await?;
@@ -677,7 +674,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
             StatefulWork::Input(Some(ready)) => ready,
         };
         let started = StdInstant::now();
-        let mut data = ChunkData::new(chunk, &self.output.counters);
+        let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
         let mut produced = 0;
         for (id, item) in &mut data {
             if let Err(error) = self.handler.accumulate(item) {
@@ -722,8 +719,8 @@ pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
 }
 
 pub(crate) enum JoinWork<R, S> {
-    Reference(Option<(usize, Chunk<R>)>),
-    Stream(Option<(usize, Chunk<S>)>),
+    Reference(Option<Taken<R>>),
+    Stream(Option<Taken<S>>),
 }
 
 impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBody<R, S, O, X> {
@@ -742,8 +739,8 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
         let started = StdInstant::now();
         let step = match work {
             JoinWork::Reference(None) | JoinWork::Stream(None) => Step::Continue,
-            JoinWork::Reference(Some((index, chunk))) => {
-                let mut data = ChunkData::new(chunk, &self.output.counters);
+            JoinWork::Reference(Some((index, chunk, data_count))) => {
+                let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
                 for (id, item) in &mut data {
                     if let Err(error) = self.handler.load(item) {
                         self.output.failed(error, Some(id))?;
@@ -756,8 +753,8 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 self.output.flush(0).await?;
                 Step::Continue
             }
-            JoinWork::Stream(Some((index, chunk))) => {
-                let mut data = ChunkData::new(chunk, &self.output.counters);
+            JoinWork::Stream(Some((index, chunk, data_count))) => {
+                let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
                 let mut produced = 0;
                 for (id, item) in &mut data {
                     let result = self.handler.join(item, &mut self.emitter);
@@ -792,28 +789,26 @@ pub(crate) struct ObserverBody<T: Payload, X> {
 }
 
 impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
-    type Work = Option<(usize, Chunk<T>)>;
+    type Work = Option<Taken<T>>;
 
     async fn wait(&mut self) -> Self::Work {
         self.inputs.next().await
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, String> {
-        let Some((index, chunk)) = work else {
+        let Some((index, chunk, data_count)) = work else {
             return Ok(Step::Done);
         };
         let started = StdInstant::now();
         let mut eof = false;
-        let mut seen = 0;
+
         for entry in chunk.entries() {
             self.handler.observe(entry);
-            match &entry.body {
-                Body::Data(_) => seen += 1,
-                Body::Control(Control::Eof) => eof = true,
-                _ => {}
+            if let Body::Control(Control::Eof) = &entry.body {
+                eof = true;
             }
         }
-        StageCounters::add(&self.output.counters.events_in, seen);
+        StageCounters::add(&self.output.counters.events_in, data_count);
         self.output.busy_since(started);
         Ok(self.inputs.after_chunk(index, eof))
     }

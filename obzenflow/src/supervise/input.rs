@@ -13,6 +13,10 @@ use std::task::Poll;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
+/// A chunk taken from input `index`, with how many data entries it holds
+/// (counted once, here, for the edge's contract and the stage's input count).
+pub(crate) type Taken<T> = (usize, Chunk<T>, u64);
+
 pub(crate) struct Inputs<T: Payload> {
     readers: Vec<MemoryReader<T>>,
     /// Data entries read from each input: one side of each edge's contract.
@@ -56,7 +60,7 @@ impl<T: Payload> Inputs<T> {
         !self.open.contains(&true)
     }
 
-    fn try_next(&mut self) -> Option<(usize, Chunk<T>)> {
+    fn try_next(&mut self) -> Option<Taken<T>> {
         let count = self.readers.len();
         for offset in 0..count {
             let index = (self.next + offset) % count;
@@ -71,7 +75,7 @@ impl<T: Payload> Inputs<T> {
                     .filter(|entry| matches!(entry.body, crate::event::Body::Data(_)))
                     .count();
                 self.read[index].fetch_add(data as u64, Ordering::Relaxed);
-                return Some((index, chunk));
+                return Some((index, chunk, data as u64));
             }
         }
         None
@@ -80,7 +84,7 @@ impl<T: Payload> Inputs<T> {
     /// The next chunk from any open input, waiting without spinning; `None`
     /// once every input is closed. Cancel-safe: nothing is taken until it is
     /// returned.
-    pub(crate) async fn next(&mut self) -> Option<(usize, Chunk<T>)> {
+    pub(crate) async fn next(&mut self) -> Option<Taken<T>> {
         if let Some(ready) = self.try_next() {
             return Some(ready);
         }
