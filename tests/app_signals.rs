@@ -1,5 +1,6 @@
 //! The command-line runner under Ctrl-C: the first SIGINT stops the flow
-//! gracefully (it drains and exits 0); a second one cancels it.
+//! gracefully (it drains and exits 0); a second one cancels it. And its
+//! HTTP endpoints, read with a real client while the flow runs.
 
 #![cfg(unix)]
 
@@ -10,12 +11,17 @@ use std::time::Duration;
 /// Starts the child and waits for its first line; returns it with a reader
 /// of the rest of its standard output (one reader, so no line is lost).
 fn start(slow: bool) -> (Child, BufReader<ChildStdout>) {
+    start_with(slow, &["--no-serve"])
+}
+
+fn start_with(slow: bool, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_app_endless"));
     if slow {
         command.env("APP_ENDLESS_SLOW", "1");
     }
     let mut child = command
         .arg("--memory")
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -89,4 +95,75 @@ fn a_second_ctrl_c_cancels() {
     assert!(child.wait().unwrap().success(), "{seen}");
     assert!(seen.contains("cancelling"), "{seen}");
     assert!(seen.contains("flow `endless`: cancelled"), "{seen}");
+}
+
+fn get(url: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .get(url)
+        .call()
+        .unwrap_or_else(|error| panic!("{url}: {error}"));
+    let status = response.status().as_u16();
+    (status, response.into_body().read_to_string().unwrap())
+}
+
+#[test]
+fn the_runner_serves_metrics_topology_and_health_while_the_flow_runs() {
+    let (mut child, _stdout) = start_with(false, &["--serve", "127.0.0.1:0"]);
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    // "serving http://127.0.0.1:PORT/metrics, ..."
+    let addr = line
+        .strip_prefix("serving http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("the runner says where it serves: {line}"))
+        .to_owned();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+
+    let (status, health) = get(&format!("http://{addr}/health"));
+    assert_eq!(status, 200, "{health}");
+    assert!(health.contains("\"flow\": \"endless\""), "{health}");
+    assert!(health.contains("\"healthy\": true"), "{health}");
+    // The endless source keeps producing: two scrapes see the count grow.
+    let produced = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix(
+                    "obzenflow_stage_events_out_total{flow=\"endless\",stage=\"numbers\",kind=\"source\"} ",
+                )
+            })
+            .unwrap_or_else(|| panic!("{metrics}"))
+            .parse()
+            .unwrap()
+    };
+    let (status, first) = get(&format!("http://{addr}/metrics"));
+    assert_eq!(status, 200);
+    let mut later = produced(&first);
+    for _ in 0..1_000 {
+        later = produced(&get(&format!("http://{addr}/metrics")).1);
+        if later > produced(&first) {
+            break;
+        }
+    }
+    assert!(later > produced(&first), "the count grows while it runs");
+    assert!(
+        first.contains("obzenflow_stage_processing_seconds_bucket{"),
+        "{first}"
+    );
+    let (status, topology) = get(&format!("http://{addr}/topology"));
+    assert_eq!(status, 200);
+    assert!(topology.contains("\"doubled\""), "{topology}");
+
+    interrupt(&child);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    // The summary has the processing-time column.
+    assert!(rest.contains("p50/p99 each"), "{rest}");
+    assert!(rest.contains("flow `endless`: stopped"), "{rest}");
 }

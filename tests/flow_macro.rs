@@ -261,3 +261,46 @@ async fn a_feedback_loop_declared_with_flow() {
         .collect();
     assert_eq!(feedback, [("step", "head")]);
 }
+
+/// A deliberately broken source: it says it will produce 10 events and
+/// produces 7.
+struct Liar(u32);
+
+impl obzenflow::stage::Source<u32> for Liar {
+    async fn next(&mut self) -> Result<obzenflow::stage::Poll<u32>, obzenflow::stage::StageError> {
+        if self.0 == 7 {
+            return Ok(obzenflow::stage::Poll::End);
+        }
+        self.0 += 1;
+        Ok(obzenflow::stage::Poll::Events(vec![self.0]))
+    }
+
+    fn expected_count(&self) -> Option<u64> {
+        Some(10)
+    }
+}
+
+#[tokio::test]
+async fn a_broken_handler_breaks_a_contract_and_the_flow_names_it() {
+    let (sink, out) = collect::<u32>();
+    let mut flow = flow! {
+        name: "broken",
+        stages: {
+            liar = source!(u32 => Liar(0));
+            doubled = transform!(u32 -> u32 => map(|n: u32| n * 2));
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            liar |> doubled |> out;
+        }
+    };
+    let error = flow.run().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "stage `liar` failed: contract broken in source `liar`: it declared 10 events and produced 7"
+    );
+    // Every event it did produce went through: the contract is about what
+    // it promised, checked once everything drained.
+    assert_eq!(out.snapshot().len(), 7);
+    assert!(matches!(flow.state(), FlowState::Failed { stage, .. } if stage == "liar"));
+}

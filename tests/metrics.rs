@@ -53,6 +53,26 @@ async fn a_scrape_matches_the_report() {
         );
         let state = [("stage", stage.name.as_str()), ("state", "drained")];
         assert_eq!(sample(&text, "obzenflow_stage_state", &state), Some(1.0));
+        // The processing-time histogram counts every event the stage handled
+        // (what it read; for a source, what it produced), and its +Inf bucket
+        // holds them all.
+        let handled = if stage.name == "lines" {
+            stage.events_out
+        } else {
+            stage.events_in
+        };
+        assert_eq!(
+            sample(&text, "obzenflow_stage_processing_seconds_count", &labels),
+            Some(handled as f64),
+            "{text}"
+        );
+        let all = [labels[0], labels[1], ("le", "+Inf")];
+        assert_eq!(
+            sample(&text, "obzenflow_stage_processing_seconds_bucket", &all),
+            Some(handled as f64)
+        );
+        let processing = stage.processing.unwrap();
+        assert!(processing.p50 <= processing.p99, "{processing:?}");
     }
     assert_eq!(
         sample(

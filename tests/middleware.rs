@@ -5,7 +5,8 @@
 
 use obzenflow::prelude::*;
 use obzenflow::stage::{
-    BreakerPolicy, BreakerState, Emitter, RetryPolicy, StageError, collect, from_iter, map,
+    BreakerPolicy, BreakerState, Emitter, MiddlewareReport, RetryPolicy, StageError, collect,
+    from_iter, map,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -198,4 +199,182 @@ async fn middleware_is_declared_on_the_stage_in_flow() {
     assert_eq!(out.snapshot(), (0..20).map(|n| n * 2).collect::<Vec<_>>());
     // A burst of 10, then 10 more at 5 a second.
     assert_eq!(started.elapsed(), Duration::from_secs(2));
+}
+
+/// One event every 100 ms, `n` in all.
+struct Ticks {
+    next: u32,
+    n: u32,
+}
+
+impl obzenflow::stage::Source<u32> for Ticks {
+    async fn next(&mut self) -> Result<obzenflow::stage::Poll<u32>, StageError> {
+        if self.next == self.n {
+            return Ok(obzenflow::stage::Poll::End);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.next += 1;
+        Ok(obzenflow::stage::Poll::Events(vec![self.next - 1]))
+    }
+}
+
+/// A dependency that is down until `up_at`, then recovers.
+struct Outage {
+    up_at: Instant,
+}
+
+impl Transform<u32, u32> for Outage {
+    async fn process(&mut self, input: u32, out: &mut Emitter<u32>) -> Result<(), StageError> {
+        if Instant::now() < self.up_at {
+            return Err(StageError::transient("connection refused"));
+        }
+        out.emit(input);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn through_flow_a_breaker_opens_on_an_outage_probes_and_closes_when_it_recovers() {
+    let (sink, out) = collect::<u32>();
+    let up_at = Instant::now() + Duration::from_millis(2_500);
+    let once_more = RetryPolicy {
+        max_attempts: 2,
+        initial_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        max_total_delay: Duration::from_secs(1),
+        jitter: 0.0,
+    };
+    let mut flow = flow! {
+        name: "outage",
+        stages: {
+            ticks = source!(u32 => Ticks { next: 0, n: 60 });
+            call = transform!(u32 -> u32 => Outage { up_at }
+                .retry(once_more)
+                .circuit_breaker(BreakerPolicy::new(3, Duration::from_secs(1))));
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            ticks |> call |> out;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    let delivered = out.snapshot();
+    let errors = flow.errors();
+    // Nothing lost: every tick was delivered or is in the error lane.
+    assert_eq!(delivered.len() + errors.len(), 60);
+    let refused = errors
+        .iter()
+        .filter(|e| e.message.starts_with("circuit breaker open"))
+        .count() as u64;
+    let gave_up = errors
+        .iter()
+        .filter(|e| e.message == "connection refused (gave up after 2 attempts)")
+        .count() as u64;
+    assert_eq!(refused + gave_up, errors.len() as u64, "{errors:?}");
+    // Once the dependency is back, the breaker closes and every later tick
+    // gets through.
+    let first = *delivered.first().unwrap();
+    assert_eq!(delivered, (first..60).collect::<Vec<_>>());
+    // Three failures opened it; the first probe, during the outage, failed
+    // and reopened it; a later probe succeeded and closed it.
+    let call = report.stage("call").unwrap();
+    let [retry, breaker] = call.middleware.as_slice() else {
+        panic!("two layers: {:?}", call.middleware)
+    };
+    assert_eq!(
+        retry,
+        &MiddlewareReport::Retry {
+            retries: gave_up,
+            recovered: 0,
+            gave_up
+        }
+    );
+    let MiddlewareReport::CircuitBreaker {
+        state,
+        opened,
+        half_opened,
+        closed,
+        refused: counted,
+    } = breaker
+    else {
+        panic!("{breaker:?}")
+    };
+    assert_eq!(state, "closed");
+    assert_eq!(*closed, 1);
+    assert!(*opened >= 2, "{breaker:?}");
+    assert_eq!(opened, half_opened);
+    assert_eq!(*counted, refused);
+    // The first three failures opened it, and each failed probe reopened it.
+    assert_eq!(gave_up, 3 + (opened - 1));
+    // The same figures in the summary and the metrics.
+    let summary = report.to_string();
+    assert!(
+        summary.contains(&format!(
+            "circuit breaker: closed; opened {opened}, half-open {opened}, closed 1 times; {refused} inputs refused"
+        )),
+        "{summary}"
+    );
+    let metrics = flow.render_metrics();
+    for (line, value) in [
+        (
+            "obzenflow_circuit_breaker_state{flow=\"outage\",stage=\"call\",layer=\"1\",state=\"closed\"}",
+            1,
+        ),
+        (
+            "obzenflow_circuit_breaker_state{flow=\"outage\",stage=\"call\",layer=\"1\",state=\"open\"}",
+            0,
+        ),
+        (
+            "obzenflow_circuit_breaker_transitions_total{flow=\"outage\",stage=\"call\",layer=\"1\",to=\"open\"}",
+            *opened,
+        ),
+        (
+            "obzenflow_circuit_breaker_transitions_total{flow=\"outage\",stage=\"call\",layer=\"1\",to=\"closed\"}",
+            1,
+        ),
+        (
+            "obzenflow_circuit_breaker_refused_total{flow=\"outage\",stage=\"call\",layer=\"1\"}",
+            refused,
+        ),
+        (
+            "obzenflow_retry_retries_total{flow=\"outage\",stage=\"call\",layer=\"0\"}",
+            gave_up,
+        ),
+    ] {
+        assert!(
+            metrics.contains(&format!("{line} {value}\n")),
+            "{line} {value} in\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limiter_reports_what_it_delayed() {
+    let (sink, _) = collect::<u32>();
+    let mut flow = flow! {
+        name: "limited",
+        stages: {
+            numbers = source!(u32 => from_iter(0..30u32));
+            slow = transform!(u32 -> u32 => map(|n: u32| n).rate_limit(10.0, 10));
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            numbers |> slow |> out;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    // A burst of 10 goes at once; the other 20 wait 0.1 s, 0.2 s, ... 2 s
+    // after the start, each 0.1 s after the one before it.
+    let MiddlewareReport::RateLimit { delayed, delay } =
+        &report.stage("slow").unwrap().middleware[0]
+    else {
+        panic!()
+    };
+    assert_eq!(*delayed, 20);
+    assert_eq!(delay.as_millis(), 2_000);
+    assert!(
+        flow.render_metrics().contains(
+            "obzenflow_rate_limit_delayed_events_total{flow=\"limited\",stage=\"slow\",layer=\"0\"} 20\n"
+        )
+    );
 }

@@ -22,10 +22,14 @@
 //! (replay an archived run), `--inspect RUN_DIR` (print its journals as JSON
 //! lines), `--verify` (with `--replay-from`: compare every
 //! stage with the archive), `--allow-incomplete`, `--repeat-sink-effects`,
-//! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`. While it runs,
-//! a progress line shows what the sources have read; Ctrl-C stops gracefully
-//! and a second Ctrl-C cancels. At the end it prints the per-stage summary,
-//! the run directory and the exact command that replays and verifies the run.
+//! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`; with the
+//! feature `http`, `--serve ADDR` (where to serve `/metrics`, `/topology` and
+//! `/health`; by default `127.0.0.1:9464`, loopback only) and `--no-serve`.
+//! While it runs, a progress line shows what the sources have read; Ctrl-C
+//! stops gracefully and a second Ctrl-C cancels. At the end it prints the
+//! per-stage summary (events, errors, busy time, processing time per event,
+//! what each middleware layer did), the run directory and the exact command
+//! that replays and verifies the run.
 
 use crate::flow::journals::{Journals, disk, memory};
 use crate::flow::replay::ReplayOptions;
@@ -63,7 +67,24 @@ impl App {
 }
 
 fn command() -> Command {
-    Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()))
+    let command = Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()));
+    #[cfg(feature = "http")]
+    let command = command
+        .arg(
+            Arg::new("serve")
+                .long("serve")
+                .value_name("ADDR")
+                .default_value(crate::flow::http::DEFAULT_ADDR)
+                .help("Serve /metrics, /topology and /health on ADDR while the flow runs"),
+        )
+        .arg(
+            Arg::new("no-serve")
+                .long("no-serve")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("serve")
+                .help("Do not serve /metrics, /topology and /health"),
+        );
+    command
         .about("Runs an ObzenFlow flow")
         .arg(
             Arg::new("journal-dir")
@@ -207,6 +228,11 @@ pub fn run_then(
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
+        #[cfg(feature = "http")]
+        let _server = match serve(&flow, &matches).await {
+            Ok(server) => server,
+            Err(()) => return ExitCode::FAILURE,
+        };
         let outcome = drive(&mut flow, &app, &mut ctrl_c).await;
         let report = match outcome {
             Ok(report) => report,
@@ -252,8 +278,44 @@ pub fn run_then(
     })
 }
 
-/// Runs the flow with a progress line, stopping gracefully on the first
-/// Ctrl-C and cancelling on the second.
+/// Serves the flow's live view where `--serve` says, unless `--no-serve`.
+/// An address given on the command line that cannot be bound is an error;
+/// the default one being taken (another flow running) only a warning.
+#[cfg(feature = "http")]
+async fn serve(
+    flow: &FlowHandle,
+    matches: &clap::ArgMatches,
+) -> Result<Option<crate::flow::FlowServer>, ()> {
+    if matches.get_flag("no-serve") {
+        return Ok(None);
+    }
+    let Some(addr) = matches.get_one::<String>("serve") else {
+        return Ok(None);
+    };
+    match flow.serve(addr.as_str()).await {
+        Ok(server) => {
+            eprintln!(
+                "serving http://{0}/metrics, http://{0}/topology and http://{0}/health",
+                server.local_addr()
+            );
+            Ok(Some(server))
+        }
+        Err(error) => {
+            let by_default =
+                matches.value_source("serve") == Some(clap::parser::ValueSource::DefaultValue);
+            if by_default {
+                eprintln!(
+                    "warning: cannot serve on {addr} ({error}); use --serve ADDR to pick another address"
+                );
+                Ok(None)
+            } else {
+                eprintln!("error: cannot serve on {addr}: {error}");
+                Err(())
+            }
+        }
+    }
+}
+
 /// Ctrl-C notifications, listened for from before the flow is built: a
 /// SIGINT that came before the listener would end the process at once.
 struct Interrupts {
@@ -285,6 +347,8 @@ impl Interrupts {
     }
 }
 
+/// Runs the flow with a progress line, stopping gracefully on the first
+/// Ctrl-C and cancelling on the second.
 async fn drive(
     flow: &mut FlowHandle,
     app: &App,

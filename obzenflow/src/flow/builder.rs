@@ -203,7 +203,9 @@ impl FlowBuilder {
         handler: impl Transform<I, O>,
     ) -> StageRef<O> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Transform, ReplayHook::None, |output| {
+        let mut middleware = Vec::new();
+        handler.instruments(&mut middleware);
+        let stage = self.add(name, StageKind::Transform, ReplayHook::None, |output| {
             TransformBody {
                 handler,
                 inputs,
@@ -211,7 +213,9 @@ impl FlowBuilder {
                 emitter: Emitter::new(),
                 feedback: None,
             }
-        })
+        });
+        self.stages[stage.index].middleware = middleware;
+        stage
     }
 
     /// Adds a transform that heads a feedback loop: it reads `inputs` and,
@@ -238,6 +242,8 @@ impl FlowBuilder {
         };
         self.open_loops.push((name.to_owned(), false));
         let readers = Arc::clone(&port.readers);
+        let mut middleware = Vec::new();
+        handler.instruments(&mut middleware);
         let output = self.add(name, StageKind::Transform, ReplayHook::None, |output| {
             TransformBody {
                 handler,
@@ -247,6 +253,7 @@ impl FlowBuilder {
                 feedback: Some(Feedback::new(readers, max_rounds)),
             }
         });
+        self.stages[output.index].middleware = middleware;
         (output, port)
     }
 
@@ -529,6 +536,7 @@ impl FlowBuilder {
             hook,
             describe: super::replay::describe_body::<O>,
             expected: None,
+            middleware: Vec::new(),
         });
         StageRef { index, journal }
     }

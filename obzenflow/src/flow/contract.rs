@@ -90,6 +90,7 @@ mod tests {
             hook: super::super::replay::ReplayHook::None,
             describe: |_| String::new(),
             expected: None,
+            middleware: Vec::new(),
         }
     }
 

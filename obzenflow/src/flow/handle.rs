@@ -82,6 +82,8 @@ pub(crate) struct StageInfo {
     pub(crate) describe: fn(&[u8]) -> String,
     /// How many events a source said it will produce.
     pub(crate) expected: Option<u64>,
+    /// The figures of the middleware around a transform's handler.
+    pub(crate) middleware: Vec<crate::stage::Instrument>,
 }
 
 impl StageInfo {
@@ -96,6 +98,8 @@ impl StageInfo {
             errors: StageCounters::get(&counters.errors),
             busy: Duration::from_nanos(StageCounters::get(&counters.busy_nanos)),
             wakeups: StageCounters::get(&counters.wakeups),
+            processing: counters.processing.percentiles(),
+            middleware: self.middleware.iter().map(|m| m.report()).collect(),
         }
     }
 }
@@ -428,7 +432,7 @@ pub struct FlowHandle {
     name: Arc<str>,
     /// Every edge's read counter (shared with the supervisor), for metrics.
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) edges: Vec<super::contract::EdgeContract>,
+    pub(crate) edges: Arc<[super::contract::EdgeContract]>,
     topology: Arc<super::topology::Topology>,
     pub(crate) stages: Arc<[StageInfo]>,
     errors: ErrorLane,
@@ -446,7 +450,7 @@ impl FlowHandle {
     pub(crate) fn new(pipeline: Pipeline) -> Self {
         let (state_sender, state) = watch::channel(FlowState::Created);
         FlowHandle {
-            edges: pipeline.contracts.clone(),
+            edges: pipeline.contracts.clone().into(),
             topology: Arc::new(pipeline.topology.clone()),
             name: Arc::clone(&pipeline.name),
             stages: Arc::clone(&pipeline.stages),
@@ -529,6 +533,18 @@ impl FlowHandle {
             .and_then(|report| report.run_dir.as_deref())
             .ok_or(super::replay::ReplayError::NoReplayRun)?;
         super::replay::verify(archive, replay, &self.stages)
+    }
+
+    /// What the metrics, the HTTP endpoints and the health check read.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn view(&self) -> super::metrics::FlowView {
+        super::metrics::FlowView {
+            name: Arc::clone(&self.name),
+            stages: Arc::clone(&self.stages),
+            edges: Arc::clone(&self.edges),
+            topology: Arc::clone(&self.topology),
+            state: self.state.clone(),
+        }
     }
 
     /// The flow's name.

@@ -9,6 +9,8 @@
 mod builder;
 mod contract;
 mod handle;
+#[cfg(feature = "http")]
+pub(crate) mod http;
 pub mod journals;
 #[cfg(feature = "metrics")]
 mod metrics;
@@ -22,6 +24,8 @@ pub mod __private;
 
 pub use builder::{FeedbackPort, FlowBuilder, StageRef, Upstream};
 pub use handle::{FlowHandle, FlowState};
+#[cfg(feature = "http")]
+pub use http::FlowServer;
 pub use report::FlowReport;
 pub use topology::{EdgeRole, Topology, TopologyEdge, TopologyStage};
 

@@ -50,21 +50,27 @@ impl fmt::Display for FlowReport {
         writeln!(f, "flow `{}`: {}", self.flow, self.state)?;
         writeln!(
             f,
-            "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10}  state",
-            "stage", "kind", "in", "out", "errors", "busy ms"
+            "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10} {:>14}  state",
+            "stage", "kind", "in", "out", "errors", "busy ms", "p50/p99 each"
         )?;
         for stage in &self.stages {
             writeln!(
                 f,
-                "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10.1}  {}",
+                "{:<20} {:<10} {:>10} {:>10} {:>8} {:>10.1} {:>14}  {}",
                 stage.name,
                 format!("{:?}", stage.kind).to_lowercase(),
                 stage.events_in,
                 stage.events_out,
                 stage.errors,
                 stage.busy.as_secs_f64() * 1000.0,
+                stage
+                    .processing
+                    .map_or_else(|| "-".to_owned(), |p| p.to_string()),
                 stage.state
             )?;
+            for layer in &stage.middleware {
+                writeln!(f, "  - {layer}")?;
+            }
         }
         Ok(())
     }

@@ -26,8 +26,156 @@
 use super::StageError;
 use super::traits::{Emitter, Transform};
 use crate::fsm::{EventVariant, StateMachine, StateVariant, Transition};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
+
+// ---- figures ----
+
+/// A middleware layer's live figures, shared between the layer and its
+/// flow's report and metrics. Transforms hand theirs over through
+/// [`Transform::instruments`].
+#[derive(Clone, Debug)]
+pub struct Instrument(Figures);
+
+#[derive(Clone, Debug)]
+enum Figures {
+    RateLimit(Arc<RateLimitFigures>),
+    Retry(Arc<RetryFigures>),
+    Breaker(Arc<BreakerFigures>),
+}
+
+#[derive(Debug, Default)]
+struct RateLimitFigures {
+    delayed: AtomicU64,
+    delay_nanos: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct RetryFigures {
+    retries: AtomicU64,
+    recovered: AtomicU64,
+    gave_up: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct BreakerFigures {
+    /// The state's index in [`BreakerState::VARIANT_NAMES`].
+    state: AtomicU64,
+    opened: AtomicU64,
+    half_opened: AtomicU64,
+    closed: AtomicU64,
+    refused: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl Instrument {
+    /// The layer's figures now.
+    pub fn report(&self) -> MiddlewareReport {
+        match &self.0 {
+            Figures::RateLimit(f) => MiddlewareReport::RateLimit {
+                delayed: read(&f.delayed),
+                delay: Duration::from_nanos(read(&f.delay_nanos)),
+            },
+            Figures::Retry(f) => MiddlewareReport::Retry {
+                retries: read(&f.retries),
+                recovered: read(&f.recovered),
+                gave_up: read(&f.gave_up),
+            },
+            Figures::Breaker(f) => MiddlewareReport::CircuitBreaker {
+                state: breaker_state_name(read(&f.state) as usize).to_owned(),
+                opened: read(&f.opened),
+                half_opened: read(&f.half_opened),
+                closed: read(&f.closed),
+                refused: read(&f.refused),
+            },
+        }
+    }
+}
+
+/// The names a breaker's states have in reports and metrics, in
+/// [`BreakerState::VARIANT_NAMES`] order.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
+
+fn breaker_state_name(index: usize) -> &'static str {
+    BREAKER_STATES.get(index).copied().unwrap_or("unknown")
+}
+
+/// What a middleware layer did, in a stage's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "middleware", rename_all = "snake_case")]
+pub enum MiddlewareReport {
+    /// A [`rate_limit`](TransformExt::rate_limit) layer.
+    RateLimit {
+        /// Events that waited for a token.
+        delayed: u64,
+        /// How long they waited, in all.
+        delay: Duration,
+    },
+    /// A [`retry`](TransformExt::retry) layer.
+    Retry {
+        /// Calls repeated after a transient failure.
+        retries: u64,
+        /// Inputs that succeeded after one or more retries.
+        recovered: u64,
+        /// Inputs that went to the error lane with retries exhausted.
+        gave_up: u64,
+    },
+    /// A [`circuit_breaker`](TransformExt::circuit_breaker) layer.
+    CircuitBreaker {
+        /// `closed`, `open` or `half_open`.
+        state: String,
+        /// Times it opened.
+        opened: u64,
+        /// Times its cooldown ended and it let a probe call through.
+        half_opened: u64,
+        /// Times a probe succeeded and it closed again.
+        closed: u64,
+        /// Inputs refused while it was open (to the error lane or the fallback).
+        refused: u64,
+    },
+}
+
+impl fmt::Display for MiddlewareReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MiddlewareReport::RateLimit { delayed, delay } => write!(
+                f,
+                "rate limit: {delayed} events delayed, {:.3} s in all",
+                delay.as_secs_f64()
+            ),
+            MiddlewareReport::Retry {
+                retries,
+                recovered,
+                gave_up,
+            } => write!(
+                f,
+                "retry: {retries} retries, {recovered} inputs recovered, {gave_up} gave up"
+            ),
+            MiddlewareReport::CircuitBreaker {
+                state,
+                opened,
+                half_opened,
+                closed,
+                refused,
+            } => write!(
+                f,
+                "circuit breaker: {state}; opened {opened}, half-open {half_opened}, closed {closed} times; {refused} inputs refused"
+            ),
+        }
+    }
+}
 
 /// Adds middleware to a transform handler.
 pub trait TransformExt<I, O>: Transform<I, O> + Sized {
@@ -39,6 +187,7 @@ pub trait TransformExt<I, O>: Transform<I, O> + Sized {
             burst: f64::from(burst.max(1)),
             tokens: f64::from(burst.max(1)),
             last: None,
+            figures: Arc::default(),
         }
     }
 
@@ -48,6 +197,7 @@ pub trait TransformExt<I, O>: Transform<I, O> + Sized {
             inner: self,
             policy,
             seed: 0x9e37_79b9_7f4a_7c15,
+            figures: Arc::default(),
         }
     }
 
@@ -69,6 +219,7 @@ pub struct RateLimited<X> {
     burst: f64,
     tokens: f64,
     last: Option<Instant>,
+    figures: Arc<RateLimitFigures>,
 }
 
 impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform<I, O> for RateLimited<X> {
@@ -81,12 +232,22 @@ impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform<I, O> f
         self.last = Some(now);
         if self.tokens < 1.0 {
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_second);
+            bump(&self.figures.delayed, 1);
+            bump(
+                &self.figures.delay_nanos,
+                u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
+            );
             sleep(wait).await;
             self.tokens = 1.0;
             self.last = Some(now + wait);
         }
         self.tokens -= 1.0;
         self.inner.process(input, out).await
+    }
+
+    fn instruments(&self, found: &mut Vec<Instrument>) {
+        self.inner.instruments(found);
+        found.push(Instrument(Figures::RateLimit(Arc::clone(&self.figures))));
     }
 }
 
@@ -126,6 +287,7 @@ pub struct Retry<X> {
     inner: X,
     policy: RetryPolicy,
     seed: u64,
+    figures: Arc<RetryFigures>,
 }
 
 impl<X> Retry<X> {
@@ -148,13 +310,21 @@ impl<I: Clone + Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform
         let mut attempt = 1;
         loop {
             match self.inner.process(input.clone(), out).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if attempt > 1 {
+                        bump(&self.figures.recovered, 1);
+                    }
+                    return Ok(());
+                }
                 Err(error) => {
                     out.items.truncate(emitted);
                     let pause = self.jittered(delay.min(self.policy.max_delay));
                     let exhausted = attempt >= self.policy.max_attempts
                         || waited + pause > self.policy.max_total_delay;
                     if !error.is_transient() || exhausted {
+                        if error.is_transient() {
+                            bump(&self.figures.gave_up, 1);
+                        }
                         return Err(if error.is_transient() {
                             StageError::transient(format!(
                                 "{error} (gave up after {attempt} attempts)"
@@ -163,6 +333,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform
                             error
                         });
                     }
+                    bump(&self.figures.retries, 1);
                     sleep(pause).await;
                     waited += pause;
                     delay = delay.saturating_mul(2);
@@ -170,6 +341,11 @@ impl<I: Clone + Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform
                 }
             }
         }
+    }
+
+    fn instruments(&self, found: &mut Vec<Instrument>) {
+        self.inner.instruments(found);
+        found.push(Instrument(Figures::Retry(Arc::clone(&self.figures))));
     }
 }
 
@@ -227,14 +403,14 @@ pub struct CircuitBreaker<X, F> {
     fallback: F,
     machine: StateMachine<BreakerState, BreakerEvent, BreakerPolicy>,
     policy: BreakerPolicy,
-    transitions: u64,
+    figures: Arc<BreakerFigures>,
 }
 
 impl<X, F> std::fmt::Debug for CircuitBreaker<X, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("state", self.machine.state())
-            .field("transitions", &self.transitions)
+            .field("transitions", &self.transitions())
             .finish_non_exhaustive()
     }
 }
@@ -275,7 +451,7 @@ impl<X, F> CircuitBreaker<X, F> {
             fallback,
             machine: breaker_machine(),
             policy,
-            transitions: 0,
+            figures: Arc::default(),
         }
     }
 
@@ -287,7 +463,7 @@ impl<X, F> CircuitBreaker<X, F> {
             fallback,
             machine: self.machine,
             policy: self.policy,
-            transitions: self.transitions,
+            figures: self.figures,
         }
     }
 
@@ -301,14 +477,32 @@ impl<X, F> CircuitBreaker<X, F> {
         // Every (state, event) pair is handled or ignored (`exhaustive`).
         let _ = self.machine.handle(&event, &self.policy);
         if self.machine.state().variant_index() != before {
-            self.transitions += 1;
-            tracing::info!(state = ?self.machine.state(), "circuit breaker");
+            self.changed();
         }
+    }
+
+    /// Counts a change of state, for the report and the metrics.
+    fn changed(&self) {
+        let state = self.machine.state();
+        let figures = &self.figures;
+        figures
+            .state
+            .store(state.variant_index() as u64, Ordering::Relaxed);
+        bump(
+            match state {
+                BreakerState::Closed { .. } => &figures.closed,
+                BreakerState::Open { .. } => &figures.opened,
+                BreakerState::HalfOpen => &figures.half_opened,
+            },
+            1,
+        );
+        tracing::info!(state = ?state, "circuit breaker");
     }
 
     /// How many times the breaker changed state.
     pub fn transitions(&self) -> u64 {
-        self.transitions
+        let figures = &self.figures;
+        read(&figures.opened) + read(&figures.half_opened) + read(&figures.closed)
     }
 }
 
@@ -346,10 +540,10 @@ where
     async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
         // An open breaker whose cooldown has passed lets a probe through.
         if self.machine.check_timeout(&self.policy).is_some() {
-            self.transitions += 1;
-            tracing::info!(state = ?self.machine.state(), "circuit breaker");
+            self.changed();
         }
         if let BreakerState::Open { cooldown } = self.machine.state() {
+            bump(&self.figures.refused, 1);
             let reason = format!(
                 "circuit breaker open after {} consecutive transient failures; refusing calls for {cooldown:?}",
                 self.policy.failures
@@ -365,5 +559,10 @@ where
             BreakerEvent::Succeeded
         });
         result
+    }
+
+    fn instruments(&self, found: &mut Vec<Instrument>) {
+        self.inner.instruments(found);
+        found.push(Instrument(Figures::Breaker(Arc::clone(&self.figures))));
     }
 }

@@ -21,9 +21,11 @@ mod traits;
 
 pub use error::{Severity, StageError};
 pub use helpers::*;
+#[cfg(feature = "metrics")]
+pub(crate) use middleware::BREAKER_STATES;
 pub use middleware::{
-    BreakerPolicy, BreakerState, CircuitBreaker, Fallback, NoFallback, RateLimited, Retry,
-    RetryPolicy, TransformExt,
+    BreakerPolicy, BreakerState, CircuitBreaker, Fallback, Instrument, MiddlewareReport,
+    NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
 pub use traits::{
     EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, StatefulExt,

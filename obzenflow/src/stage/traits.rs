@@ -76,6 +76,14 @@ pub trait Transform<I, O>: Send + 'static {
         input: I,
         out: &mut Emitter<O>,
     ) -> impl Future<Output = Result<(), StageError>> + Send;
+
+    /// Hands over the figures of the middleware this handler is wrapped in,
+    /// innermost first, for the flow's report and metrics. Only middleware
+    /// ([`TransformExt`](super::TransformExt)) has any; other handlers keep
+    /// the default.
+    fn instruments(&self, found: &mut Vec<super::Instrument>) {
+        let _ = found;
+    }
 }
 
 /// Proof that a sink delivered an event.

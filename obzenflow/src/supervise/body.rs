@@ -149,9 +149,11 @@ impl<O: Payload> Output<O> {
         self.flush(0).await
     }
 
-    fn busy_since(&self, started: StdInstant) {
+    /// Counts the time since `started` as busy, spent on `events` events.
+    fn busy_since(&self, started: StdInstant, events: u64) {
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         StageCounters::add(&self.counters.busy_nanos, nanos);
+        self.counters.processing.record(nanos, events);
     }
 }
 
@@ -305,13 +307,13 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                 for event in events {
                     self.output.emit(Parents::None, event);
                 }
-                self.output.busy_since(started);
+                self.output.busy_since(started, count);
                 self.output.flush(count).await?;
                 Step::Continue
             }
             SourceWork::Polled(Err(error)) => {
                 self.output.failed(error, None)?;
-                self.output.busy_since(started);
+                self.output.busy_since(started, 0);
                 self.output.flush(0).await?;
                 Step::Continue
             }
@@ -333,7 +335,7 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                         Body::Control(_) => {}
                     }
                 }
-                self.output.busy_since(started);
+                self.output.busy_since(started, count);
                 self.output.flush(count).await?;
                 Step::Continue
             }
@@ -531,7 +533,9 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
             TransformWork::Feedback(chunk) => (chunk, true),
         };
         let mut produced = 0;
+        let mut handled = 0;
         if let Some((index, chunk, data_count)) = chunk {
+            handled = data_count;
             let (count, eof) = self.handle_chunk(chunk, data_count, from_feedback).await?;
             produced = count;
             if eof {
@@ -542,7 +546,7 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
             }
         }
         self.next_probe();
-        self.output.busy_since(started);
+        self.output.busy_since(started, handled);
         self.output.flush(produced).await?;
         Ok(self.done())
     }
@@ -602,7 +606,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         if let Err(error) = self.handler.flush().await {
             self.output.failed(error, None)?;
         }
-        self.output.busy_since(started);
+        self.output.busy_since(started, data_count);
         self.output.flush(delivered).await?;
         Ok(self.inputs.after_chunk(index, eof))
     }
@@ -692,7 +696,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
             }
         }
         let eof = data.finish();
-        self.output.busy_since(started);
+        self.output.busy_since(started, data_count);
         self.output.flush(produced).await?;
         Ok(self.inputs.after_chunk(index, eof))
     }
@@ -749,7 +753,7 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 if data.finish() {
                     self.reference.close(index);
                 }
-                self.output.busy_since(started);
+                self.output.busy_since(started, data_count);
                 self.output.flush(0).await?;
                 Step::Continue
             }
@@ -763,7 +767,7 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 if data.finish() {
                     self.stream.close(index);
                 }
-                self.output.busy_since(started);
+                self.output.busy_since(started, data_count);
                 self.output.flush(produced).await?;
                 Step::Continue
             }
@@ -809,7 +813,7 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
             }
         }
         StageCounters::add(&self.output.counters.events_in, data_count);
-        self.output.busy_since(started);
+        self.output.busy_since(started, data_count);
         Ok(self.inputs.after_chunk(index, eof))
     }
 

@@ -18,5 +18,7 @@ pub(crate) use catch::panic_message;
 pub(crate) use input::Inputs;
 pub use runner::StageCommand;
 pub(crate) use runner::{Completion, Runner, run_stage};
+#[cfg(feature = "metrics")]
+pub(crate) use status::PROCESSING_BOUNDS_NANOS;
 pub(crate) use status::StageCounters;
-pub use status::{StageKind, StageReport, StageState};
+pub use status::{Percentiles, StageKind, StageReport, StageState};
