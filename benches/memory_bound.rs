@@ -6,6 +6,10 @@
 //!
 //! Run: `cargo bench --bench memory_bound`
 
+#[path = "support/memory.rs"]
+mod memory;
+
+use memory::memory_mb;
 use obzenflow::flow::FlowBuilder;
 use obzenflow::stage::{Receipt, Sink, StageError, from_iter, map};
 use std::future::Future;
@@ -26,20 +30,6 @@ impl Sink<u64> for SlowSink {
         self.0 = self.0.wrapping_add(spin);
         std::future::ready(Ok(Receipt::delivered()))
     }
-}
-
-/// A `VmHWM` or `VmRSS` figure of this process, in MB.
-fn memory_mb(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 fn main() {

@@ -304,3 +304,36 @@ async fn a_broken_handler_breaks_a_contract_and_the_flow_names_it() {
     assert_eq!(out.snapshot().len(), 7);
     assert!(matches!(flow.state(), FlowState::Failed { stage, .. } if stage == "liar"));
 }
+
+/// A sink that refuses odd numbers.
+struct Picky;
+
+impl obzenflow::stage::Sink<u32> for Picky {
+    async fn consume(
+        &mut self,
+        input: u32,
+    ) -> Result<obzenflow::stage::Receipt, obzenflow::stage::StageError> {
+        if input % 2 == 1 {
+            return Err(obzenflow::stage::StageError::permanent("odd"));
+        }
+        Ok(obzenflow::stage::Receipt::delivered())
+    }
+}
+
+#[tokio::test]
+async fn a_sink_that_refuses_inputs_keeps_its_contract() {
+    let mut flow = flow! {
+        name: "picky",
+        stages: {
+            numbers = source!(u32 => from_iter(0..100u32));
+            out = sink!(u32 => Picky);
+        },
+        topology: {
+            numbers |> out;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    let out = report.stage("out").unwrap();
+    assert_eq!((out.events_in, out.events_out, out.errors), (100, 50, 50));
+    assert_eq!(report.errors.len(), 50);
+}

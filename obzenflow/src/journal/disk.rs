@@ -314,14 +314,11 @@ fn encode_record<T: Serialize>(
         .ok()
         .filter(|l| *l <= MAX_RECORD)
         .ok_or(DiskJournalError::RecordTooLarge { bytes: len })?;
-    let seq_bytes = seq.to_le_bytes();
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&seq_bytes),
-        &buffer[start + FRAME_LEN as usize..],
-    );
+    // The sequence number sits right before the payload: one checksum over both.
+    buffer[start + 8..start + 16].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&buffer[start + 8..]);
     buffer[start..start + 4].copy_from_slice(&len32.to_le_bytes());
     buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    buffer[start + 8..start + 16].copy_from_slice(&seq_bytes);
     Ok(())
 }
 

@@ -96,6 +96,9 @@ impl<O: Payload> Output<O> {
         self.writer
             .push(Parents::from(input), Body::Error(Box::new(record)));
         StageCounters::add(&self.counters.errors, 1);
+        if input.is_some() {
+            StageCounters::add(&self.counters.failed_inputs, 1);
+        }
         Ok(())
     }
 

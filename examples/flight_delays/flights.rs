@@ -1,51 +1,31 @@
-//! The flagship: departure delays per airline, from every flight that left
-//! New York City in 2013 (336,776 real rows, nycflights13, CC0; bundled in
-//! `data/nycflights13/`).
-//!
-//! The flights stream out of a gzipped CSV file, are parsed, joined with the
-//! airlines reference table, and tallied per carrier (flights, cancellations,
-//! mean and 95th-percentile departure delay); the tallies are emitted at the
-//! end of input to a console table and a CSV file.
-//!
-//! What counts as what, so that nothing is dropped silently:
-//! - a row with no departure (`dep_time` and `dep_delay` are `NA`) is a
-//!   cancelled flight, and counts as one;
-//! - a row with any other missing or garbled value goes to the error lane,
-//!   with its line number, its text and the reason, and is counted. In the
-//!   real data these are the 1,175 flights that departed but have no arrival
-//!   data (diverted).
-//!
-//! Run: `cargo run --release --example flight_delays`. The run is journaled
-//! under `target/obzenflow/flight-delays/<run id>/`; at the end the runner
-//! prints the command that replays and verifies it
-//! (`-- --replay-from DIR --verify`). `-- --help` lists the runner's options;
-//! the data can be pointed elsewhere with `OBZENFLOW_FLIGHTS`,
-//! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`.
+//! The flagship flow and its parts, shared by the example's `main`, the
+//! tests of its handling of bad input (`tests/flagship.rs`) and its benchmark
+//! (`benches/flagship.rs`).
 
 use flate2::read::GzDecoder;
 use obzenflow::flow;
+use obzenflow::flow::journals::Journals;
 use obzenflow::stage::{
-    Poll, Receipt, Sink, Source, StageError, collect, from_iter, group_by, left_join, map, try_map,
+    CollectSink, Poll, Receipt, Sink, Source, StageError, from_iter, group_by, left_join, map,
+    try_map,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// One line of the flights file, as read, with where its header put the
 /// columns the tally needs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Line {
-    number: u64,
-    text: String,
-    columns: Columns,
+pub(crate) struct Line {
+    pub(crate) number: u64,
+    pub(crate) text: String,
+    pub(crate) columns: Columns,
 }
 
 /// Where the fields the tally needs sit in a line.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-struct Columns {
+pub(crate) struct Columns {
     dep_time: usize,
     dep_delay: usize,
     arr_delay: usize,
@@ -55,58 +35,76 @@ struct Columns {
 
 /// A flight, parsed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Flight {
-    carrier: String,
+pub(crate) struct Flight {
+    pub(crate) carrier: String,
     /// `None` for a cancelled flight.
-    dep_delay: Option<f64>,
+    pub(crate) dep_delay: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Airline {
-    carrier: String,
-    name: String,
+pub(crate) struct Airline {
+    pub(crate) carrier: String,
+    pub(crate) name: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct NamedFlight {
-    carrier: String,
-    airline: String,
-    dep_delay: Option<f64>,
+pub(crate) struct NamedFlight {
+    pub(crate) carrier: String,
+    pub(crate) airline: String,
+    pub(crate) dep_delay: Option<f64>,
 }
 
 /// What the tally keeps per carrier.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Tally {
-    airline: String,
-    flights: u64,
-    cancelled: u64,
-    delays: Vec<f64>,
+pub(crate) struct Tally {
+    pub(crate) airline: String,
+    pub(crate) flights: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) delays: Vec<f64>,
 }
 
 /// One row of the result.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct CarrierDelays {
-    carrier: String,
-    airline: String,
-    flights: u64,
-    cancelled: u64,
-    mean_dep_delay: f64,
-    p95_dep_delay: f64,
+pub(crate) struct CarrierDelays {
+    pub(crate) carrier: String,
+    pub(crate) airline: String,
+    pub(crate) flights: u64,
+    pub(crate) cancelled: u64,
+    pub(crate) mean_dep_delay: f64,
+    pub(crate) p95_dep_delay: f64,
 }
 
-/// A source of the lines of a gzipped CSV file, after its header; the header
-/// must name the columns the tally needs.
-struct CsvLines {
+/// A source of the lines of a CSV file (gzipped if its name ends in `.gz`),
+/// after its header; the header must name the columns the tally needs.
+pub(crate) struct CsvLines {
     path: PathBuf,
-    lines: Option<(std::io::Lines<BufReader<GzDecoder<File>>>, Columns)>,
+    lines: Option<(std::io::Lines<Box<dyn BufRead + Send>>, Columns)>,
     number: u64,
 }
 
 impl CsvLines {
+    /// Reads `path` once the flow starts.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        CsvLines {
+            path,
+            lines: None,
+            number: 0,
+        }
+    }
+
     fn open(&mut self) -> Result<(), StageError> {
         let file = File::open(&self.path)
             .map_err(|e| StageError::fatal(format!("cannot open {}: {e}", self.path.display())))?;
-        let mut lines = BufReader::new(GzDecoder::new(file)).lines();
+        let reader: Box<dyn BufRead + Send> = if self
+            .path
+            .extension()
+            .is_some_and(|extension| extension == "gz")
+        {
+            Box::new(BufReader::new(GzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::new(file))
+        };
+        let mut lines = reader.lines();
         let header = lines
             .next()
             .ok_or_else(|| {
@@ -115,7 +113,9 @@ impl CsvLines {
                     self.path.display()
                 ))
             })?
-            .map_err(|e| StageError::fatal(format!("cannot read {}: {e}", self.path.display())))?;
+            .map_err(|e| {
+                StageError::fatal(format!("cannot read {} line 1: {e}", self.path.display()))
+            })?;
         let columns = columns(&header)
             .map_err(|e| StageError::fatal(format!("{}: {e}", self.path.display())))?;
         self.number = 1;
@@ -154,7 +154,7 @@ impl Source<Line> for CsvLines {
 
 const HEADER_NEEDS: [&str; 4] = ["dep_time", "dep_delay", "arr_delay", "carrier"];
 
-fn columns(header: &str) -> Result<Columns, String> {
+pub(crate) fn columns(header: &str) -> Result<Columns, String> {
     let names: Vec<&str> = header.split(',').collect();
     let find = |name: &str| {
         names.iter().position(|n| *n == name).ok_or_else(|| {
@@ -173,7 +173,7 @@ fn columns(header: &str) -> Result<Columns, String> {
     })
 }
 
-fn parse(line: Line) -> Result<Flight, String> {
+pub(crate) fn parse(line: Line) -> Result<Flight, String> {
     let columns = line.columns;
     let fail = |reason: &str| format!("line {}: {reason}: `{}`", line.number, line.text);
     let fields: Vec<&str> = line.text.split(',').collect();
@@ -220,7 +220,7 @@ fn parse(line: Line) -> Result<Flight, String> {
     })
 }
 
-fn airlines(path: &Path) -> Result<Vec<Airline>, String> {
+pub(crate) fn airlines(path: &Path) -> Result<Vec<Airline>, String> {
     let mut reader =
         csv::Reader::from_path(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     reader
@@ -230,7 +230,7 @@ fn airlines(path: &Path) -> Result<Vec<Airline>, String> {
         .collect()
 }
 
-fn tally(tally: &mut Tally, flight: NamedFlight) {
+pub(crate) fn tally(tally: &mut Tally, flight: NamedFlight) {
     tally.airline = flight.airline;
     tally.flights += 1;
     match flight.dep_delay {
@@ -239,7 +239,7 @@ fn tally(tally: &mut Tally, flight: NamedFlight) {
     }
 }
 
-fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays {
+pub(crate) fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays {
     tally.delays.sort_by(f64::total_cmp);
     let count = tally.delays.len();
     let mean = if count == 0 {
@@ -263,10 +263,21 @@ fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays {
 }
 
 /// Writes each row to a CSV file; the receipt says which line.
-struct CsvFile {
+pub(crate) struct CsvFile {
     path: PathBuf,
     writer: Option<csv::Writer<BufWriter<File>>>,
     rows: u64,
+}
+
+impl CsvFile {
+    /// Creates `path` at the first row.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        CsvFile {
+            path,
+            writer: None,
+            rows: 0,
+        }
+    }
 }
 
 impl Sink<CarrierDelays> for CsvFile {
@@ -306,45 +317,21 @@ impl Sink<CarrierDelays> for CsvFile {
     }
 }
 
-/// A path from the environment, or the bundled default.
-fn path(variable: &str, default: &str) -> PathBuf {
-    std::env::var_os(variable).map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join(default),
-        PathBuf::from,
-    )
-}
-
-fn main() -> ExitCode {
-    let flights_path = path("OBZENFLOW_FLIGHTS", "data/nycflights13/flights.csv.gz");
-    let airlines_path = path("OBZENFLOW_AIRLINES", "data/nycflights13/airlines.csv");
-    let out_path = path("OBZENFLOW_OUT", "target/obzenflow/flight_delays.csv");
-    let airlines = match airlines(&airlines_path) {
-        Ok(airlines) => airlines,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let (table, rows) = collect::<CarrierDelays>();
-    let written = out_path.clone();
-    obzenflow::app::run_then(
-        |app| flow(app, flights_path, airlines, out_path, table),
-        |report| print_results(report, &rows.snapshot(), &written),
-    )
-}
-
-fn flow(
-    app: &obzenflow::app::App,
+/// The flow: flights from `flights_path` (a CSV file, gzipped if it ends in
+/// `.gz`) joined with `airlines`, tallied per carrier into `table` and a CSV
+/// file at `out_path`.
+pub(crate) fn flow(
+    journals: Journals,
     flights_path: PathBuf,
     airlines: Vec<Airline>,
     out_path: PathBuf,
-    table: obzenflow::stage::CollectSink<CarrierDelays>,
+    table: CollectSink<CarrierDelays>,
 ) -> obzenflow::flow::FlowHandle {
     flow! {
         name: "flight-delays",
-        journals: app.journals(),
+        journals: journals,
         stages: {
-            flights     = source!(Line => CsvLines { path: flights_path.clone(), lines: None, number: 0 });
+            flights     = source!(Line => CsvLines::new(flights_path.clone()));
             parsed      = transform!(Line -> Flight => try_map(parse));
             airlines    = source!(Airline => from_iter(airlines));
             named       = join!(Airline, Flight -> NamedFlight => left_join(
@@ -362,70 +349,11 @@ fn flow(
             ).emit_on_eof());
             summary     = transform!((String, Tally) -> CarrierDelays => map(summarize));
             table       = sink!(CarrierDelays => table);
-            file        = sink!(CarrierDelays => CsvFile { path: out_path.clone(), writer: None, rows: 0 });
+            file        = sink!(CarrierDelays => CsvFile::new(out_path.clone()));
         },
         topology: {
             flights |> parsed;
             (airlines, parsed) |> named |> per_carrier |> summary |> (table, file);
         }
-    }
-}
-
-fn print_results(report: &obzenflow::flow::FlowReport, rows: &[CarrierDelays], written: &Path) {
-    let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| b.mean_dep_delay.total_cmp(&a.mean_dep_delay));
-    println!("Departure delays from New York City, 2013, by airline (minutes)\n");
-    println!(
-        "{:<4} {:<28} {:>8} {:>10} {:>8} {:>8}",
-        "code", "airline", "flights", "cancelled", "mean", "p95"
-    );
-    for row in &rows {
-        println!(
-            "{:<4} {:<28} {:>8} {:>10} {:>8.1} {:>8.0}",
-            row.carrier,
-            row.airline,
-            row.flights,
-            row.cancelled,
-            row.mean_dep_delay,
-            row.p95_dep_delay
-        );
-    }
-    if rows.is_empty() {
-        println!("(no table: in a replay, sinks do not repeat their effects)");
-    }
-    let count = |stage: &str| report.stage(stage).map_or(0, |s| s.events_out);
-    let total = count("named");
-    let cancelled = if rows.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({} cancelled)",
-            rows.iter().map(|r| r.cancelled).sum::<u64>()
-        )
-    };
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &report.errors {
-        let reason = record
-            .message
-            .split(": ")
-            .nth(1)
-            .unwrap_or(&record.message)
-            .to_owned();
-        *reasons.entry(reason).or_default() += 1;
-    }
-    println!(
-        "\n{total} flights tallied{cancelled}; {} rows in the error lane:",
-        report.errors.len()
-    );
-    for (reason, count) in &reasons {
-        println!("  {count:>6}  {reason}");
-    }
-    let read = count("flights");
-    println!(
-        "{read} rows read = {total} tallied + {} in the error lane",
-        report.errors.len()
-    );
-    if !rows.is_empty() {
-        println!("\nwritten to {}", written.display());
     }
 }

@@ -1,0 +1,213 @@
+//! The flagship flow on bad input: rows with missing or garbled fields go to
+//! the error lane, counted and named by line; an empty file, a file that is
+//! not what its name says, a header without a needed column and a file that
+//! does not exist fail the flow with an error naming the file; nothing is lost.
+
+#[allow(dead_code)]
+#[path = "../examples/flight_delays/flights.rs"]
+mod flights;
+
+use flights::{Airline, CarrierDelays};
+use obzenflow::flow::journals::memory;
+use obzenflow::flow::{FlowError, FlowReport};
+use obzenflow::stage::collect;
+use std::io::Write;
+use std::path::PathBuf;
+
+const HEADER: &str = "year,month,day,dep_time,sched_dep_time,dep_delay,arr_time,sched_arr_time,arr_delay,carrier,flight,tailnum,origin,dest,air_time,distance,hour,minute,time_hour";
+
+/// A scratch directory of its own for each test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("flagship")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn gzip(path: &PathBuf, text: &str) {
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap();
+}
+
+fn carriers() -> Vec<Airline> {
+    flights::airlines(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/airlines.csv"),
+    )
+    .unwrap()
+}
+
+/// Runs the flagship flow on `flights` with memory journals.
+async fn run(
+    dir: &std::path::Path,
+    flights: PathBuf,
+) -> (Result<FlowReport, FlowError>, Vec<CarrierDelays>) {
+    let (table, rows) = collect::<CarrierDelays>();
+    let mut flow = flights::flow(memory(), flights, carriers(), dir.join("out.csv"), table);
+    let outcome = flow.run().await;
+    (outcome, rows.snapshot())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_go_to_the_error_lane_counted_and_named_by_line() {
+    let dir = scratch("bad_rows");
+    let rows = [
+        // line 2: fine
+        "2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z",
+        // line 3: cancelled (no departure): counted as a cancellation
+        "2013,1,1,NA,1630,NA,NA,1815,NA,EV,4308,N18120,EWR,RDU,NA,416,16,30,2013-01-01T21:00:00Z",
+        // line 4: cut short
+        "2013,1,1,542,540,2,923",
+        // line 5: a garbled departure delay
+        "2013,1,1,544,545,minus one,1004,1022,-18,B6,725,N804JB,JFK,BQN,183,1576,5,45,2013-01-01T10:00:00Z",
+        // line 6: no carrier
+        "2013,1,1,554,600,-6,812,837,-25,,461,N668DN,LGA,ATL,116,762,6,0,2013-01-01T11:00:00Z",
+        // line 7: departed, no arrival (diverted)
+        "2013,1,1,554,558,-4,NA,NA,NA,UA,1696,N39463,EWR,ORD,NA,719,5,58,2013-01-01T10:00:00Z",
+        // line 8: departure time and delay disagree
+        "2013,1,1,NA,600,-5,913,854,19,B6,507,N516JB,EWR,FLL,158,1065,6,0,2013-01-01T11:00:00Z",
+        // line 9: a carrier the airlines table does not know: tallied, named as unknown
+        "2013,1,1,555,600,-5,913,854,19,ZZ,507,N516JB,EWR,FLL,158,1065,6,0,2013-01-01T11:00:00Z",
+        // line 10: fine
+        "2013,1,1,557,600,-3,709,723,-14,EV,5708,N829AS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z",
+    ];
+    let path = dir.join("flights.csv.gz");
+    gzip(&path, &format!("{HEADER}\n{}\n", rows.join("\n")));
+    let (outcome, table) = run(&dir, path).await;
+    let report = outcome.unwrap();
+
+    let read = report.stage("flights").unwrap().events_out;
+    let tallied = report.stage("named").unwrap().events_out;
+    assert_eq!(read, 9);
+    assert_eq!(tallied, 4);
+    assert_eq!(read, tallied + report.errors.len() as u64, "nothing lost");
+    let mut messages: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+    messages.sort();
+    let expected = [
+        "line 4: 7 fields where 19 were expected: `2013,1,1,542,540,2,923`",
+        "line 5: departure delay `minus one`: invalid float literal",
+        "line 6: no carrier",
+        "line 7: departed, but the arrival delay is missing (diverted?)",
+        "line 8: departure time and departure delay disagree about whether it departed",
+    ];
+    assert_eq!(messages.len(), expected.len(), "{messages:#?}");
+    for (message, start) in messages.iter().zip(expected) {
+        assert!(message.starts_with(start), "{message} / {start}");
+        assert!(
+            report
+                .errors
+                .iter()
+                .all(|e| e.stage.as_ref() == "parsed" && e.input_id.is_some()),
+            "each names its stage and input"
+        );
+    }
+    // Every tallied flight is in the table: UA 1, EV 2 (one cancelled), ZZ 1.
+    let flights_in_table: u64 = table.iter().map(|row| row.flights).sum();
+    assert_eq!(flights_in_table, tallied);
+    let row = |code: &str| table.iter().find(|row| row.carrier == code).unwrap();
+    assert_eq!((row("EV").flights, row("EV").cancelled), (2, 1));
+    assert_eq!(row("ZZ").airline, "(unknown carrier ZZ)");
+    assert_eq!(row("UA").mean_dep_delay, 2.0);
+    // The CSV file has a header and one line per carrier.
+    let written = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert_eq!(written.lines().count(), 1 + table.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_csv_file_with_only_a_header_has_nothing_to_tally() {
+    let dir = scratch("header_only");
+    let path = dir.join("flights.csv");
+    std::fs::write(&path, format!("{HEADER}\n")).unwrap();
+    let (outcome, table) = run(&dir, path).await;
+    let report = outcome.unwrap();
+    assert_eq!(report.stage("flights").unwrap().events_out, 0);
+    assert!(report.errors.is_empty());
+    assert!(table.is_empty());
+}
+
+/// Runs the flow on `path` and returns the error it failed with.
+async fn failure(dir: &std::path::Path, path: PathBuf) -> String {
+    let (outcome, table) = run(dir, path).await;
+    let error = outcome.unwrap_err();
+    let FlowError::StageFailed { stage, report, .. } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(stage, "flights");
+    assert_eq!(report.stage("flights").unwrap().events_out, 0);
+    assert!(table.is_empty());
+    error.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_file_fails_the_flow_naming_it() {
+    let dir = scratch("empty");
+    let plain = dir.join("flights.csv");
+    std::fs::write(&plain, "").unwrap();
+    assert_eq!(
+        failure(&dir, plain.clone()).await,
+        format!(
+            "stage `flights` failed: {} is empty: it has no header line",
+            plain.display()
+        )
+    );
+    // Gzipped nothing is empty too.
+    let gzipped = dir.join("flights.csv.gz");
+    gzip(&gzipped, "");
+    assert_eq!(
+        failure(&dir, gzipped.clone()).await,
+        format!(
+            "stage `flights` failed: {} is empty: it has no header line",
+            gzipped.display()
+        )
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_fails_the_flow_naming_it() {
+    let dir = scratch("missing");
+    let path = dir.join("no-such-file.csv.gz");
+    let error = failure(&dir, path.clone()).await;
+    assert!(
+        error.starts_with(&format!(
+            "stage `flights` failed: cannot open {}: ",
+            path.display()
+        )),
+        "{error}"
+    );
+    // The airlines table is read before the flow: its error names it too.
+    let missing = dir.join("airlines.csv");
+    let error = flights::airlines(&missing).unwrap_err();
+    assert!(
+        error.starts_with(&format!("cannot read {}", missing.display())),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_gzip_or_lacks_a_column_fails_naming_it() {
+    let dir = scratch("garbled");
+    let path = dir.join("flights.csv.gz");
+    std::fs::write(&path, format!("{HEADER}\n")).unwrap();
+    let error = failure(&dir, path.clone()).await;
+    assert!(
+        error.starts_with(&format!(
+            "stage `flights` failed: cannot read {} line 1: ",
+            path.display()
+        )),
+        "{error}"
+    );
+    let path = dir.join("flights.csv");
+    std::fs::write(&path, "year,month,day,dep_time,dep_delay,arr_delay\n").unwrap();
+    assert_eq!(
+        failure(&dir, path.clone()).await,
+        format!(
+            "stage `flights` failed: {}: the header has no `carrier` column (it needs dep_time, dep_delay, arr_delay, carrier)",
+            path.display()
+        )
+    );
+}
