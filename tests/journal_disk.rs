@@ -1,6 +1,7 @@
-//! The disk journal: records survive reopening; a torn tail is cut off; any
-//! other damage is reported with its file and offset; no damaged record is
-//! ever returned as valid and no file content makes it panic.
+//! The disk journal: records survive reopening; a torn tail (a block cut
+//! short or damaged at the very end) is cut off; any other damage is
+//! reported with its file and offset; no damaged record is ever returned as
+//! valid and no file content makes it panic.
 
 use obzenflow::event::{Body, Envelope, EventId, Parents, StageId};
 use obzenflow::journal::disk::{read_journal, sanitize_name};
@@ -90,29 +91,31 @@ fn segments_roll_over_and_read_back_in_order() {
     assert_eq!(records, (0..40).map(envelope).collect::<Vec<_>>());
 }
 
-/// Byte offsets where each record of a single-segment journal ends.
-fn record_ends(count: u64) -> Vec<u64> {
+/// Byte offsets where each block of a single-segment journal ends (`write`
+/// appends three records at a time, one block each).
+fn block_ends(blocks: u64) -> Vec<u64> {
     let probe = scratch("ends");
-    (1..=count)
+    (1..=blocks)
         .map(|n| {
             let _ = std::fs::remove_dir_all(&probe);
-            write(&probe, 0..n, DiskJournalOptions::default());
+            write(&probe, 0..n * 3, DiskJournalOptions::default());
             std::fs::metadata(&segments(&probe)[0]).unwrap().len()
         })
         .collect()
 }
 
 #[test]
-fn a_cut_anywhere_in_the_last_records_recovers_every_whole_record() {
+fn a_cut_anywhere_in_the_last_blocks_recovers_every_whole_block() {
     let dir = scratch("cut");
     write(&dir, 0..12, DiskJournalOptions::default());
     let segment = segments(&dir)[0].clone();
     let pristine = std::fs::read(&segment).unwrap();
-    let ends = record_ends(12);
-    let from = ends[7];
-    for cut in from..=pristine.len() as u64 {
+    let ends = block_ends(4);
+    assert_eq!(*ends.last().unwrap(), pristine.len() as u64);
+    for cut in ends[0]..=pristine.len() as u64 {
         std::fs::write(&segment, &pristine[..cut as usize]).unwrap();
-        let whole = ends.iter().filter(|&&end| end <= cut).count() as u64;
+        // A block is one append: it survives whole or not at all.
+        let whole = 3 * ends.iter().filter(|&&end| end <= cut).count() as u64;
         let (journal, recovery) =
             DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap();
         assert_eq!(recovery.records, whole, "cut at {cut}");
@@ -186,7 +189,7 @@ fn damage_before_the_last_segment_names_the_file_and_offset() {
         } => {
             assert_eq!(path, &first);
             assert!(*offset > 16 && *offset < bytes.len() as u64, "{offset}");
-            assert_eq!(reason, "a record's checksum does not match");
+            assert_eq!(reason, "a block's checksum does not match");
         }
         other => panic!("expected corruption, got {other}"),
     }
@@ -238,17 +241,89 @@ fn damage_followed_by_valid_records_in_the_last_segment_is_corruption_not_a_torn
     let dir = scratch("length");
     write(&dir, 0..12, DiskJournalOptions::default());
     let segment = segments(&dir)[0].clone();
-    let ends = record_ends(12);
+    let ends = block_ends(4);
     let mut bytes = std::fs::read(&segment).unwrap();
-    // Make record 5 claim far more bytes than the segment holds.
-    let at = ends[4] as usize;
+    // Make the second block claim far more bytes than the segment holds.
+    let at = ends[0] as usize;
     bytes[at + 3] = 0x7f;
     std::fs::write(&segment, &bytes).unwrap();
     let error = DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap_err();
     assert!(
-        matches!(&error, DiskJournalError::Corrupt { offset, .. } if *offset == ends[4]),
+        matches!(&error, DiskJournalError::Corrupt { offset, .. } if *offset == ends[0]),
         "{error}"
     );
     // Nothing was cut off.
     assert_eq!(std::fs::read(&segment).unwrap(), bytes);
+}
+
+#[test]
+fn an_older_format_is_refused_with_a_clear_message() {
+    let dir = scratch("older");
+    write(&dir, 0..2, DiskJournalOptions::default());
+    let segment = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8] = 1;
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = read_journal::<String>(&dir).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("has format version 1, which this ObzenFlow (format 2) no longer reads"),
+        "{error}"
+    );
+}
+
+#[test]
+fn every_kind_of_parents_and_a_clock_set_back_read_back_exactly() {
+    let dir = scratch("parents");
+    let id = |stage, seq| EventId {
+        stage: StageId(stage),
+        seq,
+    };
+    let records = vec![
+        Envelope {
+            id: id(7, 0),
+            parents: Parents::None,
+            timestamp_micros: 1_700_000_000_000_000,
+            body: Body::Data("a".to_owned()),
+        },
+        Envelope {
+            id: id(7, 1),
+            parents: Parents::Many(vec![id(1, u64::MAX), id(u32::MAX, 0), id(3, 300)].into()),
+            // Earlier than the block's first record: the clock was set back.
+            timestamp_micros: 1_699_999_999_000_000,
+            body: Body::Data(String::new()),
+        },
+        Envelope {
+            id: id(7, 2),
+            parents: Parents::One(id(2, 1 << 40)),
+            timestamp_micros: u64::MAX,
+            body: Body::Control(obzenflow::event::Control::Eof),
+        },
+    ];
+    let (mut journal, _) =
+        DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap();
+    journal.append(&records).unwrap();
+    let (read, _) = read_journal::<String>(&dir).unwrap();
+    assert_eq!(read, records);
+}
+
+#[test]
+fn a_block_with_a_good_checksum_whose_records_do_not_parse_is_corruption() {
+    let dir = scratch("unparsable");
+    write(&dir, 0..3, DiskJournalOptions::default());
+    let segment = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // Claim four records in a block of three, and checksum the lie.
+    let block = 16;
+    bytes[block + 16] = 4;
+    let crc = crc32c::crc32c(&bytes[block + 8..]);
+    bytes[block + 4..block + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = read_journal::<String>(&dir).unwrap_err();
+    assert!(
+        matches!(&error, DiskJournalError::Corrupt { offset: 16, reason, .. }
+            if reason.contains("has a good checksum but its records do not parse")),
+        "{error}"
+    );
 }

@@ -7,7 +7,7 @@ use super::handle::{FlowHandle, Pipeline, StageInfo};
 use super::replay::ReplayHook;
 use super::topology::{EdgeRole, Topology, TopologyEdge, TopologyStage, short_type_name};
 use crate::event::{Payload, StageId};
-use crate::journal::{JournalOptions, JournalWriter, MemoryJournal};
+use crate::journal::{DurableWriter, JournalOptions, JournalWriter, MemoryJournal};
 use crate::stage::{
     EmitPolicy, Emitter, Join, Observer, Receipt, Sink, Source, Stateful, Transform,
 };
@@ -495,9 +495,17 @@ impl FlowBuilder {
         let journal = MemoryJournal::new(id, options);
         let name: Arc<str> = Arc::from(name);
         let counters = Arc::new(StageCounters::default());
-        let disk = match &mut self.run {
+        let durable = match &mut self.run {
             Some(run) => match run.stage_journal(index, &name) {
-                Ok(journal) => Some(journal),
+                Ok(disk) => match DurableWriter::start(&name, disk, journal.clone()) {
+                    Ok(durable) => Some(durable),
+                    Err(error) => {
+                        self.problems.push(format!(
+                            "stage `{name}` cannot start its journal thread: {error}"
+                        ));
+                        None
+                    }
+                },
                 Err(error) => {
                     self.problems.push(format!(
                         "stage `{name}` cannot open its disk journal: {error}"
@@ -511,7 +519,7 @@ impl FlowBuilder {
             name: Arc::clone(&name),
             counters: Arc::clone(&counters),
             writer: JournalWriter::new(journal.clone(), id),
-            disk,
+            durable,
             errors: self.errors.clone(),
         };
         let body = body(output);

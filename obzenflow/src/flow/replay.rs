@@ -10,11 +10,10 @@
 use super::handle::StageInfo;
 use super::run::{MANIFEST_VERSION, Manifest};
 use super::topology::Topology;
-use crate::event::{Body, EventId, Parents, Payload};
+use crate::event::{Body, Parents, Payload};
 use crate::journal::DiskJournalError;
 use crate::journal::disk::read_raw;
 use crate::supervise::{ReplaySwitch, StageKind};
-use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -202,15 +201,6 @@ fn is_control(body: &[u8]) -> bool {
     tag.is_some() && body.first() == tag.as_ref()
 }
 
-/// The part of a stored envelope before its body.
-#[derive(Deserialize)]
-struct Prefix {
-    #[allow(dead_code)]
-    id: EventId,
-    parents: Parents,
-    timestamp_micros: u64,
-}
-
 /// A record as verification compares it: parents and body bytes (ids follow
 /// from the order, timestamps differ between runs by nature).
 struct Compared {
@@ -223,17 +213,14 @@ fn compared_records(dir: &Path) -> Result<Vec<Compared>, ReplayError> {
     let (records, _) = read_raw(dir)?;
     let mut out = Vec::with_capacity(records.len());
     for record in records {
-        let Ok((prefix, body)) = postcard::take_from_bytes::<Prefix>(&record.payload) else {
-            continue;
-        };
         // Control markers (EOF, drain, probes) are how a run ended, not what it computed.
-        if is_control(body) {
+        if is_control(&record.body) {
             continue;
         }
         out.push(Compared {
             seq: record.seq,
-            parents: prefix.parents,
-            body: body.to_vec(),
+            parents: record.parents,
+            body: record.body,
         });
     }
     Ok(out)
@@ -395,16 +382,13 @@ pub(crate) fn inspect(
         };
         let (records, recovery) = read_raw(&run.join(journal))?;
         for record in records {
-            let Ok((prefix, body)) = postcard::take_from_bytes::<Prefix>(&record.payload) else {
-                continue;
-            };
-            let body: serde_json::Value =
-                serde_json::from_str(&(stage.describe)(body)).unwrap_or(serde_json::Value::Null);
+            let body: serde_json::Value = serde_json::from_str(&(stage.describe)(&record.body))
+                .unwrap_or(serde_json::Value::Null);
             write(serde_json::json!({
                 "stage": &*stage.name,
                 "seq": record.seq,
-                "parents": prefix.parents.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "timestamp_micros": prefix.timestamp_micros,
+                "parents": record.parents.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "timestamp_micros": record.timestamp_micros,
                 "body": body,
             }))?;
         }

@@ -4,26 +4,29 @@
 //! A journal is a directory of segment files named by the sequence number of
 //! their first record (`00000000000000000000.seg`). A segment starts with a
 //! 16-byte header (`OBZFJNL\0`, the format version, 4 reserved bytes); then
-//! records, each framed as
+//! blocks, one per append (a group commit), each framed as
 //!
 //! ```text
-//! length: u32 LE | crc32c(seq ++ payload): u32 LE | seq: u64 LE | payload
+//! length: u32 LE | crc32c(the rest): u32 LE | first seq: u64 LE | count: u32 LE
+//!   | stage: u32 LE | base timestamp: u64 LE | count records
+//! record: length: u32 LE | timestamp - base: zigzag varint | parents | body (postcard)
 //! ```
 //!
-//! where the payload is the envelope encoded with postcard. On open, every
-//! segment is read and checked: sequence numbers must follow each other and
-//! every checksum must match. A damaged record at the very end of the last
-//! segment is a torn write (the process died mid-append): it is cut off, and
-//! a warning says where. Damage anywhere else is corruption, reported with
-//! the file and the byte offset; no content makes this code panic, and no
-//! damaged record is ever returned as valid.
+//! where `parents` is a tag (0 none, 1 one, 2 many: then a count) and each
+//! parent's stage and sequence as varints. On open, every segment is read and
+//! checked: blocks must continue each other's sequence numbers and every
+//! checksum must match. A damaged block at the very end of the last segment
+//! is a torn write (the process died mid-append, before the append was
+//! acknowledged): it is cut off, and a warning says where. Damage anywhere
+//! else is corruption, reported with the file and the byte offset of the
+//! block; no content makes this code panic, and no damaged record is ever
+//! returned as valid.
 //!
 //! Durability follows [`FsyncPolicy`]: by default every appended batch is
 //! fsynced before `append` returns (group commit), and a segment's directory
 //! is fsynced when the segment is created. Files are created owner-only.
 
-use crate::event::{Envelope, Payload};
-use serde::Serialize;
+use crate::event::{Body, Envelope, EventId, Parents, Payload, StageId};
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -32,12 +35,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"OBZFJNL\0";
-/// The format version this code writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes, and the only one it reads.
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: u64 = 16;
-const FRAME_LEN: u64 = 16;
+/// A block's length and checksum.
+const FRAME_LEN: usize = 8;
+/// What follows the frame before the records: first seq, count, stage, base timestamp.
+const BLOCK_HEAD_LEN: usize = 24;
 /// Larger records are refused on write and treated as damage on read.
 const MAX_RECORD: u32 = 64 * 1024 * 1024;
+/// A block is closed once it holds this much, and a longer one is damage.
+const MAX_BLOCK: u32 = 256 * 1024 * 1024;
 
 /// When appended records reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -101,6 +109,16 @@ pub enum DiskJournalError {
         /// Its version.
         found: u32,
     },
+    /// Written by an older ObzenFlow, in a format this one no longer reads.
+    #[error(
+        "journal file {path} has format version {found}, which this ObzenFlow (format {FORMAT_VERSION}) no longer reads; run the flow again to archive it anew"
+    )]
+    OlderFormat {
+        /// The segment file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
     /// A record too large to frame.
     #[error(
         "a record of {bytes} bytes is larger than a journal record may be ({MAX_RECORD} bytes)"
@@ -150,8 +168,8 @@ impl<T: Payload> DiskJournal<T> {
         options: DiskJournalOptions,
     ) -> Result<(Self, Recovery), DiskJournalError> {
         create_private_dir(dir)?;
-        let scan = scan(dir, true, |path, offset, seq, payload| {
-            decode::<T>(path, offset, seq, payload).map(drop)
+        let scan = scan(dir, true, |path, offset, record| {
+            decode::<T>(path, offset, record).map(drop)
         })?;
         let (path, size) = match scan.last_segment {
             Some((path, size)) => (path, size),
@@ -187,27 +205,58 @@ impl<T: Payload> DiskJournal<T> {
     /// Appends a batch (sequence numbers must continue the journal's), then
     /// fsyncs as the policy says.
     pub fn append(&mut self, batch: &[Envelope<T>]) -> Result<(), DiskJournalError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if self.size >= self.options.segment_bytes {
-            self.roll(batch[0].id.seq)?;
-        }
+        self.append_all([batch])
+    }
+
+    /// Appends several batches as one block, with one write and (as the
+    /// policy says) one fsync: a group commit. A segment rolls over only
+    /// between appends, so one may run past its size by an append.
+    pub fn append_all<'a>(
+        &mut self,
+        batches: impl IntoIterator<Item = &'a [Envelope<T>]>,
+    ) -> Result<(), DiskJournalError>
+    where
+        T: 'a,
+    {
         self.buffer.clear();
         let mut seq = self.next_seq;
-        for envelope in batch {
-            if envelope.id.seq != seq {
-                return Err(DiskJournalError::Corrupt {
-                    path: self.path.clone(),
-                    offset: self.size,
-                    reason: format!(
-                        "appending sequence {} where {seq} comes next",
-                        envelope.id.seq
-                    ),
+        let mut block: Option<Block> = None;
+        for batch in batches {
+            for envelope in batch {
+                if envelope.id.seq != seq {
+                    return Err(DiskJournalError::Corrupt {
+                        path: self.path.clone(),
+                        offset: self.size,
+                        reason: format!(
+                            "appending sequence {} where {seq} comes next",
+                            envelope.id.seq
+                        ),
+                    });
+                }
+                let open = block.as_ref().filter(|block| {
+                    block.stage == envelope.id.stage
+                        && self.buffer.len() - block.at < MAX_BLOCK as usize - MAX_RECORD as usize
                 });
+                if open.is_none() {
+                    if let Some(full) = block.take() {
+                        full.close(&mut self.buffer);
+                    }
+                    block = Some(Block::open(&mut self.buffer, envelope));
+                }
+                if let Some(block) = &mut block {
+                    encode_record(&mut self.buffer, block.base_timestamp, envelope)?;
+                    block.count += 1;
+                }
+                seq += 1;
             }
-            encode_record(&mut self.buffer, seq, envelope)?;
-            seq += 1;
+        }
+        let Some(block) = block else {
+            return Ok(());
+        };
+        let first = block.first_seq;
+        block.close(&mut self.buffer);
+        if self.size >= self.options.segment_bytes {
+            self.roll(first)?;
         }
         self.file
             .write_all(&self.buffer)
@@ -251,75 +300,249 @@ pub fn read_journal<T: Payload>(
     dir: &Path,
 ) -> Result<(Vec<Envelope<T>>, Recovery), DiskJournalError> {
     let mut records = Vec::new();
-    let scan = scan(dir, false, |path, offset, seq, payload| {
-        records.push(decode::<T>(path, offset, seq, payload)?);
+    let scan = scan(dir, false, |path, offset, record| {
+        records.push(decode::<T>(path, offset, record)?);
         Ok(())
     })?;
     Ok((records, scan.recovery))
 }
 
-/// One record as stored: its sequence number and encoded envelope.
+/// One record as stored, its body not decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawRecord {
     /// Its sequence number.
     pub seq: u64,
-    /// The envelope, encoded with postcard.
-    pub payload: Vec<u8>,
+    /// The events it was made from.
+    pub parents: Parents,
+    /// When it was appended.
+    pub timestamp_micros: u64,
+    /// The body, encoded with postcard.
+    pub body: Vec<u8>,
 }
 
 /// Every record of the journal in `dir` as stored, checked like
 /// [`read_journal`] but not decoded (for tools that do not know the payload type).
 pub fn read_raw(dir: &Path) -> Result<(Vec<RawRecord>, Recovery), DiskJournalError> {
     let mut records = Vec::new();
-    let scan = scan(dir, false, |_, _, seq, payload| {
+    let scan = scan(dir, false, |_, _, record| {
         records.push(RawRecord {
-            seq,
-            payload: payload.to_vec(),
+            seq: record.seq,
+            parents: record.parents,
+            timestamp_micros: record.timestamp_micros,
+            body: record.body.to_vec(),
         });
         Ok(())
     })?;
     Ok((records, scan.recovery))
 }
 
+/// A record read from a block, its body still encoded.
+struct Stored<'a> {
+    seq: u64,
+    stage: StageId,
+    parents: Parents,
+    timestamp_micros: u64,
+    body: &'a [u8],
+}
+
 fn decode<T: DeserializeOwned>(
     path: &Path,
     offset: u64,
-    seq: u64,
-    payload: &[u8],
+    record: Stored<'_>,
 ) -> Result<Envelope<T>, DiskJournalError> {
-    postcard::from_bytes(payload).map_err(|error| DiskJournalError::Corrupt {
-        path: path.to_owned(),
-        offset,
-        reason: format!("record {seq} has a good checksum but does not decode: {error}"),
+    let body: Body<T> =
+        postcard::from_bytes(record.body).map_err(|error| DiskJournalError::Corrupt {
+            path: path.to_owned(),
+            offset,
+            reason: format!(
+                "record {} has a good checksum but does not decode: {error}",
+                record.seq
+            ),
+        })?;
+    Ok(Envelope {
+        id: EventId {
+            stage: record.stage,
+            seq: record.seq,
+        },
+        parents: record.parents,
+        timestamp_micros: record.timestamp_micros,
+        body,
     })
 }
 
-fn encode_record<T: Serialize>(
+/// A block being written: where it starts in the buffer and its header.
+struct Block {
+    at: usize,
+    first_seq: u64,
+    count: u32,
+    stage: StageId,
+    base_timestamp: u64,
+}
+
+impl Block {
+    /// Starts a block whose first record will be `first`.
+    fn open<T>(buffer: &mut Vec<u8>, first: &Envelope<T>) -> Self {
+        let at = buffer.len();
+        buffer.resize(at + FRAME_LEN + BLOCK_HEAD_LEN, 0);
+        Block {
+            at,
+            first_seq: first.id.seq,
+            count: 0,
+            stage: first.id.stage,
+            base_timestamp: first.timestamp_micros,
+        }
+    }
+
+    /// Writes the block's header and checksum.
+    fn close(self, buffer: &mut [u8]) {
+        let at = self.at;
+        // Blocks are closed below MAX_BLOCK, so the length fits.
+        let len = (buffer.len() - at - FRAME_LEN) as u32;
+        let head = at + FRAME_LEN;
+        buffer[head..head + 8].copy_from_slice(&self.first_seq.to_le_bytes());
+        buffer[head + 8..head + 12].copy_from_slice(&self.count.to_le_bytes());
+        buffer[head + 12..head + 16].copy_from_slice(&self.stage.0.to_le_bytes());
+        buffer[head + 16..head + 24].copy_from_slice(&self.base_timestamp.to_le_bytes());
+        let crc = crc32c::crc32c(&buffer[head..]);
+        buffer[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        buffer[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+fn put_varint(buffer: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buffer.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buffer.push(value as u8);
+}
+
+/// A varint at the start of `bytes` and the bytes after it.
+fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+fn put_id(buffer: &mut Vec<u8>, id: EventId) {
+    put_varint(buffer, u64::from(id.stage.0));
+    put_varint(buffer, id.seq);
+}
+
+fn take_id(bytes: &[u8]) -> Option<(EventId, &[u8])> {
+    let (stage, bytes) = take_varint(bytes)?;
+    let (seq, bytes) = take_varint(bytes)?;
+    let stage = StageId(u32::try_from(stage).ok()?);
+    Some((EventId { stage, seq }, bytes))
+}
+
+fn encode_record<T: serde::Serialize>(
     buffer: &mut Vec<u8>,
-    seq: u64,
+    base_timestamp: u64,
     envelope: &Envelope<T>,
 ) -> Result<(), DiskJournalError> {
     let start = buffer.len();
-    buffer.extend_from_slice(&[0; FRAME_LEN as usize]);
-    let payload = postcard::to_extend(envelope, std::mem::take(buffer)).map_err(|error| {
+    buffer.extend_from_slice(&[0; 4]);
+    // Zigzag: a clock set back gives a small negative difference.
+    let delta = envelope.timestamp_micros.wrapping_sub(base_timestamp) as i64;
+    put_varint(buffer, ((delta << 1) ^ (delta >> 63)) as u64);
+    match &envelope.parents {
+        Parents::None => buffer.push(0),
+        Parents::One(id) => {
+            buffer.push(1);
+            put_id(buffer, *id);
+        }
+        Parents::Many(ids) => {
+            buffer.push(2);
+            put_varint(buffer, ids.len() as u64);
+            for id in ids.iter() {
+                put_id(buffer, *id);
+            }
+        }
+    }
+    let encoded = postcard::to_extend(&envelope.body, std::mem::take(buffer)).map_err(|error| {
         DiskJournalError::Corrupt {
             path: PathBuf::new(),
             offset: 0,
-            reason: format!("cannot encode record {seq}: {error}"),
+            reason: format!("cannot encode record {}: {error}", envelope.id.seq),
         }
     })?;
-    *buffer = payload;
-    let len = buffer.len() - start - FRAME_LEN as usize;
+    *buffer = encoded;
+    let len = buffer.len() - start - 4;
     let len32 = u32::try_from(len)
         .ok()
         .filter(|l| *l <= MAX_RECORD)
         .ok_or(DiskJournalError::RecordTooLarge { bytes: len })?;
-    // The sequence number sits right before the payload: one checksum over both.
-    buffer[start + 8..start + 16].copy_from_slice(&seq.to_le_bytes());
-    let crc = crc32c::crc32c(&buffer[start + 8..]);
     buffer[start..start + 4].copy_from_slice(&len32.to_le_bytes());
-    buffer[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
     Ok(())
+}
+
+/// The records of a block whose checksum matched; `None` if they do not
+/// parse (which a good checksum makes corruption, not a torn write).
+fn parse_block(
+    head: &[u8],
+    mut each: impl FnMut(Stored<'_>) -> Result<(), DiskJournalError>,
+) -> Result<Option<u64>, DiskJournalError> {
+    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
+    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or([0; 4]));
+    let (first_seq, count) = (u64_at(0), u32_at(8));
+    let stage = StageId(u32_at(12));
+    let base = u64_at(16);
+    let mut rest = &head[BLOCK_HEAD_LEN..];
+    for i in 0..u64::from(count) {
+        let Some((len, after)) = rest.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        if after.len() < len {
+            return Ok(None);
+        }
+        let (record, after) = after.split_at(len);
+        rest = after;
+        let Some((delta, record)) = take_varint(record) else {
+            return Ok(None);
+        };
+        let delta = ((delta >> 1) as i64) ^ -((delta & 1) as i64);
+        let (parents, body) = match record.split_first() {
+            Some((0, body)) => (Parents::None, body),
+            Some((1, record)) => match take_id(record) {
+                Some((id, body)) => (Parents::One(id), body),
+                None => return Ok(None),
+            },
+            Some((2, record)) => {
+                let Some((n, mut record)) = take_varint(record) else {
+                    return Ok(None);
+                };
+                // Each id takes at least two bytes: a count past that is damage.
+                if n > record.len() as u64 / 2 {
+                    return Ok(None);
+                }
+                let mut ids = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let Some((id, after)) = take_id(record) else {
+                        return Ok(None);
+                    };
+                    ids.push(id);
+                    record = after;
+                }
+                (Parents::Many(ids.into()), record)
+            }
+            _ => return Ok(None),
+        };
+        each(Stored {
+            seq: first_seq + i,
+            stage,
+            parents,
+            timestamp_micros: base.wrapping_add(delta as u64),
+            body,
+        })?;
+    }
+    Ok(rest.is_empty().then_some(u64::from(count)))
 }
 
 struct Scan {
@@ -333,7 +556,7 @@ struct Scan {
 fn scan(
     dir: &Path,
     repair: bool,
-    mut each: impl FnMut(&Path, u64, u64, &[u8]) -> Result<(), DiskJournalError>,
+    mut each: impl FnMut(&Path, u64, Stored<'_>) -> Result<(), DiskJournalError>,
 ) -> Result<Scan, DiskJournalError> {
     let mut segments: Vec<(u64, PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_error(dir))? {
@@ -375,7 +598,7 @@ fn scan(
             // A torn write leaves nothing valid after it; a valid record
             // after the damage means the damage is corruption, even in the
             // last segment.
-            let torn = is_last && !valid_record_after(&bytes, valid_end, next_seq);
+            let torn = is_last && !valid_block_after(&bytes, valid_end, next_seq);
             if !torn {
                 return Err(DiskJournalError::Corrupt {
                     path,
@@ -410,16 +633,16 @@ fn scan(
     })
 }
 
-/// Checks a segment's header and records. Returns where the valid part ends
+/// Checks a segment's header and blocks. Returns where the valid part ends
 /// and, if damage follows it, why it is damage. Corruption that cannot be a
-/// torn write (a wrong sequence, an undecodable record with a good checksum,
-/// a newer format) is an error at once.
+/// torn write (a wrong sequence, records that do not parse or decode in a
+/// block with a good checksum, another format) is an error at once.
 fn check_segment(
     path: &Path,
     bytes: &[u8],
     next_seq: &mut u64,
     recovery: &mut Recovery,
-    each: &mut impl FnMut(&Path, u64, u64, &[u8]) -> Result<(), DiskJournalError>,
+    each: &mut impl FnMut(&Path, u64, Stored<'_>) -> Result<(), DiskJournalError>,
 ) -> Result<(u64, Option<String>), DiskJournalError> {
     if bytes.len() < HEADER_LEN as usize {
         return Ok((0, Some("the segment header is incomplete".to_owned())));
@@ -437,70 +660,81 @@ fn check_segment(
             found: version,
         });
     }
+    if version < FORMAT_VERSION {
+        return Err(DiskJournalError::OlderFormat {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
     let mut offset = HEADER_LEN as usize;
     while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        if rest.len() < FRAME_LEN as usize {
-            return Ok((
-                offset as u64,
-                Some("a record's frame is incomplete".to_owned()),
-            ));
-        }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        let seq_bytes: [u8; 8] = [
-            rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
-        ];
-        if len > MAX_RECORD || rest.len() - (FRAME_LEN as usize) < len as usize {
-            return Ok((
-                offset as u64,
-                Some(format!(
-                    "a record claims {len} bytes, more than the segment holds"
-                )),
-            ));
-        }
-        let payload = &rest[FRAME_LEN as usize..FRAME_LEN as usize + len as usize];
-        if crc32c::crc32c_append(crc32c::crc32c(&seq_bytes), payload) != crc {
-            return Ok((
-                offset as u64,
-                Some("a record's checksum does not match".to_owned()),
-            ));
-        }
-        let seq = u64::from_le_bytes(seq_bytes);
-        if seq != *next_seq {
+        let head = match framed_block(&bytes[offset..]) {
+            Ok(head) => head,
+            Err(damage) => return Ok((offset as u64, Some(damage))),
+        };
+        let first_seq = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
+        if first_seq != *next_seq {
             return Err(DiskJournalError::Corrupt {
                 path: path.to_owned(),
                 offset: offset as u64,
-                reason: format!("record has sequence {seq} where {} comes next", *next_seq),
+                reason: format!(
+                    "block starts at sequence {first_seq} where {} comes next",
+                    *next_seq
+                ),
             });
         }
-        each(path, offset as u64, seq, payload)?;
-        *next_seq += 1;
-        recovery.records += 1;
-        offset += FRAME_LEN as usize + len as usize;
+        let at = offset as u64;
+        let Some(count) = parse_block(head, |record| each(path, at, record))? else {
+            return Err(DiskJournalError::Corrupt {
+                path: path.to_owned(),
+                offset: at,
+                reason: format!(
+                    "the block of records from {first_seq} has a good checksum but its records do not parse"
+                ),
+            });
+        };
+        *next_seq += count;
+        recovery.records += count;
+        offset += FRAME_LEN + head.len();
     }
     Ok((offset as u64, None))
 }
 
-/// Whether a well-framed record with a matching checksum and a later sequence
-/// number than `next_seq` starts anywhere after `damaged` in `bytes`.
-fn valid_record_after(bytes: &[u8], damaged: u64, next_seq: u64) -> bool {
-    let frame = FRAME_LEN as usize;
+/// The block framed at the start of `bytes` (after its length and
+/// checksum), if its length is plausible and its checksum matches;
+/// otherwise why not.
+fn framed_block(bytes: &[u8]) -> Result<&[u8], String> {
+    let Some((frame, rest)) = bytes.split_first_chunk::<FRAME_LEN>() else {
+        return Err("a block's frame is incomplete".to_owned());
+    };
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if len > MAX_BLOCK || (len as usize) < BLOCK_HEAD_LEN || rest.len() < len as usize {
+        return Err(format!(
+            "a block claims {len} bytes, which the segment does not hold"
+        ));
+    }
+    let head = &rest[..len as usize];
+    if crc32c::crc32c(head) != crc {
+        return Err("a block's checksum does not match".to_owned());
+    }
+    Ok(head)
+}
+
+/// Whether a well-framed block with a matching checksum and a later first
+/// sequence number than `next_seq` starts anywhere after `damaged` in `bytes`.
+fn valid_block_after(bytes: &[u8], damaged: u64, next_seq: u64) -> bool {
     let start = usize::try_from(damaged)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
-    (start..bytes.len().saturating_sub(frame - 1)).any(|at| {
+    (start..bytes.len()).any(|at| {
         let rest = &bytes[at..];
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let seq_bytes: [u8; 8] = [
-            rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
-        ];
-        let seq = u64::from_le_bytes(seq_bytes);
-        let plausible_seq = seq > next_seq && seq - next_seq <= (bytes.len() / frame) as u64;
-        plausible_seq && len <= rest.len() - frame && {
-            let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-            crc32c::crc32c_append(crc32c::crc32c(&seq_bytes), &rest[frame..frame + len]) == crc
-        }
+        // Cheap tests first: a plausible sequence number, then the checksum.
+        let Some(first) = rest.get(FRAME_LEN..FRAME_LEN + 8) else {
+            return false;
+        };
+        let first = u64::from_le_bytes(first.try_into().unwrap_or([0; 8]));
+        first > next_seq && first - next_seq <= bytes.len() as u64 && framed_block(rest).is_ok()
     })
 }
 

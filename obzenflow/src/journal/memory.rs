@@ -81,6 +81,12 @@ struct State<T> {
     next: u64,
     /// Each registered reader's position; `None` once it is dropped.
     cursors: Vec<Option<u64>>,
+    /// For a journal whose batches must be durable before anyone reads
+    /// them: the end of what was made durable. `None`: everything appended
+    /// is readable at once.
+    published: Option<u64>,
+    /// Why the journal can take no more batches (its durable copy failed).
+    broken: Option<String>,
 }
 
 impl<T> State<T> {
@@ -117,6 +123,8 @@ impl<T: Payload> MemoryJournal<T> {
                     base: 0,
                     next: 0,
                     cursors: Vec::new(),
+                    published: None,
+                    broken: None,
                 }),
                 appended: Arc::new(Notify::new()),
                 consumed: Notify::new(),
@@ -150,16 +158,69 @@ impl<T: Payload> MemoryJournal<T> {
         state.slowest().map_or(0, |slowest| state.next - slowest)
     }
 
+    /// Whether the writer may append now: there is room, or the journal is
+    /// broken (and appending says so).
     fn has_room(&self) -> bool {
         let state = self.lock();
-        match state.slowest() {
-            Some(slowest) => state.next - slowest < self.shared.options.capacity as u64,
-            None => true,
-        }
+        state.broken.is_some()
+            || match state.slowest() {
+                Some(slowest) => state.next - slowest < self.shared.options.capacity as u64,
+                None => true,
+            }
     }
 
-    fn push(&self, batch: Vec<Envelope<T>>) -> Result<(), JournalError> {
+    /// From now on, readers see an appended batch only once it is
+    /// [`publish`](Self::publish)ed (after its durable copy is written).
+    pub(crate) fn gate(&self) {
         let mut state = self.lock();
+        state.published = Some(state.next);
+    }
+
+    /// Lets readers see every entry before `end`.
+    pub(crate) fn publish(&self, end: u64) {
+        let mut state = self.lock();
+        if let Some(published) = &mut state.published {
+            *published = (*published).max(end);
+        }
+        drop(state);
+        self.shared.appended.notify_waiters();
+    }
+
+    /// Refuses further batches (and wakes a writer waiting for room) because
+    /// the journal's durable copy failed for `reason`.
+    pub(crate) fn break_with(&self, reason: String) {
+        self.lock().broken = Some(reason);
+        self.shared.consumed.notify_waiters();
+    }
+
+    /// Appends a batch, waiting while the journal is full, and returns it as
+    /// the shared chunk readers will get.
+    pub(crate) async fn append_shared(
+        &self,
+        batch: Vec<Envelope<T>>,
+    ) -> Result<Arc<Vec<Envelope<T>>>, JournalError> {
+        // One writer per journal: once there is room, only the writer can take it away.
+        loop {
+            let mut consumed = pin!(self.shared.consumed.notified());
+            consumed.as_mut().enable();
+            if self.has_room() {
+                break;
+            }
+            consumed.await;
+        }
+        let chunk = self.push(batch)?;
+        self.shared.appended.notify_waiters();
+        Ok(chunk)
+    }
+
+    fn push(&self, batch: Vec<Envelope<T>>) -> Result<Arc<Vec<Envelope<T>>>, JournalError> {
+        let mut state = self.lock();
+        if let Some(reason) = &state.broken {
+            return Err(JournalError::Broken {
+                stage: self.shared.stage.0,
+                reason: reason.clone(),
+            });
+        }
         let first = batch[0].id.seq;
         if first != state.next {
             return Err(JournalError::SequenceGap {
@@ -169,11 +230,12 @@ impl<T: Payload> MemoryJournal<T> {
             });
         }
         state.next += batch.len() as u64;
-        state.chunks.push_back(Arc::new(batch));
+        let chunk = Arc::new(batch);
+        state.chunks.push_back(Arc::clone(&chunk));
         if state.cursors.iter().all(Option::is_none) {
             state.trim(self.shared.options.retain_all);
         }
-        Ok(())
+        Ok(chunk)
     }
 }
 
@@ -184,18 +246,7 @@ impl<T: Payload> Journal<T> for MemoryJournal<T> {
         if batch.is_empty() {
             return Ok(());
         }
-        // One writer per journal: once there is room, only the writer can take it away.
-        loop {
-            let mut consumed = pin!(self.shared.consumed.notified());
-            consumed.as_mut().enable();
-            if self.has_room() {
-                break;
-            }
-            consumed.await;
-        }
-        self.push(batch)?;
-        self.shared.appended.notify_waiters();
-        Ok(())
+        self.append_shared(batch).await.map(drop)
     }
 
     fn reader(&self, from: u64) -> Result<MemoryReader<T>, JournalError> {
@@ -245,7 +296,7 @@ impl<T: Payload> MemoryReader<T> {
     pub(crate) fn try_next(&mut self) -> Option<Chunk<T>> {
         let shared = &self.journal.shared;
         let mut state = self.journal.lock();
-        if self.position >= state.next {
+        if self.position >= state.published.unwrap_or(state.next) {
             return None;
         }
         let mut first = state.base;

@@ -9,10 +9,12 @@
 //! reader has read unless it is asked to retain everything.
 
 pub mod disk;
+mod durable;
 mod memory;
 mod writer;
 
 pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, Recovery};
+pub(crate) use durable::DurableWriter;
 pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
 pub use writer::JournalWriter;
 
@@ -115,5 +117,13 @@ pub enum JournalError {
         expected: u64,
         /// The one it got.
         got: u64,
+    },
+    /// The journal's durable copy failed, so it takes no more batches.
+    #[error("journal of stage {stage} is broken: {reason}")]
+    Broken {
+        /// The journal's stage.
+        stage: u32,
+        /// What failed.
+        reason: String,
     },
 }

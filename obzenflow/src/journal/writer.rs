@@ -65,10 +65,15 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let batch = self.take_pending();
+        self.journal.append(batch).await
+    }
+
+    /// Takes the pending batch, to append it some other way.
+    pub(crate) fn take_pending(&mut self) -> Vec<Envelope<T>> {
         // The next batch is likely the size of this one: allocate it once.
         let capacity = self.pending.len();
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(capacity));
-        self.journal.append(batch).await
+        std::mem::replace(&mut self.pending, Vec::with_capacity(capacity))
     }
 
     /// The journal written to.

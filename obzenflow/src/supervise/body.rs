@@ -69,7 +69,7 @@ pub(crate) struct Output<O: Payload> {
     pub(crate) counters: Arc<StageCounters>,
     pub(crate) writer: JournalWriter<O, MemoryJournal<O>>,
     /// The durable copy of the stage's journal, for runs with disk journals.
-    pub(crate) disk: Option<crate::journal::DiskJournal<O>>,
+    pub(crate) durable: Option<crate::journal::DurableWriter<O>>,
     pub(crate) errors: ErrorLane,
 }
 
@@ -127,17 +127,32 @@ impl<O: Payload> Output<O> {
     }
 
     /// Appends what is pending and counts the data among it. With a disk
-    /// journal, the batch is written (and fsynced, by the default policy)
-    /// before any downstream stage can see it.
+    /// journal, readers see the batch once it is written (and fsynced, by
+    /// the default policy) by the stage's journal thread; the stage waits
+    /// for that only at its EOF, so that a drained stage is on disk.
     async fn flush(&mut self, data_out: u64) -> Result<(), String> {
-        if let Some(disk) = &mut self.disk {
-            let pending = self.writer.pending_entries();
-            if !pending.is_empty() {
-                blocking(|| disk.append(pending))
-                    .map_err(|error| format!("disk journal: {error}"))?;
+        match &mut self.durable {
+            None => self.writer.flush().await.map_err(journal_failure)?,
+            Some(durable) => {
+                let batch = self.writer.take_pending();
+                match batch.last() {
+                    None => durable.check()?,
+                    Some(last) => {
+                        let ends = matches!(last.body, Body::Control(Control::Eof));
+                        let chunk = self
+                            .writer
+                            .journal()
+                            .append_shared(batch)
+                            .await
+                            .map_err(journal_failure)?;
+                        durable.write(chunk)?;
+                        if ends {
+                            durable.synced().await?;
+                        }
+                    }
+                }
             }
         }
-        self.writer.flush().await.map_err(journal_failure)?;
         // Counted once appended: a batch waiting for room is not written yet.
         StageCounters::add(&self.counters.events_out, data_out);
         Ok(())
