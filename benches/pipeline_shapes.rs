@@ -220,8 +220,8 @@ fn main() {
     // Per event per stage for the chain: divided by the 20 maps only
     // (counting the source and the sink as stages would flatter it).
     if let (Some(subject), Some(baseline)) = (
-        support::mean_ns("deep", "obzenflow"),
-        support::mean_ns("deep", "tokio_items"),
+        support::median_ns("deep", "obzenflow"),
+        support::median_ns("deep", "tokio_items"),
     ) {
         let per = |ns: f64| ns / DEEP_EVENTS as f64 / DEPTH as f64;
         println!(

@@ -21,9 +21,11 @@ pub(crate) fn criterion() -> Criterion {
         .configure_from_args()
 }
 
-/// The mean time of one iteration of `group/id` in nanoseconds, as criterion
-/// estimated it in this run; `None` when it did not run (a filter, `--test`).
-pub(crate) fn mean_ns(group: &str, id: &str) -> Option<f64> {
+/// The median time of one iteration of `group/id` in nanoseconds, as
+/// criterion estimated it in this run; `None` when it did not run (a filter,
+/// `--test`). The median, because on a shared machine a few slow samples
+/// move the mean far more than the code does.
+pub(crate) fn median_ns(group: &str, id: &str) -> Option<f64> {
     let path = output_directory()
         .join(group)
         .join(id)
@@ -31,13 +33,14 @@ pub(crate) fn mean_ns(group: &str, id: &str) -> Option<f64> {
         .join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 /// Prints `subject` against `baseline` (both in `group`), per element, with
 /// their ratio and the goal it is held to.
 pub(crate) fn print_ratio(group: &str, subject: &str, baseline: &str, elements: u64, goal: &str) {
-    let (Some(subject_ns), Some(baseline_ns)) = (mean_ns(group, subject), mean_ns(group, baseline))
+    let (Some(subject_ns), Some(baseline_ns)) =
+        (median_ns(group, subject), median_ns(group, baseline))
     else {
         println!("{group}: {subject} vs {baseline}: not measured in this run");
         return;

@@ -23,11 +23,23 @@ pub fn memory() -> Journals {
     }
 }
 
+/// The window of each edge with disk journals, unless set: wider than with
+/// memory journals, because a stage's journal thread writes and fsyncs what
+/// arrived while it was busy as one group, and readers wait for that fsync;
+/// a wider window gives larger groups and fewer fsyncs
+/// (`cargo bench --bench pipeline_linear`: 16,384 entries 122 ms, 65,536
+/// entries 97 ms for a million events).
+pub const DISK_WINDOW: usize = 64 * 1024;
+
 /// Memory journals between stages, and every stage's output written durably
-/// under `base` (one directory per run), fsynced per batch by default.
+/// under `base` (one directory per run), fsynced per batch by default. Each
+/// edge's window is [`DISK_WINDOW`] unless set with [`Journals::capacity`].
 pub fn disk(base: impl Into<PathBuf>) -> Journals {
     Journals {
-        memory: JournalOptions::default(),
+        memory: JournalOptions {
+            capacity: DISK_WINDOW,
+            ..JournalOptions::default()
+        },
         disk: Some((base.into(), DiskJournalOptions::default())),
     }
 }

@@ -409,12 +409,51 @@ impl Block {
     }
 }
 
-fn put_varint(buffer: &mut Vec<u8>, mut value: u64) {
+/// Writes `value` as a varint into `bytes` at `at`; returns where it ends.
+/// (Records are assembled in a fixed-size array and copied at once: tiny
+/// copies of varying length cost a call each.)
+fn varint_at<const N: usize>(bytes: &mut [u8; N], mut at: usize, mut value: u64) -> usize {
     while value >= 0x80 {
-        buffer.push((value as u8) | 0x80);
+        bytes[at] = (value as u8) | 0x80;
         value >>= 7;
+        at += 1;
     }
-    buffer.push(value as u8);
+    bytes[at] = value as u8;
+    at + 1
+}
+
+fn put_varint(buffer: &mut Vec<u8>, value: u64) {
+    let mut bytes = [0u8; 10];
+    let end = varint_at(&mut bytes, 0, value);
+    buffer.extend_from_slice(&bytes[..end]);
+}
+
+/// Postcard output appended to a `Vec`, a slice at a time.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() <= 16 {
+            // A varint or a short string: pushing beats a call to memmove.
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
 }
 
 /// A varint at the start of `bytes` and the bytes after it.
@@ -447,32 +486,58 @@ fn encode_record<T: serde::Serialize>(
     envelope: &Envelope<T>,
 ) -> Result<(), DiskJournalError> {
     let start = buffer.len();
-    buffer.extend_from_slice(&[0; 4]);
+    // The length (filled in below), the timestamp, and the parents when
+    // there are at most one, assembled here and copied at once.
+    let mut head = [0u8; 96];
     // Zigzag: a clock set back gives a small negative difference.
     let delta = envelope.timestamp_micros.wrapping_sub(base_timestamp) as i64;
-    put_varint(buffer, ((delta << 1) ^ (delta >> 63)) as u64);
-    match &envelope.parents {
-        Parents::None => buffer.push(0),
+    let mut at = varint_at(&mut head, 4, ((delta << 1) ^ (delta >> 63)) as u64);
+    let many = match &envelope.parents {
+        Parents::None => {
+            at += 1;
+            None
+        }
         Parents::One(id) => {
-            buffer.push(1);
-            put_id(buffer, *id);
+            head[at] = 1;
+            at = varint_at(&mut head, at + 1, u64::from(id.stage.0));
+            at = varint_at(&mut head, at, id.seq);
+            None
         }
         Parents::Many(ids) => {
-            buffer.push(2);
-            put_varint(buffer, ids.len() as u64);
-            for id in ids.iter() {
-                put_id(buffer, *id);
-            }
+            head[at] = 2;
+            at += 1;
+            Some(ids)
+        }
+    };
+    if many.is_none() {
+        // A small body fits the same array: one fixed-size copy in all.
+        if let Ok(body) = postcard::to_slice(&envelope.body, &mut head[at..]) {
+            at += body.len();
+            buffer.extend_from_slice(&head);
+            buffer.truncate(start + at);
+            return finish_record(buffer, start);
         }
     }
-    let encoded = postcard::to_extend(&envelope.body, std::mem::take(buffer)).map_err(|error| {
+    buffer.extend_from_slice(&head);
+    buffer.truncate(start + at);
+    if let Some(ids) = many {
+        put_varint(buffer, ids.len() as u64);
+        for id in ids.iter() {
+            put_id(buffer, *id);
+        }
+    }
+    postcard::serialize_with_flavor(&envelope.body, Append(buffer)).map_err(|error| {
         DiskJournalError::Corrupt {
             path: PathBuf::new(),
             offset: 0,
             reason: format!("cannot encode record {}: {error}", envelope.id.seq),
         }
     })?;
-    *buffer = encoded;
+    finish_record(buffer, start)
+}
+
+/// Fills in the length of the record that starts at `start`.
+fn finish_record(buffer: &mut [u8], start: usize) -> Result<(), DiskJournalError> {
     let len = buffer.len() - start - 4;
     let len32 = u32::try_from(len)
         .ok()
