@@ -152,3 +152,35 @@ async fn each_run_gets_its_own_directory_and_a_failure_is_recorded() {
         manifest.status
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_journal_write_fails_its_stage_and_nothing_waits_for_it() {
+    let base = base("write-fails");
+    // Past the largest record a journal takes (64 MiB): its journal thread
+    // cannot write it, so it is never published and the stage fails.
+    let huge = "x".repeat(65 * 1024 * 1024);
+    let (sink, out) = collect::<usize>();
+    let mut flow = flow! {
+        name: "too big",
+        journals: disk(base.clone()),
+        stages: {
+            texts = source!(String => from_iter(["small".to_owned(), huge]));
+            lengths = transform!(String -> usize => map(|s: String| s.len()));
+            out = sink!(usize => sink);
+        },
+        topology: {
+            texts |> lengths |> out;
+        }
+    };
+    let error = flow.run().await.unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("stage `texts` failed: ")
+            && message.contains("is larger than a journal record may be"),
+        "{message}"
+    );
+    // Downstream saw nothing that was not durable: the first batch held
+    // both texts, and it never reached the disk.
+    assert!(out.snapshot().is_empty());
+    assert!(matches!(flow.state(), FlowState::Failed { stage, .. } if stage == "texts"));
+}
