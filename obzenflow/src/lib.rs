@@ -1,7 +1,14 @@
 //! ObzenFlow: event pipelines declared in one `flow!` block, driven by
 //! supervisors that are finite state machines declared with [`fsm!`].
 //!
-//! This release holds the FSM layer ([`fsm`]); the runtime and `flow!` build on it.
+//! The layers, bottom up: [`fsm`](mod@fsm) (state machines: `fsm!` and its
+//! derives), [`event`] (envelopes, ids, error records), [`journal`] (memory
+//! journals between stages, durable segment journals on disk), [`stage`]
+//! (the handler trait of each stage kind, helpers, middleware), [`supervise`]
+//! (each stage as a task driven by an `fsm!` lifecycle), [`flow`](mod@flow) (the
+//! builder `flow!` expands to, the handle, reports, metrics, runs, replay);
+//! and `app` (feature `app`), the command-line runner. The
+//! README has a first pipeline; here, a first machine:
 //!
 //! ```
 //! use obzenflow::prelude::*;
