@@ -167,3 +167,19 @@ fn the_runner_serves_metrics_topology_and_health_while_the_flow_runs() {
     assert!(rest.contains("p50/p99 each"), "{rest}");
     assert!(rest.contains("flow `endless`: stopped"), "{rest}");
 }
+
+#[test]
+fn an_address_given_to_serve_that_is_taken_is_an_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_app_endless"))
+        .args(["--memory", "--serve", &addr])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("error: cannot serve on {addr}: ")),
+        "{stderr}"
+    );
+}
