@@ -497,15 +497,17 @@ impl FlowBuilder {
         let counters = Arc::new(StageCounters::default());
         let durable = match &mut self.run {
             Some(run) => match run.stage_journal(index, &name) {
-                Ok(disk) => match DurableWriter::start(&name, disk, journal.clone()) {
-                    Ok(durable) => Some(durable),
-                    Err(error) => {
-                        self.problems.push(format!(
-                            "stage `{name}` cannot start its journal thread: {error}"
-                        ));
-                        None
+                Ok(disk) => {
+                    match DurableWriter::start(&name, disk, journal.clone(), options.capacity) {
+                        Ok(durable) => Some(durable),
+                        Err(error) => {
+                            self.problems.push(format!(
+                                "stage `{name}` cannot start its journal thread: {error}"
+                            ));
+                            None
+                        }
                     }
-                },
+                }
                 Err(error) => {
                     self.problems.push(format!(
                         "stage `{name}` cannot open its disk journal: {error}"

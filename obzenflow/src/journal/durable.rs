@@ -50,16 +50,22 @@ pub(crate) struct DurableWriter<T: Payload> {
     thread: Option<JoinHandle<()>>,
     /// The end of what was handed over.
     sent: u64,
+    /// How far the thread may fall behind before the stage waits: readers
+    /// bound a journal's backlog by its window, but a journal nobody reads
+    /// (a sink's receipts) needs this bound of its own.
+    window: u64,
 }
 
 impl<T: Payload> DurableWriter<T> {
     /// Starts writing `journal`'s batches to `disk`, publishing each once
-    /// written; `journal` is gated from now on. The thread is named after
-    /// the stage.
+    /// written; `journal` is gated from now on. The stage waits when the
+    /// thread is more than `window` entries behind. The thread is named
+    /// after the stage.
     pub(crate) fn start(
         stage: &str,
         disk: DiskJournal<T>,
         journal: MemoryJournal<T>,
+        window: usize,
     ) -> std::io::Result<Self> {
         journal.gate();
         let (batches, receiver) = mpsc::channel();
@@ -80,6 +86,7 @@ impl<T: Payload> DurableWriter<T> {
             progress,
             thread: Some(thread),
             sent,
+            window: window as u64,
         })
     }
 
@@ -108,17 +115,28 @@ impl<T: Payload> DurableWriter<T> {
         }
     }
 
-    /// Waits until everything handed over is durable.
-    pub(crate) async fn synced(&self) -> Result<(), String> {
+    /// Waits until at most `behind` entries handed over are not yet durable.
+    async fn within(&self, behind: u64) -> Result<(), String> {
         loop {
             let mut moved = pin!(self.progress.moved.notified());
             moved.as_mut().enable();
             self.check()?;
-            if self.progress.durable.load(Ordering::Acquire) >= self.sent {
+            let durable = self.progress.durable.load(Ordering::Acquire);
+            if self.sent.saturating_sub(durable) <= behind {
                 return Ok(());
             }
             moved.await;
         }
+    }
+
+    /// Waits while the thread is more than a window behind.
+    pub(crate) async fn keep_up(&self) -> Result<(), String> {
+        self.within(self.window).await
+    }
+
+    /// Waits until everything handed over is durable.
+    pub(crate) async fn synced(&self) -> Result<(), String> {
+        self.within(0).await
     }
 }
 

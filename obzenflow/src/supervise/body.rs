@@ -129,7 +129,8 @@ impl<O: Payload> Output<O> {
     /// Appends what is pending and counts the data among it. With a disk
     /// journal, readers see the batch once it is written (and fsynced, by
     /// the default policy) by the stage's journal thread; the stage waits
-    /// for that only at its EOF, so that a drained stage is on disk.
+    /// for that when the thread is a window behind, and at its EOF, so that
+    /// a drained stage is on disk.
     async fn flush(&mut self, data_out: u64) -> Result<(), String> {
         match &mut self.durable {
             None => self.writer.flush().await.map_err(journal_failure)?,
@@ -148,6 +149,8 @@ impl<O: Payload> Output<O> {
                         durable.write(chunk)?;
                         if ends {
                             durable.synced().await?;
+                        } else {
+                            durable.keep_up().await?;
                         }
                     }
                 }
