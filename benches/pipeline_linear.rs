@@ -7,30 +7,21 @@
 //!
 //! Run: `cargo bench --bench pipeline_linear`
 
+#[path = "support/pipelines.rs"]
+mod pipelines;
 mod support;
 
 use criterion::Throughput;
 use obzenflow::flow::FlowBuilder;
-use obzenflow::stage::{Receipt, Sink, StageError, from_iter, map};
-use std::future::Future;
+use obzenflow::stage::{from_iter, map};
+use pipelines::{Total, runtime};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 const EVENTS: u64 = 1_000_000;
 const CHANNEL: usize = 1024;
-
-/// Adds up what it receives, so that no stage's work can be skipped.
-struct Total(Arc<AtomicU64>);
-
-impl Sink<u64> for Total {
-    fn consume(&mut self, input: u64) -> impl Future<Output = Result<Receipt, StageError>> + Send {
-        self.0.fetch_add(input, Ordering::Relaxed);
-        std::future::ready(Ok(Receipt::delivered()))
-    }
-}
 
 async fn obzenflow_linear() -> u64 {
     obzenflow_linear_in(None).await
@@ -114,14 +105,6 @@ async fn hand_written_batches() -> u64 {
     source.await.expect("source task");
     mapper.await.expect("map task");
     sink.await.expect("sink task")
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 fn main() {

@@ -8,15 +8,16 @@
 //!
 //! Run: `cargo bench --bench pipeline_shapes`
 
+#[path = "support/pipelines.rs"]
+mod pipelines;
 mod support;
 
 use obzenflow::flow::{FlowBuilder, StageRef};
-use obzenflow::stage::{Receipt, Sink, StageError, from_iter, map};
-use std::future::Future;
+use obzenflow::stage::{from_iter, map};
+use pipelines::{Total, runtime};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 const DEEP_EVENTS: u64 = 200_000;
@@ -24,16 +25,6 @@ const DEPTH: usize = 20;
 const FAN: u64 = 8;
 const FAN_EVENTS: u64 = 1_000_000;
 const CHANNEL: usize = 1024;
-
-/// Adds up what it receives, so that no stage's work can be skipped.
-struct Total(Arc<AtomicU64>);
-
-impl Sink<u64> for Total {
-    fn consume(&mut self, input: u64) -> impl Future<Output = Result<Receipt, StageError>> + Send {
-        self.0.fetch_add(input, Ordering::Relaxed);
-        std::future::ready(Ok(Receipt::delivered()))
-    }
-}
 
 async fn run(flow: FlowBuilder) {
     flow.build()
@@ -165,14 +156,6 @@ async fn tokio_fan_out() -> u64 {
         total += sink.await.expect("sink task");
     }
     total
-}
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 fn main() {

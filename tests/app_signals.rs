@@ -4,6 +4,9 @@
 
 #![cfg(unix)]
 
+#[path = "support/http.rs"]
+mod client;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
@@ -98,16 +101,8 @@ fn a_second_ctrl_c_cancels() {
 }
 
 fn get(url: &str) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .get(url)
-        .call()
-        .unwrap_or_else(|error| panic!("{url}: {error}"));
-    let status = response.status().as_u16();
-    (status, response.into_body().read_to_string().unwrap())
+    let (status, _, body) = client::request("GET", url);
+    (status, body)
 }
 
 #[test]

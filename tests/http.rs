@@ -1,6 +1,9 @@
 //! The flow's live view over HTTP, read with a real HTTP client (ureq)
 //! while the flow runs and after it ends.
 
+#[path = "support/http.rs"]
+mod client;
+
 use obzenflow::flow::FlowBuilder;
 use obzenflow::stage::{Receipt, Sink, StageError, collect, from_iter, map};
 use std::sync::Arc;
@@ -20,30 +23,11 @@ impl Sink<u32> for Gated {
     }
 }
 
-/// GETs (or sends `method` to) `url`: the status, content type and body.
+/// Sends `method` to `url` off the runtime's threads: status, content type, body.
 async fn get(method: &'static str, url: String) -> (u16, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .into();
-        let response = match method {
-            "GET" => agent.get(&url).call(),
-            "DELETE" => agent.delete(&url).call(),
-            other => panic!("{other}"),
-        }
-        .unwrap_or_else(|error| panic!("{url}: {error}"));
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|value| value.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = response.into_body().read_to_string().unwrap();
-        (status, content_type, body)
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || client::request(method, &url))
+        .await
+        .unwrap()
 }
 
 /// The value of the sample whose line starts with `series`.

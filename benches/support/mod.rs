@@ -11,8 +11,13 @@ fn output_directory() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("criterion")
 }
 
+/// When this benchmark process set up criterion: estimates older than this
+/// are from an earlier run.
+static STARTED: std::sync::OnceLock<std::time::SystemTime> = std::sync::OnceLock::new();
+
 /// Criterion with the command line's options, writing to our own directory.
 pub(crate) fn criterion() -> Criterion {
+    STARTED.get_or_init(std::time::SystemTime::now);
     Criterion::default()
         .output_directory(&output_directory())
         .warm_up_time(Duration::from_secs(1))
@@ -23,14 +28,19 @@ pub(crate) fn criterion() -> Criterion {
 
 /// The median time of one iteration of `group/id` in nanoseconds, as
 /// criterion estimated it in this run; `None` when it did not run (a filter,
-/// `--test`). The median, because on a shared machine a few slow samples
-/// move the mean far more than the code does.
+/// `--test`), and for estimates left by an earlier run. The median, because
+/// on a shared machine a few slow samples move the mean far more than the
+/// code does.
 pub(crate) fn median_ns(group: &str, id: &str) -> Option<f64> {
     let path = output_directory()
         .join(group)
         .join(id)
         .join("new")
         .join("estimates.json");
+    let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+    if written < *STARTED.get()? {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     json["median"]["point_estimate"].as_f64()
