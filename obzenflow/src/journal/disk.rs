@@ -4,16 +4,13 @@
 //! A journal is a directory of segment files named by the sequence number of
 //! their first record (`00000000000000000000.seg`). A segment starts with a
 //! 16-byte header (`OBZFJNL\0`, the format version, 4 reserved bytes); then
-//! blocks, one per append (a group commit), each framed as
+//! blocks, each a length, a CRC32C checksum and a run of records stored by
+//! column (timestamps, parents and bodies, each as runs; bodies encoded with
+//! postcard; the layout is in `block.rs`). A stage's journal thread writes
+//! the blocks that arrived while it was busy with one write and one fsync (a
+//! group commit).
 //!
-//! ```text
-//! length: u32 LE | crc32c(the rest): u32 LE | first seq: u64 LE | count: u32 LE
-//!   | stage: u32 LE | base timestamp: u64 LE | count records
-//! record: length: u32 LE | timestamp - base: zigzag varint | parents | body (postcard)
-//! ```
-//!
-//! where `parents` is a tag (0 none, 1 one, 2 many: then a count) and each
-//! parent's stage and sequence as varints. On open, every segment is read and
+//! On open, every segment is read and
 //! checked: blocks must continue each other's sequence numbers and every
 //! checksum must match. A damaged block at the very end of the last segment
 //! is a torn write (the process died mid-append, before the append was
@@ -26,7 +23,10 @@
 //! fsynced before `append` returns (group commit), and a segment's directory
 //! is fsynced when the segment is created. Files are created owner-only.
 
-use crate::event::{Body, Envelope, EventId, Parents, Payload, StageId};
+use super::block::{
+    BLOCK_HEAD_LEN, BlockEncoder, FRAME_LEN, MAX_BLOCK, MAX_RECORD, Stored, parse_block,
+};
+use crate::event::{Body, Envelope, EventId, Parents, Payload};
 use serde::de::DeserializeOwned;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -36,16 +36,8 @@ use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"OBZFJNL\0";
 /// The format version this code writes, and the only one it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: u64 = 16;
-/// A block's length and checksum.
-const FRAME_LEN: usize = 8;
-/// What follows the frame before the records: first seq, count, stage, base timestamp.
-const BLOCK_HEAD_LEN: usize = 24;
-/// Larger records are refused on write and treated as damage on read.
-const MAX_RECORD: u32 = 64 * 1024 * 1024;
-/// A block is closed once it holds this much, and a longer one is damage.
-const MAX_BLOCK: u32 = 256 * 1024 * 1024;
 
 /// When appended records reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -127,6 +119,28 @@ pub enum DiskJournalError {
         /// Its encoded size.
         bytes: usize,
     },
+    /// A record made from more events than a journal record may name.
+    #[error("a record made from {parents} events names more parents than a journal record may")]
+    TooManyParents {
+        /// How many it names.
+        parents: usize,
+    },
+    /// A record whose sequence number does not continue the journal's.
+    #[error("appending sequence {got} where {expected} comes next")]
+    OutOfSequence {
+        /// The sequence number the next record must have.
+        expected: u64,
+        /// The one it has.
+        got: u64,
+    },
+    /// A body its payload type cannot serialize.
+    #[error("cannot encode record {seq}: {reason}")]
+    Unencodable {
+        /// The record's sequence number.
+        seq: u64,
+        /// What serde said.
+        reason: String,
+    },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DiskJournalError + '_ {
@@ -156,6 +170,7 @@ pub struct DiskJournal<T> {
     size: u64,
     next_seq: u64,
     last_sync: Instant,
+    encoder: BlockEncoder,
     buffer: Vec<u8>,
     _payload: PhantomData<fn(T)>,
 }
@@ -191,6 +206,7 @@ impl<T: Payload> DiskJournal<T> {
             size,
             next_seq: scan.next_seq,
             last_sync: Instant::now(),
+            encoder: BlockEncoder::new(scan.next_seq),
             buffer: Vec::new(),
             _payload: PhantomData,
         };
@@ -218,51 +234,34 @@ impl<T: Payload> DiskJournal<T> {
     where
         T: 'a,
     {
-        self.buffer.clear();
-        let mut seq = self.next_seq;
-        let mut block: Option<Block> = None;
-        for batch in batches {
-            for envelope in batch {
-                if envelope.id.seq != seq {
-                    return Err(DiskJournalError::Corrupt {
-                        path: self.path.clone(),
-                        offset: self.size,
-                        reason: format!(
-                            "appending sequence {} where {seq} comes next",
-                            envelope.id.seq
-                        ),
-                    });
-                }
-                let open = block.as_ref().filter(|block| {
-                    block.stage == envelope.id.stage
-                        && self.buffer.len() - block.at < MAX_BLOCK as usize - MAX_RECORD as usize
-                });
-                if open.is_none() {
-                    if let Some(full) = block.take() {
-                        full.close(&mut self.buffer);
-                    }
-                    block = Some(Block::open(&mut self.buffer, envelope));
-                }
-                if let Some(block) = &mut block {
-                    encode_record(&mut self.buffer, block.base_timestamp, envelope)?;
-                    block.count += 1;
-                }
-                seq += 1;
-            }
-        }
-        let Some(block) = block else {
-            return Ok(());
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        let written = match self.encoder.encode(&mut buffer, batches) {
+            Ok(()) => self.append_encoded(&buffer, self.encoder.next_seq()),
+            Err(error) => Err(error),
         };
-        let first = block.first_seq;
-        block.close(&mut self.buffer);
-        if self.size >= self.options.segment_bytes {
-            self.roll(first)?;
+        self.buffer = buffer;
+        written
+    }
+
+    /// Appends blocks a [`BlockEncoder`] made of the records that continue
+    /// this journal up to (not including) `end`, with one write and (as the
+    /// policy says) one fsync.
+    pub(crate) fn append_encoded(
+        &mut self,
+        blocks: &[u8],
+        end: u64,
+    ) -> Result<(), DiskJournalError> {
+        if blocks.is_empty() {
+            return Ok(());
         }
-        self.file
-            .write_all(&self.buffer)
-            .map_err(io_error(&self.path))?;
-        self.size += self.buffer.len() as u64;
-        self.next_seq = seq;
+        if self.size >= self.options.segment_bytes {
+            self.roll(self.next_seq)?;
+        }
+        self.file.write_all(blocks).map_err(io_error(&self.path))?;
+        self.size += blocks.len() as u64;
+        self.next_seq = end;
+        self.encoder.continue_at(end);
         let due = match self.options.fsync {
             FsyncPolicy::Never => false,
             FsyncPolicy::EveryBatch => true,
@@ -272,6 +271,12 @@ impl<T: Payload> DiskJournal<T> {
             self.sync()?;
         }
         Ok(())
+    }
+
+    /// Writes to `file` from now on (to make writes fail in tests).
+    #[cfg(test)]
+    pub(crate) fn write_to(&mut self, file: File) {
+        self.file = file;
     }
 
     /// Fsyncs what was appended.
@@ -336,15 +341,6 @@ pub fn read_raw(dir: &Path) -> Result<(Vec<RawRecord>, Recovery), DiskJournalErr
     Ok((records, scan.recovery))
 }
 
-/// A record read from a block, its body still encoded.
-struct Stored<'a> {
-    seq: u64,
-    stage: StageId,
-    parents: Parents,
-    timestamp_micros: u64,
-    body: &'a [u8],
-}
-
 fn decode<T: DeserializeOwned>(
     path: &Path,
     offset: u64,
@@ -368,246 +364,6 @@ fn decode<T: DeserializeOwned>(
         timestamp_micros: record.timestamp_micros,
         body,
     })
-}
-
-/// A block being written: where it starts in the buffer and its header.
-struct Block {
-    at: usize,
-    first_seq: u64,
-    count: u32,
-    stage: StageId,
-    base_timestamp: u64,
-}
-
-impl Block {
-    /// Starts a block whose first record will be `first`.
-    fn open<T>(buffer: &mut Vec<u8>, first: &Envelope<T>) -> Self {
-        let at = buffer.len();
-        buffer.resize(at + FRAME_LEN + BLOCK_HEAD_LEN, 0);
-        Block {
-            at,
-            first_seq: first.id.seq,
-            count: 0,
-            stage: first.id.stage,
-            base_timestamp: first.timestamp_micros,
-        }
-    }
-
-    /// Writes the block's header and checksum.
-    fn close(self, buffer: &mut [u8]) {
-        let at = self.at;
-        // Blocks are closed below MAX_BLOCK, so the length fits.
-        let len = (buffer.len() - at - FRAME_LEN) as u32;
-        let head = at + FRAME_LEN;
-        buffer[head..head + 8].copy_from_slice(&self.first_seq.to_le_bytes());
-        buffer[head + 8..head + 12].copy_from_slice(&self.count.to_le_bytes());
-        buffer[head + 12..head + 16].copy_from_slice(&self.stage.0.to_le_bytes());
-        buffer[head + 16..head + 24].copy_from_slice(&self.base_timestamp.to_le_bytes());
-        let crc = crc32c::crc32c(&buffer[head..]);
-        buffer[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        buffer[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
-    }
-}
-
-/// Writes `value` as a varint into `bytes` at `at`; returns where it ends.
-/// (Records are assembled in a fixed-size array and copied at once: tiny
-/// copies of varying length cost a call each.)
-fn varint_at<const N: usize>(bytes: &mut [u8; N], mut at: usize, mut value: u64) -> usize {
-    while value >= 0x80 {
-        bytes[at] = (value as u8) | 0x80;
-        value >>= 7;
-        at += 1;
-    }
-    bytes[at] = value as u8;
-    at + 1
-}
-
-fn put_varint(buffer: &mut Vec<u8>, value: u64) {
-    let mut bytes = [0u8; 10];
-    let end = varint_at(&mut bytes, 0, value);
-    buffer.extend_from_slice(&bytes[..end]);
-}
-
-/// Postcard output appended to a `Vec`, a slice at a time.
-struct Append<'a>(&'a mut Vec<u8>);
-
-impl postcard::ser_flavors::Flavor for Append<'_> {
-    type Output = ();
-
-    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
-        Ok(())
-    }
-
-    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        if data.len() <= 16 {
-            // A varint or a short string: pushing beats a call to memmove.
-            for &byte in data {
-                self.0.push(byte);
-            }
-        } else {
-            self.0.extend_from_slice(data);
-        }
-        Ok(())
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
-        Ok(())
-    }
-}
-
-/// A varint at the start of `bytes` and the bytes after it.
-fn take_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
-    let mut value = 0u64;
-    for (i, &byte) in bytes.iter().enumerate().take(10) {
-        value |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            return Some((value, &bytes[i + 1..]));
-        }
-    }
-    None
-}
-
-fn put_id(buffer: &mut Vec<u8>, id: EventId) {
-    put_varint(buffer, u64::from(id.stage.0));
-    put_varint(buffer, id.seq);
-}
-
-fn take_id(bytes: &[u8]) -> Option<(EventId, &[u8])> {
-    let (stage, bytes) = take_varint(bytes)?;
-    let (seq, bytes) = take_varint(bytes)?;
-    let stage = StageId(u32::try_from(stage).ok()?);
-    Some((EventId { stage, seq }, bytes))
-}
-
-fn encode_record<T: serde::Serialize>(
-    buffer: &mut Vec<u8>,
-    base_timestamp: u64,
-    envelope: &Envelope<T>,
-) -> Result<(), DiskJournalError> {
-    let start = buffer.len();
-    // The length (filled in below), the timestamp, and the parents when
-    // there are at most one, assembled here and copied at once.
-    let mut head = [0u8; 96];
-    // Zigzag: a clock set back gives a small negative difference.
-    let delta = envelope.timestamp_micros.wrapping_sub(base_timestamp) as i64;
-    let mut at = varint_at(&mut head, 4, ((delta << 1) ^ (delta >> 63)) as u64);
-    let many = match &envelope.parents {
-        Parents::None => {
-            at += 1;
-            None
-        }
-        Parents::One(id) => {
-            head[at] = 1;
-            at = varint_at(&mut head, at + 1, u64::from(id.stage.0));
-            at = varint_at(&mut head, at, id.seq);
-            None
-        }
-        Parents::Many(ids) => {
-            head[at] = 2;
-            at += 1;
-            Some(ids)
-        }
-    };
-    if many.is_none() {
-        // A small body fits the same array: one fixed-size copy in all.
-        if let Ok(body) = postcard::to_slice(&envelope.body, &mut head[at..]) {
-            at += body.len();
-            buffer.extend_from_slice(&head);
-            buffer.truncate(start + at);
-            return finish_record(buffer, start);
-        }
-    }
-    buffer.extend_from_slice(&head);
-    buffer.truncate(start + at);
-    if let Some(ids) = many {
-        put_varint(buffer, ids.len() as u64);
-        for id in ids.iter() {
-            put_id(buffer, *id);
-        }
-    }
-    postcard::serialize_with_flavor(&envelope.body, Append(buffer)).map_err(|error| {
-        DiskJournalError::Corrupt {
-            path: PathBuf::new(),
-            offset: 0,
-            reason: format!("cannot encode record {}: {error}", envelope.id.seq),
-        }
-    })?;
-    finish_record(buffer, start)
-}
-
-/// Fills in the length of the record that starts at `start`.
-fn finish_record(buffer: &mut [u8], start: usize) -> Result<(), DiskJournalError> {
-    let len = buffer.len() - start - 4;
-    let len32 = u32::try_from(len)
-        .ok()
-        .filter(|l| *l <= MAX_RECORD)
-        .ok_or(DiskJournalError::RecordTooLarge { bytes: len })?;
-    buffer[start..start + 4].copy_from_slice(&len32.to_le_bytes());
-    Ok(())
-}
-
-/// The records of a block whose checksum matched; `None` if they do not
-/// parse (which a good checksum makes corruption, not a torn write).
-fn parse_block(
-    head: &[u8],
-    mut each: impl FnMut(Stored<'_>) -> Result<(), DiskJournalError>,
-) -> Result<Option<u64>, DiskJournalError> {
-    let u64_at = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
-    let u32_at = |at: usize| u32::from_le_bytes(head[at..at + 4].try_into().unwrap_or([0; 4]));
-    let (first_seq, count) = (u64_at(0), u32_at(8));
-    let stage = StageId(u32_at(12));
-    let base = u64_at(16);
-    let mut rest = &head[BLOCK_HEAD_LEN..];
-    for i in 0..u64::from(count) {
-        let Some((len, after)) = rest.split_first_chunk::<4>() else {
-            return Ok(None);
-        };
-        let len = u32::from_le_bytes(*len) as usize;
-        if after.len() < len {
-            return Ok(None);
-        }
-        let (record, after) = after.split_at(len);
-        rest = after;
-        let Some((delta, record)) = take_varint(record) else {
-            return Ok(None);
-        };
-        let delta = ((delta >> 1) as i64) ^ -((delta & 1) as i64);
-        let (parents, body) = match record.split_first() {
-            Some((0, body)) => (Parents::None, body),
-            Some((1, record)) => match take_id(record) {
-                Some((id, body)) => (Parents::One(id), body),
-                None => return Ok(None),
-            },
-            Some((2, record)) => {
-                let Some((n, mut record)) = take_varint(record) else {
-                    return Ok(None);
-                };
-                // Each id takes at least two bytes: a count past that is damage.
-                if n > record.len() as u64 / 2 {
-                    return Ok(None);
-                }
-                let mut ids = Vec::with_capacity(n as usize);
-                for _ in 0..n {
-                    let Some((id, after)) = take_id(record) else {
-                        return Ok(None);
-                    };
-                    ids.push(id);
-                    record = after;
-                }
-                (Parents::Many(ids.into()), record)
-            }
-            _ => return Ok(None),
-        };
-        each(Stored {
-            seq: first_seq + i,
-            stage,
-            parents,
-            timestamp_micros: base.wrapping_add(delta as u64),
-            body,
-        })?;
-    }
-    Ok(rest.is_empty().then_some(u64::from(count)))
 }
 
 struct Scan {

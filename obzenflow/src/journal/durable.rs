@@ -1,8 +1,9 @@
 //! A stage's durable copy, written off the stage's task: the stage appends a
-//! batch to its memory journal, where readers cannot see it yet, and hands
-//! it to a writer thread. The thread writes every batch that arrived while
-//! it was busy as one block with one write and one fsync (a group commit),
-//! then publishes them to the readers. So no reader sees an entry before it
+//! batch to its memory journal, where readers cannot see it yet, encodes it
+//! as a block while it is still in the cache, and hands the block to a writer
+//! thread. The thread writes every block that arrived while it was busy with
+//! one write and one fsync (a group commit), then publishes them to the
+//! readers. So no reader sees an entry before it
 //! is on disk (and fsynced, by the default policy), and the stage does not
 //! wait for the disk unless its window is full. (Two ways of fsyncing on a
 //! second thread while the next group is written were measured: handing
@@ -11,6 +12,7 @@
 //! `cargo bench --bench pipeline_linear` did not tell it from this one.)
 
 use super::DiskJournal;
+use super::block::BlockEncoder;
 use super::memory::MemoryJournal;
 use crate::event::{Envelope, Payload};
 use std::pin::pin;
@@ -20,7 +22,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use tokio::sync::Notify;
 
-type Batch<T> = Arc<Vec<Envelope<T>>>;
+/// Encoded blocks, and the sequence number after their last record.
+type Blocks = (Vec<u8>, u64);
 
 /// What the thread tells the stage.
 #[derive(Debug, Default)]
@@ -45,7 +48,10 @@ impl Progress {
 /// The stage's side of its durable writer.
 #[derive(Debug)]
 pub(crate) struct DurableWriter<T: Payload> {
-    batches: Option<mpsc::Sender<Batch<T>>>,
+    blocks: Option<mpsc::Sender<Blocks>>,
+    encoder: BlockEncoder,
+    /// The size of the last block, to size the next one's buffer.
+    last_len: usize,
     progress: Arc<Progress>,
     thread: Option<JoinHandle<()>>,
     /// The end of what was handed over.
@@ -54,6 +60,7 @@ pub(crate) struct DurableWriter<T: Payload> {
     /// bound a journal's backlog by its window, but a journal nobody reads
     /// (a sink's receipts) needs this bound of its own.
     window: u64,
+    _payload: std::marker::PhantomData<fn(T)>,
 }
 
 impl<T: Payload> DurableWriter<T> {
@@ -68,7 +75,8 @@ impl<T: Payload> DurableWriter<T> {
         window: usize,
     ) -> std::io::Result<Self> {
         journal.gate();
-        let (batches, receiver) = mpsc::channel();
+        let (blocks, receiver) = mpsc::channel();
+        let encoder = BlockEncoder::new(disk.next_seq());
         let progress = Arc::new(Progress {
             durable: AtomicU64::new(disk.next_seq()),
             ..Progress::default()
@@ -82,21 +90,34 @@ impl<T: Payload> DurableWriter<T> {
                 move || write_batches(disk, journal, receiver, &progress)
             })?;
         Ok(DurableWriter {
-            batches: Some(batches),
+            blocks: Some(blocks),
+            encoder,
+            last_len: 0,
             progress,
             thread: Some(thread),
             sent,
             window: window as u64,
+            _payload: std::marker::PhantomData,
         })
     }
 
-    /// Hands a batch appended to the memory journal over to be written.
-    pub(crate) fn write(&mut self, batch: Batch<T>) -> Result<(), String> {
+    /// Encodes a batch appended to the memory journal and hands it over to
+    /// be written. A record that cannot be encoded fails the stage here.
+    pub(crate) fn write(&mut self, batch: &[Envelope<T>]) -> Result<(), String> {
         self.check()?;
-        if let Some(last) = batch.last() {
-            self.sent = last.id.seq + 1;
+        let mut block = Vec::with_capacity(self.last_len);
+        self.encoder
+            .encode(&mut block, [batch])
+            .map_err(|error| format!("disk journal: {error}"))?;
+        if block.is_empty() {
+            return Ok(());
         }
-        let handed = self.batches.as_ref().is_some_and(|b| b.send(batch).is_ok());
+        self.last_len = block.len();
+        self.sent = self.encoder.next_seq();
+        let handed = self
+            .blocks
+            .as_ref()
+            .is_some_and(|b| b.send((block, self.sent)).is_ok());
         if handed {
             Ok(())
         } else {
@@ -145,7 +166,7 @@ impl<T: Payload> Drop for DurableWriter<T> {
         // Closing the channel ends the thread once it has written what it
         // holds; wait for that, so that nothing writes to the run after the
         // stage is gone.
-        self.batches = None;
+        self.blocks = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -155,18 +176,15 @@ impl<T: Payload> Drop for DurableWriter<T> {
 fn write_batches<T: Payload>(
     mut disk: DiskJournal<T>,
     journal: MemoryJournal<T>,
-    receiver: mpsc::Receiver<Batch<T>>,
+    receiver: mpsc::Receiver<Blocks>,
     progress: &Progress,
 ) {
-    while let Ok(first) = receiver.recv() {
-        let mut group = vec![first];
-        group.extend(receiver.try_iter());
-        let end = group
-            .iter()
-            .rev()
-            .find_map(|batch| batch.last())
-            .map_or(disk.next_seq(), |last| last.id.seq + 1);
-        if let Err(error) = disk.append_all(group.iter().map(|batch| batch.as_slice())) {
+    while let Ok((mut group, mut end)) = receiver.recv() {
+        for (blocks, after) in receiver.try_iter() {
+            group.extend_from_slice(&blocks);
+            end = after;
+        }
+        if let Err(error) = disk.append_encoded(&group, end) {
             let reason = format!("disk journal: {error}");
             journal.break_with(reason.clone());
             *progress
@@ -176,11 +194,63 @@ fn write_batches<T: Payload>(
             progress.moved.notify_waiters();
             return;
         }
-        // Let go of the batches before readers can take them, so that a
-        // sole reader takes its chunk without copying it.
-        drop(group);
         journal.publish(end);
         progress.durable.store(end, Ordering::Release);
         progress.moved.notify_waiters();
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::event::{Body, EventId, Parents, StageId};
+    use crate::journal::{DiskJournalOptions, Journal, JournalError, JournalOptions};
+
+    fn envelope(seq: u64) -> Vec<Envelope<u64>> {
+        vec![Envelope {
+            id: EventId {
+                stage: StageId(0),
+                seq,
+            },
+            parents: Parents::None,
+            timestamp_micros: 1,
+            body: Body::Data(seq),
+        }]
+    }
+
+    /// A disk that is full: the thread's write fails, the stage waiting for
+    /// it hears why, no reader ever sees the batch, and the journal takes
+    /// nothing more.
+    #[tokio::test]
+    async fn a_failed_write_is_reported_and_nothing_is_published() {
+        let dir =
+            std::env::temp_dir().join(format!("obzenflow-durable-full-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (mut disk, _) = DiskJournal::<u64>::open(&dir, DiskJournalOptions::default()).unwrap();
+        // Every write to /dev/full fails with ENOSPC.
+        disk.write_to(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+        let journal = MemoryJournal::new(StageId(0), JournalOptions::default());
+        let mut reader = journal.reader(0).unwrap();
+        let mut writer = DurableWriter::start("full", disk, journal.clone(), 16).unwrap();
+        let chunk = journal.append_shared(envelope(0)).await.unwrap();
+        writer.write(&chunk).unwrap();
+        let error = writer.synced().await.unwrap_err();
+        assert!(
+            error.starts_with("disk journal: journal file ") && error.contains("No space left"),
+            "{error}"
+        );
+        assert!(reader.try_next().is_none());
+        assert!(matches!(
+            journal.append_shared(envelope(1)).await,
+            Err(JournalError::Broken { .. })
+        ));
+        assert_eq!(writer.write(&chunk), Err(error));
+        drop(writer);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

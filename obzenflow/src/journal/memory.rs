@@ -59,6 +59,9 @@ impl<T> Clone for MemoryJournal<T> {
     }
 }
 
+/// An appended batch, shared by the journal and its readers.
+type SharedBatch<T> = Arc<Vec<Envelope<T>>>;
+
 #[derive(Debug)]
 struct Shared<T> {
     stage: StageId,
@@ -208,12 +211,16 @@ impl<T: Payload> MemoryJournal<T> {
             }
             consumed.await;
         }
-        let chunk = self.push(batch)?;
-        self.shared.appended.notify_waiters();
+        let (chunk, visible) = self.push(batch)?;
+        // Readers of a gated journal are woken when it is published.
+        if visible {
+            self.shared.appended.notify_waiters();
+        }
         Ok(chunk)
     }
 
-    fn push(&self, batch: Vec<Envelope<T>>) -> Result<Arc<Vec<Envelope<T>>>, JournalError> {
+    /// Adds a batch; returns it as a chunk, and whether readers may see it now.
+    fn push(&self, batch: Vec<Envelope<T>>) -> Result<(SharedBatch<T>, bool), JournalError> {
         let mut state = self.lock();
         if let Some(reason) = &state.broken {
             return Err(JournalError::Broken {
@@ -235,7 +242,7 @@ impl<T: Payload> MemoryJournal<T> {
         if state.cursors.iter().all(Option::is_none) {
             state.trim(self.shared.options.retain_all);
         }
-        Ok(chunk)
+        Ok((chunk, state.published.is_none()))
     }
 }
 

@@ -8,6 +8,7 @@
 //! slowest reader is more than its capacity behind, and forgets what every
 //! reader has read unless it is asked to retain everything.
 
+mod block;
 pub mod disk;
 mod durable;
 mod memory;
