@@ -146,7 +146,7 @@ impl<O: Payload> Output<O> {
                             .append_shared(batch)
                             .await
                             .map_err(journal_failure)?;
-                        durable.write(&chunk)?;
+                        durable.write(&chunk, ends)?;
                         if ends {
                             durable.synced().await?;
                         } else {
