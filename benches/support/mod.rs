@@ -32,22 +32,43 @@ pub(crate) fn criterion() -> Criterion {
 /// on a shared machine a few slow samples move the mean far more than the
 /// code does.
 pub(crate) fn median_ns(group: &str, id: &str) -> Option<f64> {
+    let json = this_run(group, id, "estimates.json")?;
+    json["median"]["point_estimate"].as_f64()
+}
+
+/// The time of one iteration of `group/id` in its fastest sample (each
+/// sample is the mean of several iterations), in nanoseconds, from this run
+/// only. Next to the median it shows when a subject was slowed by the
+/// machine for a stretch of its samples rather than by its code.
+pub(crate) fn fastest_ns(group: &str, id: &str) -> Option<f64> {
+    let json = this_run(group, id, "sample.json")?;
+    let iterations = json["iters"].as_array()?;
+    let times = json["times"].as_array()?;
+    iterations
+        .iter()
+        .zip(times)
+        .filter_map(|(n, t)| Some(t.as_f64()? / n.as_f64()?))
+        .min_by(f64::total_cmp)
+}
+
+/// A file criterion wrote for `group/id` in this run, parsed.
+fn this_run(group: &str, id: &str, file: &str) -> Option<serde_json::Value> {
     let path = output_directory()
         .join(group)
         .join(id)
         .join("new")
-        .join("estimates.json");
+        .join(file);
     let written = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
     if written < *STARTED.get()? {
         return None;
     }
     let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["median"]["point_estimate"].as_f64()
+    serde_json::from_str(&text).ok()
 }
 
 /// Prints `subject` against `baseline` (both in `group`), per element, with
-/// their ratio and the goal it is held to.
+/// the ratio of their medians and the goal it is held to, then the ratio of
+/// their fastest samples.
 pub(crate) fn print_ratio(group: &str, subject: &str, baseline: &str, elements: u64, goal: &str) {
     let (Some(subject_ns), Some(baseline_ns)) =
         (median_ns(group, subject), median_ns(group, baseline))
@@ -56,8 +77,17 @@ pub(crate) fn print_ratio(group: &str, subject: &str, baseline: &str, elements: 
         return;
     };
     let per = |ns: f64| ns / elements as f64;
+    let fastest = match (fastest_ns(group, subject), fastest_ns(group, baseline)) {
+        (Some(subject), Some(baseline)) => format!(
+            "; fastest samples {:.2} and {:.2} ns/event, ratio {:.2}",
+            per(subject),
+            per(baseline),
+            subject / baseline
+        ),
+        _ => String::new(),
+    };
     println!(
-        "{group}: {subject} {:.2} ns/event, {baseline} {:.2} ns/event, ratio {:.2} ({goal})",
+        "{group}: {subject} {:.2} ns/event, {baseline} {:.2} ns/event, ratio {:.2} ({goal}){fastest}",
         per(subject_ns),
         per(baseline_ns),
         subject_ns / baseline_ns
