@@ -4,7 +4,9 @@
 //! valid and no file content makes it panic.
 
 use obzenflow::event::{Body, Envelope, EventId, Parents, StageId};
-use obzenflow::journal::disk::{FORMAT_VERSION, read_journal, sanitize_name};
+use obzenflow::journal::disk::{
+    FORMAT_VERSION, read_journal, sanitize_name, stream_journal, stream_raw,
+};
 use obzenflow::journal::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -449,4 +451,109 @@ fn records_of_every_shape_read_back_exactly() {
         assert_eq!(read, written, "round {round}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A stream reads what `read_journal` reads, in batches of the size asked
+/// for, across segments; it reports a torn tail once it ends, stops with the
+/// error at corruption, and can be dropped half-read.
+#[test]
+fn a_stream_reads_what_read_journal_reads_a_batch_at_a_time() {
+    let dir = scratch("stream");
+    let options = DiskJournalOptions {
+        segment_bytes: 300,
+        ..DiskJournalOptions::default()
+    };
+    write(&dir, 0..100, options);
+    assert!(segments(&dir).len() > 3, "several segments");
+    let (all, _) = read_journal::<String>(&dir).unwrap();
+    let mut stream = stream_journal::<String>(&dir, 7).unwrap();
+    let batches: Vec<Vec<Envelope<String>>> = stream.by_ref().map(Result::unwrap).collect();
+    assert!(batches[..batches.len() - 1].iter().all(|b| b.len() == 7));
+    assert_eq!(batches.concat(), all);
+    assert_eq!(
+        stream
+            .recovery()
+            .map(|r| (r.records, r.truncated.is_some())),
+        Some((100, false))
+    );
+
+    // Half a block at the end: the stream gives the whole blocks and says
+    // where the tail was torn, without cutting it off.
+    let last = segments(&dir).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() - 5]).unwrap();
+    let mut stream = stream_raw(&dir, 1000).unwrap();
+    let records: Vec<_> = stream.by_ref().flat_map(Result::unwrap).collect();
+    assert!(
+        records.len() < 100 && records.len() % 3 == 0,
+        "{}",
+        records.len()
+    );
+    let torn = stream.recovery().and_then(|r| r.truncated.clone()).unwrap();
+    assert_eq!(torn.0, last);
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().len(),
+        bytes.len() as u64 - 5
+    );
+
+    // Damage in the first segment: the records before it, then the error.
+    let first = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[30] ^= 0x40;
+    std::fs::write(&first, &bytes).unwrap();
+    let results: Vec<_> = stream_raw(&dir, 1).unwrap().collect();
+    assert!(matches!(
+        results.last(),
+        Some(Err(DiskJournalError::Corrupt { path, .. })) if *path == first
+    ));
+    assert!(results[..results.len() - 1].iter().all(Result::is_ok));
+
+    // Dropped after one batch: the reading thread stops, nothing hangs.
+    let mut stream = stream_raw(&dir, 1).unwrap();
+    assert!(stream.next().is_some());
+    drop(stream);
+}
+
+/// A block may hold many records in a few bytes (a run of identical bodies):
+/// damage to one followed by a valid block is still corruption, however far
+/// the valid block's sequence number is from the damaged one's.
+#[test]
+fn damage_to_a_dense_block_followed_by_a_valid_one_is_corruption() {
+    let dir = scratch("dense");
+    let receipt = |seq: u64| Envelope {
+        id: EventId {
+            stage: StageId(2),
+            seq,
+        },
+        parents: Parents::One(EventId {
+            stage: StageId(1),
+            seq,
+        }),
+        timestamp_micros: 1_700_000_000_000_000,
+        body: Body::Data("delivered".to_owned()),
+    };
+    let (mut journal, _) =
+        DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap();
+    journal.append(&[receipt(0)]).unwrap();
+    let dense: Vec<_> = (1..100_001).map(receipt).collect();
+    journal.append(&dense).unwrap();
+    journal.append(&[receipt(100_001)]).unwrap();
+    drop(journal);
+    let segment = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    assert!(
+        bytes.len() < 400,
+        "{} bytes for 100,002 records",
+        bytes.len()
+    );
+    // The second block starts after the header and the first block.
+    let first_len = u32::from_le_bytes(bytes[16..20].try_into().unwrap()) as usize;
+    let second = 16 + 8 + first_len;
+    bytes[second + 8 + 30] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = read_journal::<String>(&dir).unwrap_err();
+    assert!(
+        matches!(&error, DiskJournalError::Corrupt { offset, .. } if *offset == second as u64),
+        "{error}"
+    );
 }

@@ -12,7 +12,7 @@ use super::run::{MANIFEST_VERSION, Manifest};
 use super::topology::Topology;
 use crate::event::{Body, Parents, Payload};
 use crate::journal::DiskJournalError;
-use crate::journal::disk::read_raw;
+use crate::journal::disk::stream_raw;
 use crate::supervise::{ReplaySwitch, StageKind};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -209,21 +209,31 @@ struct Compared {
     body: Vec<u8>,
 }
 
-fn compared_records(dir: &Path) -> Result<Vec<Compared>, ReplayError> {
-    let (records, _) = read_raw(dir)?;
-    let mut out = Vec::with_capacity(records.len());
-    for record in records {
-        // Control markers (EOF, drain, probes) are how a run ended, not what it computed.
-        if is_control(&record.body) {
-            continue;
-        }
-        out.push(Compared {
-            seq: record.seq,
-            parents: record.parents,
-            body: record.body,
-        });
-    }
-    Ok(out)
+/// The records of the journal in `dir` that verification compares, read
+/// as a stream (a journal is never held whole).
+fn compared_records(
+    dir: &Path,
+) -> Result<impl Iterator<Item = Result<Compared, ReplayError>> + use<>, ReplayError> {
+    let stream = stream_raw(dir, 4096)?;
+    Ok(stream.flat_map(|batch| {
+        let records: Vec<Result<Compared, ReplayError>> = match batch {
+            Ok(records) => records
+                .into_iter()
+                // Control markers (EOF, drain, probes) are how a run ended,
+                // not what it computed.
+                .filter(|record| !is_control(&record.body))
+                .map(|record| {
+                    Ok(Compared {
+                        seq: record.seq,
+                        parents: record.parents,
+                        body: record.body,
+                    })
+                })
+                .collect(),
+            Err(error) => vec![Err(error.into())],
+        };
+        records
+    }))
 }
 
 /// The first record where a stage's replay differs from its archive.
@@ -317,8 +327,8 @@ pub(crate) fn verify(
                 .cloned()
                 .unwrap_or_default()
         };
-        let archived = compared_records(&archive.join(journal(&archived_manifest)))?;
-        let replayed = compared_records(&replay.join(journal(&replayed_manifest)))?;
+        let mut archived = compared_records(&archive.join(journal(&archived_manifest)))?;
+        let mut replayed = compared_records(&replay.join(journal(&replayed_manifest)))?;
         // A sink's replayed receipts say the delivery was skipped: compare
         // what it consumed (the parents), not what it said about it.
         let bodies_matter = stage.kind != StageKind::Sink;
@@ -335,23 +345,34 @@ pub(crate) fn verify(
                 (stage.describe)(&record.body)
             )
         };
-        let first_difference = (0..archived.len().max(replayed.len())).find_map(|at| {
-            let (old, new) = (archived.get(at), replayed.get(at));
-            let same = match (old, new) {
-                (Some(old), Some(new)) => {
-                    old.parents == new.parents && (!bodies_matter || old.body == new.body)
+        // Both journals in step, to the end of the longer one.
+        let mut first_difference = None;
+        let mut records = 0;
+        loop {
+            let (old, new) = (archived.next().transpose()?, replayed.next().transpose()?);
+            if old.is_none() && new.is_none() {
+                break;
+            }
+            if first_difference.is_none() {
+                let same = match (&old, &new) {
+                    (Some(old), Some(new)) => {
+                        old.parents == new.parents && (!bodies_matter || old.body == new.body)
+                    }
+                    _ => false,
+                };
+                if !same {
+                    first_difference = Some(Difference {
+                        index: records,
+                        archived: old.as_ref().map(show),
+                        replayed: new.as_ref().map(show),
+                    });
                 }
-                _ => false,
-            };
-            (!same).then(|| Difference {
-                index: at,
-                archived: old.map(show),
-                replayed: new.map(show),
-            })
-        });
+            }
+            records += 1;
+        }
         out.push(StageVerification {
             stage: stage.name.to_string(),
-            records: archived.len().max(replayed.len()),
+            records,
             first_difference,
         });
     }
@@ -380,19 +401,22 @@ pub(crate) fn inspect(
         let Some(journal) = manifest.stage_journals.get(index) else {
             continue;
         };
-        let (records, recovery) = read_raw(&run.join(journal))?;
-        for record in records {
-            let body: serde_json::Value = serde_json::from_str(&(stage.describe)(&record.body))
-                .unwrap_or(serde_json::Value::Null);
-            write(serde_json::json!({
-                "stage": &*stage.name,
-                "seq": record.seq,
-                "parents": record.parents.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "timestamp_micros": record.timestamp_micros,
-                "body": body,
-            }))?;
+        let mut records = stream_raw(&run.join(journal), 4096)?;
+        for batch in records.by_ref() {
+            for record in batch? {
+                let body: serde_json::Value = serde_json::from_str(&(stage.describe)(&record.body))
+                    .unwrap_or(serde_json::Value::Null);
+                write(serde_json::json!({
+                    "stage": &*stage.name,
+                    "seq": record.seq,
+                    "parents": record.parents.ids().iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "timestamp_micros": record.timestamp_micros,
+                    "body": body,
+                }))?;
+            }
         }
-        if let Some((file, offset, bytes)) = recovery.truncated {
+        let truncated = records.recovery().and_then(|r| r.truncated.clone());
+        if let Some((file, offset, bytes)) = truncated {
             write(serde_json::json!({
                 "stage": &*stage.name,
                 "torn_tail": { "file": file.display().to_string(), "offset": offset, "bytes": bytes },

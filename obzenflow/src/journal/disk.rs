@@ -32,6 +32,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"OBZFJNL\0";
@@ -330,15 +331,153 @@ pub struct RawRecord {
 pub fn read_raw(dir: &Path) -> Result<(Vec<RawRecord>, Recovery), DiskJournalError> {
     let mut records = Vec::new();
     let scan = scan(dir, false, |_, _, record| {
-        records.push(RawRecord {
-            seq: record.seq,
-            parents: record.parents,
-            timestamp_micros: record.timestamp_micros,
-            body: record.body.to_vec(),
-        });
+        records.push(raw(record));
         Ok(())
     })?;
     Ok((records, scan.recovery))
+}
+
+/// A journal's records in order, read on a thread of their own and handed
+/// over in batches as they are read: reading a journal this way holds one
+/// segment file and a few batches in memory, not the whole journal. Checked
+/// as [`read_journal`] checks; an error ends the stream. Dropping it stops
+/// the reading.
+#[derive(Debug)]
+pub struct JournalStream<R> {
+    batches: Option<mpsc::Receiver<Result<Streamed<R>, DiskJournalError>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    recovery: Option<Recovery>,
+}
+
+/// What the reading thread hands over.
+#[derive(Debug)]
+enum Streamed<R> {
+    Records(Vec<R>),
+    End(Recovery),
+}
+
+impl<R: Send + 'static> JournalStream<R> {
+    /// Starts reading the journal in `dir`, `batch` records at a time, each
+    /// made by `make`.
+    fn start(
+        dir: &Path,
+        batch: usize,
+        make: impl Fn(&Path, u64, Stored<'_>) -> Result<R, DiskJournalError> + Send + 'static,
+    ) -> Result<Self, DiskJournalError> {
+        let batch = batch.max(1);
+        // Two batches in flight: the reader stays a step ahead, no more.
+        let (sender, batches) = mpsc::sync_channel(2);
+        let owned = dir.to_owned();
+        let thread = std::thread::Builder::new()
+            .name("journal reader".to_owned())
+            .spawn(move || {
+                let mut pending = Vec::with_capacity(batch);
+                let mut gone = false;
+                let scanned = scan(&owned, false, |path, offset, record| {
+                    pending.push(make(path, offset, record)?);
+                    if pending.len() >= batch {
+                        let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
+                        if sender.send(Ok(Streamed::Records(full))).is_err() {
+                            // Whoever read the stream dropped it: stop.
+                            gone = true;
+                            return Err(DiskJournalError::Io {
+                                path: path.to_owned(),
+                                source: io::Error::other("the stream was dropped"),
+                            });
+                        }
+                    }
+                    Ok(())
+                });
+                if gone {
+                    return;
+                }
+                let _ = match scanned {
+                    Ok(scan) => {
+                        if !pending.is_empty() {
+                            let _ = sender.send(Ok(Streamed::Records(pending)));
+                        }
+                        sender.send(Ok(Streamed::End(scan.recovery)))
+                    }
+                    Err(error) => sender.send(Err(error)),
+                };
+            })
+            .map_err(io_error(dir))?;
+        Ok(JournalStream {
+            batches: Some(batches),
+            thread: Some(thread),
+            recovery: None,
+        })
+    }
+}
+
+impl<R> JournalStream<R> {
+    /// Once the stream has ended without an error: what reading found (a
+    /// torn tail is left where it is and reported here).
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+}
+
+impl<R> Iterator for JournalStream<R> {
+    type Item = Result<Vec<R>, DiskJournalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let received = self.batches.as_ref()?.recv();
+        match received {
+            Ok(Ok(Streamed::Records(records))) => Some(Ok(records)),
+            Ok(Ok(Streamed::End(recovery))) => {
+                self.recovery = Some(recovery);
+                self.batches = None;
+                None
+            }
+            Ok(Err(error)) => {
+                self.batches = None;
+                Some(Err(error))
+            }
+            // The thread ended without a word: it panicked.
+            Err(_) => {
+                self.batches = None;
+                Some(Err(DiskJournalError::Io {
+                    path: PathBuf::new(),
+                    source: io::Error::other("the journal reader thread panicked"),
+                }))
+            }
+        }
+    }
+}
+
+impl<R> Drop for JournalStream<R> {
+    fn drop(&mut self) {
+        // Closing the channel stops the thread at its next batch.
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The records of the journal in `dir`, decoded, streamed `batch` at a time
+/// (see [`JournalStream`]).
+pub fn stream_journal<T: Payload>(
+    dir: &Path,
+    batch: usize,
+) -> Result<JournalStream<Envelope<T>>, DiskJournalError> {
+    JournalStream::start(dir, batch, decode::<T>)
+}
+
+/// The records of the journal in `dir` as stored, streamed `batch` at a time
+/// (see [`JournalStream`] and [`read_raw`]).
+pub fn stream_raw(dir: &Path, batch: usize) -> Result<JournalStream<RawRecord>, DiskJournalError> {
+    JournalStream::start(dir, batch, |_, _, record| Ok(raw(record)))
+}
+
+fn raw(record: Stored<'_>) -> RawRecord {
+    RawRecord {
+        seq: record.seq,
+        parents: record.parents,
+        timestamp_micros: record.timestamp_micros,
+        body: record.body.to_vec(),
+    }
 }
 
 fn decode<T: DeserializeOwned>(
@@ -408,18 +547,23 @@ fn scan(
                 ),
             });
         }
-        let mut bytes = Vec::new();
-        File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .map_err(io_error(&path))?;
-        let (valid_end, damage) =
-            check_segment(&path, &bytes, &mut next_seq, &mut recovery, &mut each)?;
-        let mut size = bytes.len() as u64;
+        // Read a block at a time: a segment is never held whole.
+        let file = File::open(&path).map_err(io_error(&path))?;
+        let mut size = file.metadata().map_err(io_error(&path))?.len();
+        let mut reader = io::BufReader::with_capacity(64 * 1024, file);
+        let (valid_end, damage) = check_segment(
+            &path,
+            &mut reader,
+            size,
+            &mut next_seq,
+            &mut recovery,
+            &mut each,
+        )?;
         if let Some(reason) = damage {
             // A torn write leaves nothing valid after it; a valid record
             // after the damage means the damage is corruption, even in the
             // last segment.
-            let torn = is_last && !valid_block_after(&bytes, valid_end, next_seq);
+            let torn = is_last && !valid_block_after(&read_from(&path, valid_end)?, next_seq);
             if !torn {
                 return Err(DiskJournalError::Corrupt {
                     path,
@@ -460,14 +604,17 @@ fn scan(
 /// block with a good checksum, another format) is an error at once.
 fn check_segment(
     path: &Path,
-    bytes: &[u8],
+    reader: &mut impl Read,
+    size: u64,
     next_seq: &mut u64,
     recovery: &mut Recovery,
     each: &mut impl FnMut(&Path, u64, Stored<'_>) -> Result<(), DiskJournalError>,
 ) -> Result<(u64, Option<String>), DiskJournalError> {
-    if bytes.len() < HEADER_LEN as usize {
+    let mut bytes = [0u8; HEADER_LEN as usize];
+    if size < HEADER_LEN {
         return Ok((0, Some("the segment header is incomplete".to_owned())));
     }
+    reader.read_exact(&mut bytes).map_err(io_error(path))?;
     if &bytes[..8] != MAGIC {
         return Ok((
             0,
@@ -487,24 +634,33 @@ fn check_segment(
             found: version,
         });
     }
-    let mut offset = HEADER_LEN as usize;
-    while offset < bytes.len() {
-        let head = match framed_block(&bytes[offset..]) {
-            Ok(head) => head,
-            Err(damage) => return Ok((offset as u64, Some(damage))),
+    let mut offset = HEADER_LEN;
+    let mut block = Vec::new();
+    while offset < size {
+        let mut frame = [0u8; FRAME_LEN];
+        let len = match checked_frame(&frame_at(reader, &mut frame, size - offset, path)?) {
+            Ok(len) if size - offset - FRAME_LEN as u64 >= u64::from(len) => len,
+            Ok(len) => return Ok((offset, Some(unheld(len)))),
+            Err(damage) => return Ok((offset, Some(damage))),
+        };
+        block.resize(len as usize, 0);
+        reader.read_exact(&mut block).map_err(io_error(path))?;
+        let head = match checked_sum(&block, &frame) {
+            Ok(()) => &block[..],
+            Err(damage) => return Ok((offset, Some(damage))),
         };
         let first_seq = u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8]));
         if first_seq != *next_seq {
             return Err(DiskJournalError::Corrupt {
                 path: path.to_owned(),
-                offset: offset as u64,
+                offset,
                 reason: format!(
                     "block starts at sequence {first_seq} where {} comes next",
                     *next_seq
                 ),
             });
         }
-        let at = offset as u64;
+        let at = offset;
         let Some(count) = parse_block(head, |record| each(path, at, record))? else {
             return Err(DiskJournalError::Corrupt {
                 path: path.to_owned(),
@@ -516,46 +672,88 @@ fn check_segment(
         };
         *next_seq += count;
         recovery.records += count;
-        offset += FRAME_LEN + head.len();
+        offset += (FRAME_LEN + head.len()) as u64;
     }
-    Ok((offset as u64, None))
+    Ok((offset, None))
+}
+
+/// Reads the frame of the next block into `frame`, if `left` bytes hold one.
+fn frame_at<'f>(
+    reader: &mut impl Read,
+    frame: &'f mut [u8; FRAME_LEN],
+    left: u64,
+    path: &Path,
+) -> Result<Option<&'f [u8; FRAME_LEN]>, DiskJournalError> {
+    if left < FRAME_LEN as u64 {
+        return Ok(None);
+    }
+    reader.read_exact(frame).map_err(io_error(path))?;
+    Ok(Some(frame))
+}
+
+/// A block's length from its frame (`None`: no whole frame), if plausible.
+fn checked_frame(frame: &Option<&[u8; FRAME_LEN]>) -> Result<u32, String> {
+    let Some(frame) = frame else {
+        return Err("a block's frame is incomplete".to_owned());
+    };
+    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+    if len > MAX_BLOCK || (len as usize) < BLOCK_HEAD_LEN {
+        return Err(unheld(len));
+    }
+    Ok(len)
+}
+
+fn unheld(len: u32) -> String {
+    format!("a block claims {len} bytes, which the segment does not hold")
+}
+
+/// Whether a block's bytes match the checksum in its frame.
+fn checked_sum(head: &[u8], frame: &[u8; FRAME_LEN]) -> Result<(), String> {
+    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    if crc32c::crc32c(head) == crc {
+        Ok(())
+    } else {
+        Err("a block's checksum does not match".to_owned())
+    }
+}
+
+/// The bytes of the file at `path` from `offset` to its end.
+fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, DiskJournalError> {
+    let mut file = File::open(path).map_err(io_error(path))?;
+    io::Seek::seek(&mut file, io::SeekFrom::Start(offset)).map_err(io_error(path))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_error(path))?;
+    Ok(bytes)
 }
 
 /// The block framed at the start of `bytes` (after its length and
 /// checksum), if its length is plausible and its checksum matches;
 /// otherwise why not.
 fn framed_block(bytes: &[u8]) -> Result<&[u8], String> {
-    let Some((frame, rest)) = bytes.split_first_chunk::<FRAME_LEN>() else {
-        return Err("a block's frame is incomplete".to_owned());
+    let (frame, rest) = match bytes.split_first_chunk::<FRAME_LEN>() {
+        Some((frame, rest)) => (Some(frame), rest),
+        None => (None, bytes),
     };
-    let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
-    let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-    if len > MAX_BLOCK || (len as usize) < BLOCK_HEAD_LEN || rest.len() < len as usize {
-        return Err(format!(
-            "a block claims {len} bytes, which the segment does not hold"
-        ));
-    }
-    let head = &rest[..len as usize];
-    if crc32c::crc32c(head) != crc {
-        return Err("a block's checksum does not match".to_owned());
-    }
+    let len = checked_frame(&frame)? as usize;
+    let head = rest.get(..len).ok_or_else(|| unheld(len as u32))?;
+    checked_sum(head, frame.unwrap_or(&[0; FRAME_LEN]))?;
     Ok(head)
 }
 
 /// Whether a well-framed block with a matching checksum and a later first
-/// sequence number than `next_seq` starts anywhere after `damaged` in `bytes`.
-fn valid_block_after(bytes: &[u8], damaged: u64, next_seq: u64) -> bool {
-    let start = usize::try_from(damaged)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    (start..bytes.len()).any(|at| {
-        let rest = &bytes[at..];
-        // Cheap tests first: a plausible sequence number, then the checksum.
+/// sequence number than `next_seq` starts anywhere in `tail` after its first
+/// byte (`tail` starts where the damage does). Blocks may hold many records
+/// in few bytes (a run of identical bodies), so no bound is put on how much
+/// later its sequence number may be: the checksum decides.
+fn valid_block_after(tail: &[u8], next_seq: u64) -> bool {
+    (1..tail.len()).any(|at| {
+        let rest = &tail[at..];
+        // Cheap tests first: a later sequence number, then the checksum.
         let Some(first) = rest.get(FRAME_LEN..FRAME_LEN + 8) else {
             return false;
         };
         let first = u64::from_le_bytes(first.try_into().unwrap_or([0; 8]));
-        first > next_seq && first - next_seq <= bytes.len() as u64 && framed_block(rest).is_ok()
+        first > next_seq && framed_block(rest).is_ok()
     })
 }
 

@@ -271,8 +271,8 @@ pub(crate) struct SourceBody<T: Payload, S> {
     pub(crate) output: Output<T>,
     pub(crate) stopping: bool,
     pub(crate) replay: ReplaySwitch,
-    /// The archived entries still to replay, once loaded.
-    pub(crate) archived: Option<std::collections::VecDeque<Body<T>>>,
+    /// The archived journal being replayed, read a batch at a time.
+    pub(crate) archived: Option<crate::journal::disk::JournalStream<crate::event::Envelope<T>>>,
 }
 
 pub(crate) enum SourceWork<T> {
@@ -282,22 +282,28 @@ pub(crate) enum SourceWork<T> {
 }
 
 impl<T: Payload, S> SourceBody<T, S> {
-    /// The next batch of archived entries, loading the archive first.
+    /// The next batch of archived entries (empty at the end), streaming the
+    /// archive so that replaying holds a few batches of it, not all of it.
     fn replayed(&mut self, archive: &std::path::Path) -> Result<Vec<Body<T>>, String> {
-        if self.archived.is_none() {
-            let (records, _) = crate::journal::disk::read_journal::<T>(archive)
-                .map_err(|error| format!("cannot replay: {error}"))?;
-            self.archived = Some(
-                records
-                    .into_iter()
-                    .map(|record| record.body)
-                    .filter(|body| !matches!(body, Body::Control(_)))
-                    .collect(),
-            );
+        let cannot = |error| format!("cannot replay: {error}");
+        let archived = match &mut self.archived {
+            Some(archived) => archived,
+            None => self
+                .archived
+                .insert(crate::journal::disk::stream_journal::<T>(archive, 1024).map_err(cannot)?),
+        };
+        for records in archived.by_ref() {
+            let bodies: Vec<Body<T>> = records
+                .map_err(cannot)?
+                .into_iter()
+                .map(|record| record.body)
+                .filter(|body| !matches!(body, Body::Control(_)))
+                .collect();
+            if !bodies.is_empty() {
+                return Ok(bodies);
+            }
         }
-        let archived = self.archived.get_or_insert_with(Default::default);
-        let take = archived.len().min(1024);
-        Ok(archived.drain(..take).collect())
+        Ok(Vec::new())
     }
 }
 
