@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// How long a group is held open at most while blocks keep coming.
-pub(crate) const HOLD: Duration = Duration::from_millis(2);
+const HOLD: Duration = Duration::from_millis(2);
 /// How long a held group waits for the next block before it is written.
-pub(crate) const GAP: Duration = Duration::from_micros(250);
+const GAP: Duration = Duration::from_micros(250);
 
 /// What the stage hands over: encoded blocks, the sequence number after
 /// their last record, and whether the stage will wait for them.
