@@ -637,8 +637,12 @@ fn check_segment(
     let mut offset = HEADER_LEN;
     let mut block = Vec::new();
     while offset < size {
+        if size - offset < FRAME_LEN as u64 {
+            return Ok((offset, Some(INCOMPLETE_FRAME.to_owned())));
+        }
         let mut frame = [0u8; FRAME_LEN];
-        let len = match checked_frame(&frame_at(reader, &mut frame, size - offset, path)?) {
+        reader.read_exact(&mut frame).map_err(io_error(path))?;
+        let len = match checked_frame(&frame) {
             Ok(len) if size - offset - FRAME_LEN as u64 >= u64::from(len) => len,
             Ok(len) => return Ok((offset, Some(unheld(len)))),
             Err(damage) => return Ok((offset, Some(damage))),
@@ -677,25 +681,10 @@ fn check_segment(
     Ok((offset, None))
 }
 
-/// Reads the frame of the next block into `frame`, if `left` bytes hold one.
-fn frame_at<'f>(
-    reader: &mut impl Read,
-    frame: &'f mut [u8; FRAME_LEN],
-    left: u64,
-    path: &Path,
-) -> Result<Option<&'f [u8; FRAME_LEN]>, DiskJournalError> {
-    if left < FRAME_LEN as u64 {
-        return Ok(None);
-    }
-    reader.read_exact(frame).map_err(io_error(path))?;
-    Ok(Some(frame))
-}
+const INCOMPLETE_FRAME: &str = "a block's frame is incomplete";
 
-/// A block's length from its frame (`None`: no whole frame), if plausible.
-fn checked_frame(frame: &Option<&[u8; FRAME_LEN]>) -> Result<u32, String> {
-    let Some(frame) = frame else {
-        return Err("a block's frame is incomplete".to_owned());
-    };
+/// A block's length from its frame, if plausible.
+fn checked_frame(frame: &[u8; FRAME_LEN]) -> Result<u32, String> {
     let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
     if len > MAX_BLOCK || (len as usize) < BLOCK_HEAD_LEN {
         return Err(unheld(len));
@@ -730,13 +719,12 @@ fn read_from(path: &Path, offset: u64) -> Result<Vec<u8>, DiskJournalError> {
 /// checksum), if its length is plausible and its checksum matches;
 /// otherwise why not.
 fn framed_block(bytes: &[u8]) -> Result<&[u8], String> {
-    let (frame, rest) = match bytes.split_first_chunk::<FRAME_LEN>() {
-        Some((frame, rest)) => (Some(frame), rest),
-        None => (None, bytes),
-    };
-    let len = checked_frame(&frame)? as usize;
-    let head = rest.get(..len).ok_or_else(|| unheld(len as u32))?;
-    checked_sum(head, frame.unwrap_or(&[0; FRAME_LEN]))?;
+    let (frame, rest) = bytes
+        .split_first_chunk::<FRAME_LEN>()
+        .ok_or_else(|| INCOMPLETE_FRAME.to_owned())?;
+    let len = checked_frame(frame)?;
+    let head = rest.get(..len as usize).ok_or_else(|| unheld(len))?;
+    checked_sum(head, frame)?;
     Ok(head)
 }
 
