@@ -50,11 +50,18 @@ const MANY_PARENTS: u64 = 3;
 #[derive(Debug, Default)]
 pub(crate) struct BlockEncoder {
     next_seq: u64,
+    columns: Columns,
+    block: Option<Open>,
+}
+
+/// The columns of the block being encoded (the body runs apart from their
+/// bytes).
+#[derive(Debug, Default)]
+struct Columns {
     times: Vec<u8>,
     parents: Vec<u8>,
     runs: Vec<u8>,
     bodies: Vec<u8>,
-    block: Option<Open>,
 }
 
 /// The block being encoded: its head and each column's current run.
@@ -119,7 +126,7 @@ impl BlockEncoder {
         if result.is_err() {
             self.next_seq = first;
             self.block = None;
-            self.clear();
+            self.columns.clear();
         }
         result
     }
@@ -140,29 +147,20 @@ impl BlockEncoder {
                 let fits = self.block.as_ref().is_some_and(|block| {
                     block.stage == envelope.id.stage
                         && block.count < u32::MAX
-                        && self.columns_len() < CLOSE_BLOCK
+                        && self.columns.len() < CLOSE_BLOCK
                 });
                 if !fits {
                     self.close(out);
                     self.open(envelope);
                 }
-                self.push(envelope)?;
+                if let Some(block) = &mut self.block {
+                    self.columns.push(block, envelope)?;
+                }
                 self.next_seq += 1;
             }
         }
         self.close(out);
         Ok(())
-    }
-
-    fn columns_len(&self) -> usize {
-        self.times.len() + self.parents.len() + self.runs.len() + self.bodies.len()
-    }
-
-    fn clear(&mut self) {
-        self.times.clear();
-        self.parents.clear();
-        self.runs.clear();
-        self.bodies.clear();
     }
 
     fn open<T>(&mut self, first: &Envelope<T>) {
@@ -182,10 +180,52 @@ impl BlockEncoder {
         });
     }
 
-    fn push<T: Serialize>(&mut self, envelope: &Envelope<T>) -> Result<(), DiskJournalError> {
-        let Some(block) = &mut self.block else {
-            return Ok(());
+    /// Writes the open block, if any, to `out`.
+    fn close(&mut self, out: &mut Vec<u8>) {
+        let Some(block) = self.block.take() else {
+            return;
         };
+        put_time_run(&mut self.columns.times, block.base, block.time);
+        put_parent_run(&mut self.columns.parents, &block.parents);
+        put_body_run(&mut self.columns.runs, &block.body);
+        let at = out.len();
+        out.reserve(FRAME_LEN + BLOCK_HEAD_LEN + self.columns.len());
+        out.extend_from_slice(&[0; FRAME_LEN]);
+        out.extend_from_slice(&block.first_seq.to_le_bytes());
+        out.extend_from_slice(&block.count.to_le_bytes());
+        out.extend_from_slice(&block.stage.0.to_le_bytes());
+        out.extend_from_slice(&block.base.to_le_bytes());
+        out.extend_from_slice(&self.columns.times);
+        out.extend_from_slice(&self.columns.parents);
+        out.extend_from_slice(&self.columns.runs);
+        out.extend_from_slice(&self.columns.bodies);
+        self.columns.clear();
+        // Closed below CLOSE_BLOCK plus one record, so the length fits.
+        let len = (out.len() - at - FRAME_LEN) as u32;
+        let crc = crc32c::crc32c(&out[at + FRAME_LEN..]);
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+impl Columns {
+    fn len(&self) -> usize {
+        self.times.len() + self.parents.len() + self.runs.len() + self.bodies.len()
+    }
+
+    fn clear(&mut self) {
+        self.times.clear();
+        self.parents.clear();
+        self.runs.clear();
+        self.bodies.clear();
+    }
+
+    /// Adds a record to `block`'s columns.
+    fn push<T: Serialize>(
+        &mut self,
+        block: &mut Open,
+        envelope: &Envelope<T>,
+    ) -> Result<(), DiskJournalError> {
         // The body first: it is the only part that can be refused.
         let start = self.bodies.len();
         // Serialized in place into room made for a small body (the common
@@ -290,33 +330,6 @@ impl BlockEncoder {
             }
         };
         Ok(())
-    }
-
-    /// Writes the open block, if any, to `out`.
-    fn close(&mut self, out: &mut Vec<u8>) {
-        let Some(block) = self.block.take() else {
-            return;
-        };
-        put_time_run(&mut self.times, block.base, block.time);
-        put_parent_run(&mut self.parents, &block.parents);
-        put_body_run(&mut self.runs, &block.body);
-        let at = out.len();
-        out.reserve(FRAME_LEN + BLOCK_HEAD_LEN + self.columns_len());
-        out.extend_from_slice(&[0; FRAME_LEN]);
-        out.extend_from_slice(&block.first_seq.to_le_bytes());
-        out.extend_from_slice(&block.count.to_le_bytes());
-        out.extend_from_slice(&block.stage.0.to_le_bytes());
-        out.extend_from_slice(&block.base.to_le_bytes());
-        out.extend_from_slice(&self.times);
-        out.extend_from_slice(&self.parents);
-        out.extend_from_slice(&self.runs);
-        out.extend_from_slice(&self.bodies);
-        self.clear();
-        // Closed below CLOSE_BLOCK plus one record, so the length fits.
-        let len = (out.len() - at - FRAME_LEN) as u32;
-        let crc = crc32c::crc32c(&out[at + FRAME_LEN..]);
-        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        out[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
     }
 }
 

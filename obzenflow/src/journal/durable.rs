@@ -1,24 +1,26 @@
 //! A stage's durable copy, written off the stage's task: the stage appends a
 //! batch to its memory journal, where readers cannot see it yet, encodes it
-//! as a block while it is still in the cache, and hands the block to a writer
-//! thread. The thread writes the blocks that arrived while it was busy, and
-//! those that keep arriving for a moment more, with one write and one fsync
-//! (a group commit), then publishes them to the readers. So no reader sees an
-//! entry before it is on disk (and fsynced, by the default policy), and the
-//! stage does not wait for the disk unless its window is full.
+//! as a block while it is still in the cache, and queues the block for a
+//! writer thread. The thread writes what is queued with one write and one
+//! fsync (a group commit), then publishes it to the readers. So no reader
+//! sees an entry before it is on disk (and fsynced, by the default policy),
+//! and the stage does not wait for the disk unless its window is full.
 //!
-//! A group is held open while blocks keep coming (each within [`GAP`] of the
-//! last) until it holds an eighth of the window or has been open for
-//! [`HOLD`]; a block the stage waits on (its EOF) closes it at once. Every
-//! fsync costs the kernel work and this virtualized disk a flush, so fewer,
-//! larger groups leave more of 2 cores to the stages: `cargo bench --bench
-//! pipeline_linear` measured the durable flow at ~3.0–3.2x the memory flow
-//! with groups closed as soon as the thread was free, 2.4–2.8x held so (with
-//! the disk window of 131,072 entries). (Two ways of fsyncing on a
-//! second thread while the next group is written were measured: handing
-//! each group over at once made groups smaller and fsyncs twice as many;
-//! handing over only once the previous fsync ended kept the groups, and
-//! `cargo bench --bench pipeline_linear` did not tell it from this one.)
+//! A group is held open until it holds a quarter of the window or has been
+//! open for [`HOLD`]; a block the stage waits on (its EOF) closes it at once.
+//! The stage wakes the thread only for what it waits for: the first block of
+//! a group, a full group, or such a block, so that queueing a block is a
+//! lock and a copy, not a system call. Every fsync costs the kernel work and
+//! this virtualized disk a flush, so fewer, larger groups leave more of 2
+//! cores to the stages. `cargo bench --bench pipeline_linear`, the durable
+//! flow against the memory flow: 2.4–2.8x when the thread was woken for
+//! every block and groups held an eighth of the window, 1.9–2.0x with this
+//! queue and groups of a quarter (with journals' emptied batch buffers
+//! reused, see `memory::Spare`). (Two ways of fsyncing on a second thread
+//! while the next group is written were measured: handing each group over
+//! at once made groups smaller and fsyncs twice as many; handing over only
+//! once the previous fsync ended kept the groups, and the benchmark did not
+//! tell it from one thread.)
 
 use super::DiskJournal;
 use super::block::BlockEncoder;
@@ -26,28 +28,46 @@ use super::memory::MemoryJournal;
 use crate::event::{Envelope, Payload};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How long a group is held open at most while blocks keep coming.
+/// How long a group is held open at most.
 const HOLD: Duration = Duration::from_millis(2);
-/// How long a held group waits for the next block before it is written.
-const GAP: Duration = Duration::from_micros(250);
+/// A group closes once it holds this share of the window.
+const GROUP_SHARE: u64 = 4;
 
-/// What the stage hands over: encoded blocks, the sequence number after
-/// their last record, and whether the stage will wait for them.
-struct Handover {
-    blocks: Vec<u8>,
-    end: u64,
-    urgent: bool,
+/// What the thread waits for, so the stage wakes it only when it must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    /// Nothing: the thread is writing, or already woken.
+    Nothing,
+    /// The first block of a group.
+    First,
+    /// A full group, or a block the stage will wait on.
+    Group,
 }
 
-/// What the thread tells the stage.
-#[derive(Debug, Default)]
-struct Progress {
+/// Blocks handed over and not yet taken by the thread.
+#[derive(Debug)]
+struct Queue {
+    blocks: Vec<u8>,
+    /// The sequence number after the last record in `blocks`.
+    end: u64,
+    /// Whether the stage will wait for what is queued.
+    urgent: bool,
+    /// The stage is gone: write what is queued and end.
+    closed: bool,
+    waiting: Waiting,
+}
+
+/// What the stage and its thread share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the thread.
+    ready: Condvar,
     /// The end of what is durable (and published).
     durable: AtomicU64,
     /// Why writing stopped, if it failed.
@@ -56,26 +76,31 @@ struct Progress {
     moved: Notify,
 }
 
-impl Progress {
+impl Shared {
     fn failure(&self) -> Option<String> {
         self.failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The stage's side of its durable writer.
 #[derive(Debug)]
 pub(crate) struct DurableWriter<T: Payload> {
-    blocks: Option<mpsc::Sender<Handover>>,
     encoder: BlockEncoder,
-    /// The size of the last block, to size the next one's buffer.
-    last_len: usize,
-    progress: Arc<Progress>,
+    /// The block being encoded, kept to reuse its space.
+    block: Vec<u8>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     /// The end of what was handed over.
     sent: u64,
+    /// How many records make a group worth waking the thread for.
+    group: u64,
     /// How far the thread may fall behind before the stage waits: readers
     /// bound a journal's backlog by its window, but a journal nobody reads
     /// (a sink's receipts) needs this bound of its own.
@@ -95,28 +120,36 @@ impl<T: Payload> DurableWriter<T> {
         window: usize,
     ) -> std::io::Result<Self> {
         journal.gate();
-        let (blocks, receiver) = mpsc::channel();
         let encoder = BlockEncoder::new(disk.next_seq());
-        let progress = Arc::new(Progress {
-            durable: AtomicU64::new(disk.next_seq()),
-            ..Progress::default()
-        });
         let sent = disk.next_seq();
-        let group = (window as u64 / 8).max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                blocks: Vec::new(),
+                end: sent,
+                urgent: false,
+                closed: false,
+                waiting: Waiting::Nothing,
+            }),
+            ready: Condvar::new(),
+            durable: AtomicU64::new(sent),
+            failure: Mutex::new(None),
+            moved: Notify::new(),
+        });
+        let group = (window as u64 / GROUP_SHARE).max(1);
         let thread = std::thread::Builder::new()
             .name(format!("journal {stage}"))
             .stack_size(256 * 1024)
             .spawn({
-                let progress = Arc::clone(&progress);
-                move || write_batches(disk, journal, receiver, &progress, group)
+                let shared = Arc::clone(&shared);
+                move || write_batches(disk, journal, &shared, group)
             })?;
         Ok(DurableWriter {
-            blocks: Some(blocks),
             encoder,
-            last_len: 0,
-            progress,
+            block: Vec::new(),
+            shared,
             thread: Some(thread),
             sent,
+            group,
             window: window as u64,
             _payload: std::marker::PhantomData,
         })
@@ -127,36 +160,46 @@ impl<T: Payload> DurableWriter<T> {
     /// record that cannot be encoded fails the stage here.
     pub(crate) fn write(&mut self, batch: &[Envelope<T>], urgent: bool) -> Result<(), String> {
         self.check()?;
-        let mut block = Vec::with_capacity(self.last_len);
+        self.block.clear();
         self.encoder
-            .encode(&mut block, [batch])
+            .encode(&mut self.block, [batch])
             .map_err(|error| format!("disk journal: {error}"))?;
-        if block.is_empty() {
+        if self.block.is_empty() {
             return Ok(());
         }
-        self.last_len = block.len();
         self.sent = self.encoder.next_seq();
-        let handed = self.blocks.as_ref().is_some_and(|b| {
-            b.send(Handover {
-                blocks: block,
-                end: self.sent,
-                urgent,
-            })
-            .is_ok()
-        });
-        if handed {
-            Ok(())
-        } else {
-            Err(self
-                .progress
-                .failure()
-                .unwrap_or_else(|| "the journal writer thread ended".to_owned()))
+        let wake = {
+            let mut queue = self.shared.queue();
+            if queue.closed {
+                drop(queue);
+                return Err(self
+                    .shared
+                    .failure()
+                    .unwrap_or_else(|| "the journal writer thread ended".to_owned()));
+            }
+            queue.blocks.extend_from_slice(&self.block);
+            queue.end = self.sent;
+            queue.urgent |= urgent;
+            let durable = self.shared.durable.load(Ordering::Relaxed);
+            let wake = match queue.waiting {
+                Waiting::Nothing => false,
+                Waiting::First => true,
+                Waiting::Group => urgent || self.sent - durable >= self.group,
+            };
+            if wake {
+                queue.waiting = Waiting::Nothing;
+            }
+            wake
+        };
+        if wake {
+            self.shared.ready.notify_one();
         }
+        Ok(())
     }
 
     /// An error if writing has failed.
     pub(crate) fn check(&self) -> Result<(), String> {
-        match self.progress.failure() {
+        match self.shared.failure() {
             Some(failure) => Err(failure),
             None => Ok(()),
         }
@@ -165,10 +208,10 @@ impl<T: Payload> DurableWriter<T> {
     /// Waits until at most `behind` entries handed over are not yet durable.
     async fn within(&self, behind: u64) -> Result<(), String> {
         loop {
-            let mut moved = pin!(self.progress.moved.notified());
+            let mut moved = pin!(self.shared.moved.notified());
             moved.as_mut().enable();
             self.check()?;
-            let durable = self.progress.durable.load(Ordering::Acquire);
+            let durable = self.shared.durable.load(Ordering::Acquire);
             if self.sent.saturating_sub(durable) <= behind {
                 return Ok(());
             }
@@ -189,10 +232,11 @@ impl<T: Payload> DurableWriter<T> {
 
 impl<T: Payload> Drop for DurableWriter<T> {
     fn drop(&mut self) {
-        // Closing the channel ends the thread once it has written what it
+        // Closing the queue ends the thread once it has written what it
         // holds; wait for that, so that nothing writes to the run after the
         // stage is gone.
-        self.blocks = None;
+        self.shared.queue().closed = true;
+        self.shared.ready.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -204,51 +248,58 @@ impl<T: Payload> Drop for DurableWriter<T> {
 fn write_batches<T: Payload>(
     mut disk: DiskJournal<T>,
     journal: MemoryJournal<T>,
-    receiver: mpsc::Receiver<Handover>,
-    progress: &Progress,
+    shared: &Shared,
     group: u64,
 ) {
     let mut written = disk.next_seq();
-    while let Ok(first) = receiver.recv() {
-        let opened = Instant::now();
-        let Handover {
-            blocks: mut bytes,
-            mut end,
-            mut urgent,
-        } = first;
-        loop {
-            for more in receiver.try_iter() {
-                bytes.extend_from_slice(&more.blocks);
-                end = more.end;
-                urgent |= more.urgent;
+    let mut bytes = Vec::new();
+    loop {
+        let end = {
+            let mut queue = shared.queue();
+            while queue.blocks.is_empty() && !queue.closed {
+                queue.waiting = Waiting::First;
+                queue = shared
+                    .ready
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-            let left = HOLD.saturating_sub(opened.elapsed());
-            if urgent || end - written >= group || left.is_zero() {
-                break;
+            if queue.blocks.is_empty() {
+                return;
             }
-            match receiver.recv_timeout(left.min(GAP)) {
-                Ok(more) => {
-                    bytes.extend_from_slice(&more.blocks);
-                    end = more.end;
-                    urgent |= more.urgent;
+            let opened = Instant::now();
+            loop {
+                let left = HOLD.saturating_sub(opened.elapsed());
+                if queue.urgent || queue.closed || queue.end - written >= group || left.is_zero() {
+                    break;
                 }
-                Err(_) => break,
+                queue.waiting = Waiting::Group;
+                queue = shared
+                    .ready
+                    .wait_timeout(queue, left)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-        }
+            queue.waiting = Waiting::Nothing;
+            queue.urgent = false;
+            std::mem::swap(&mut bytes, &mut queue.blocks);
+            queue.end
+        };
         written = end;
         if let Err(error) = disk.append_encoded(&bytes, end) {
             let reason = format!("disk journal: {error}");
             journal.break_with(reason.clone());
-            *progress
+            *shared
                 .failure
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(reason);
-            progress.moved.notify_waiters();
+            shared.queue().closed = true;
+            shared.moved.notify_waiters();
             return;
         }
+        bytes.clear();
         journal.publish(end);
-        progress.durable.store(end, Ordering::Release);
-        progress.moved.notify_waiters();
+        shared.durable.store(end, Ordering::Release);
+        shared.moved.notify_waiters();
     }
 }
 

@@ -62,6 +62,67 @@ impl<T> Clone for MemoryJournal<T> {
 /// An appended batch, shared by the journal and its readers.
 type SharedBatch<T> = Arc<Vec<Envelope<T>>>;
 
+/// Batch buffers that readers have emptied, kept for the journal's writer:
+/// reusing them spares an allocation per batch and, with wide windows, the
+/// page faults of memory the allocator gave back and takes again. It keeps
+/// no more room than the journal's window, so it never holds more than the
+/// journal's batches already did.
+#[derive(Debug)]
+pub(crate) struct Spare<T>(Arc<Mutex<SpareBuffers<T>>>);
+
+#[derive(Debug)]
+struct SpareBuffers<T> {
+    buffers: Vec<Vec<Envelope<T>>>,
+    /// Their room, in entries, and the most to keep.
+    room: usize,
+    limit: usize,
+}
+
+impl<T> Clone for Spare<T> {
+    fn clone(&self) -> Self {
+        Spare(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Spare<T> {
+    fn new(limit: usize) -> Self {
+        Spare(Arc::new(Mutex::new(SpareBuffers {
+            buffers: Vec::new(),
+            room: 0,
+            limit,
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SpareBuffers<T>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keeps `buffer`'s room for the writer, if there is room for it.
+    pub(crate) fn give_back(&self, mut buffer: Vec<Envelope<T>>) {
+        buffer.clear();
+        let room = buffer.capacity();
+        let mut spare = self.lock();
+        if room > 0 && spare.room + room <= spare.limit {
+            spare.room += room;
+            spare.buffers.push(buffer);
+        }
+    }
+
+    /// An empty buffer with room for `capacity` entries.
+    fn take(&self, capacity: usize) -> Vec<Envelope<T>> {
+        let mut buffer = {
+            let mut spare = self.lock();
+            let buffer = spare.buffers.pop().unwrap_or_default();
+            spare.room -= buffer.capacity();
+            buffer
+        };
+        buffer.reserve(capacity);
+        buffer
+    }
+}
+
 #[derive(Debug)]
 struct Shared<T> {
     stage: StageId,
@@ -72,6 +133,7 @@ struct Shared<T> {
     appended: Arc<Notify>,
     /// Woken when a reader moves on (the writer may have room again).
     consumed: Notify,
+    spare: Spare<T>,
 }
 
 #[derive(Debug)]
@@ -131,6 +193,7 @@ impl<T: Payload> MemoryJournal<T> {
                 }),
                 appended: Arc::new(Notify::new()),
                 consumed: Notify::new(),
+                spare: Spare::new(options.capacity),
             }),
         }
     }
@@ -281,6 +344,10 @@ impl<T: Payload> Journal<T> for MemoryJournal<T> {
     fn next_seq(&self) -> u64 {
         self.lock().next
     }
+
+    fn buffer(&self, capacity: usize) -> Vec<Envelope<T>> {
+        self.shared.spare.take(capacity)
+    }
 }
 
 /// A reader of a [`MemoryJournal`]. Dropping it lets the journal forget what
@@ -322,7 +389,7 @@ impl<T: Payload> MemoryReader<T> {
         state.trim(shared.options.retain_all);
         drop(state);
         shared.consumed.notify_waiters();
-        Some(Chunk::new(entries, start))
+        Some(Chunk::new(entries, start).returning_to(shared.spare.clone()))
     }
 }
 
@@ -351,5 +418,77 @@ impl<T: Payload> Drop for MemoryReader<T> {
         state.trim(self.journal.shared.options.retain_all);
         drop(state);
         self.journal.shared.consumed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Body, EventId, Parents};
+    use crate::journal::JournalWriter;
+
+    fn batch(writer: &mut JournalWriter<u64, MemoryJournal<u64>>) {
+        for n in 0..4 {
+            writer.push(Parents::None, Body::Data(n));
+        }
+    }
+
+    /// A buffer a reader empties goes back to the journal's writer, which
+    /// fills it with its next batch; the journal keeps no more room than its
+    /// window, so buffers beyond it are freed.
+    #[tokio::test]
+    async fn emptied_buffers_go_back_to_the_writer_up_to_the_window() {
+        let journal = MemoryJournal::new(
+            StageId(0),
+            JournalOptions {
+                capacity: 6,
+                retain_all: false,
+            },
+        );
+        let mut reader = journal.reader(0).unwrap();
+        let mut writer = JournalWriter::new(journal.clone(), StageId(0));
+        batch(&mut writer);
+        writer.flush().await.unwrap();
+        batch(&mut writer);
+        writer.flush().await.unwrap();
+
+        let (first, spare) = reader.try_next().unwrap().into_parts();
+        let (second, _) = reader.try_next().unwrap().into_parts();
+        assert_eq!(
+            first
+                .iter()
+                .chain(&second)
+                .map(|e| e.id.seq)
+                .collect::<Vec<_>>(),
+            (0..8).collect::<Vec<_>>()
+        );
+        let spare = spare.expect("a moved-out batch has a place to go back to");
+        let kept = first.as_ptr();
+        assert!(first.capacity() >= 4 && second.capacity() >= 4);
+        spare.give_back(first);
+        // A second buffer would take the spare room past the window of 6.
+        spare.give_back(second);
+        assert_eq!(spare.lock().buffers.len(), 1);
+
+        // The writer is filling the buffer it took at its last flush; the
+        // one kept is what it takes at the next, for the batch after.
+        batch(&mut writer);
+        writer.flush().await.unwrap();
+        assert!(spare.lock().buffers.is_empty());
+        assert_eq!(spare.lock().room, 0);
+        batch(&mut writer);
+        writer.flush().await.unwrap();
+        let _third = reader.try_next().unwrap();
+        let fourth = reader.try_next().unwrap().into_entries();
+        assert_eq!(fourth.as_ptr(), kept);
+        assert_eq!(
+            fourth.iter().map(|e| e.id).collect::<Vec<_>>(),
+            (12..16)
+                .map(|seq| EventId {
+                    stage: StageId(0),
+                    seq
+                })
+                .collect::<Vec<_>>()
+        );
     }
 }

@@ -16,6 +16,7 @@ mod writer;
 
 pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, Recovery};
 pub(crate) use durable::DurableWriter;
+pub(crate) use memory::Spare;
 pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
 pub use writer::JournalWriter;
 
@@ -40,6 +41,12 @@ pub trait Journal<T: Payload>: Send + Sync + 'static {
 
     /// The sequence number the next appended entry gets.
     fn next_seq(&self) -> u64;
+
+    /// An empty buffer for a batch of about `capacity` entries (one a
+    /// reader has emptied, if the journal keeps them).
+    fn buffer(&self, capacity: usize) -> Vec<Envelope<T>> {
+        Vec::with_capacity(capacity)
+    }
 }
 
 /// One reader's view of a journal.
@@ -57,11 +64,23 @@ pub trait JournalReader<T: Payload>: Send + 'static {
 pub struct Chunk<T> {
     entries: Arc<Vec<Envelope<T>>>,
     start: usize,
+    /// Where the batch's buffer goes once it is read, if it is moved out.
+    spare: Option<memory::Spare<T>>,
 }
 
 impl<T: Clone> Chunk<T> {
     pub(crate) fn new(entries: Arc<Vec<Envelope<T>>>, start: usize) -> Self {
-        Chunk { entries, start }
+        Chunk {
+            entries,
+            start,
+            spare: None,
+        }
+    }
+
+    /// Its buffer, once emptied, is to go back to `spare`.
+    pub(crate) fn returning_to(mut self, spare: memory::Spare<T>) -> Self {
+        self.spare = Some(spare);
+        self
     }
 
     /// The entries, by reference.
@@ -82,13 +101,19 @@ impl<T: Clone> Chunk<T> {
     /// The entries, owned: moved out when no one else holds the batch (the
     /// journal has forgotten it and no other reader has it), cloned otherwise.
     pub fn into_entries(self) -> Vec<Envelope<T>> {
+        self.into_parts().0
+    }
+
+    /// The entries, owned (as [`into_entries`](Self::into_entries)), and
+    /// where to give their buffer back once emptied, if they were moved.
+    pub(crate) fn into_parts(self) -> (Vec<Envelope<T>>, Option<memory::Spare<T>>) {
         let start = self.start;
         match Arc::try_unwrap(self.entries) {
             Ok(mut entries) => {
                 entries.drain(..start);
-                entries
+                (entries, self.spare)
             }
-            Err(shared) => shared[start..].to_vec(),
+            Err(shared) => (shared[start..].to_vec(), None),
         }
     }
 }

@@ -71,9 +71,9 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
 
     /// Takes the pending batch, to append it some other way.
     pub(crate) fn take_pending(&mut self) -> Vec<Envelope<T>> {
-        // The next batch is likely the size of this one: allocate it once.
+        // The next batch is likely the size of this one: make room once.
         let capacity = self.pending.len();
-        std::mem::replace(&mut self.pending, Vec::with_capacity(capacity))
+        std::mem::replace(&mut self.pending, self.journal.buffer(capacity))
     }
 
     /// The journal written to.

@@ -201,7 +201,9 @@ fn journal_failure(error: JournalError) -> String {
 /// The data of a chunk with their ids, in order, noting an EOF on the way.
 /// Error-lane records of upstream stages stay in their own journals.
 struct ChunkData<T> {
-    entries: std::vec::IntoIter<crate::event::Envelope<T>>,
+    entries: std::collections::VecDeque<crate::event::Envelope<T>>,
+    /// Where the emptied buffer goes (its writer reuses it).
+    spare: Option<crate::journal::Spare<T>>,
     eof: bool,
     /// Whether iteration pauses at a loop probe (for stages that pass probes on).
     stop_at_probes: bool,
@@ -214,8 +216,10 @@ impl<T: Payload> ChunkData<T> {
     /// count includes what is in flight).
     fn new(chunk: Chunk<T>, data: u64, counters: &StageCounters) -> Self {
         StageCounters::add(&counters.events_in, data);
+        let (entries, spare) = chunk.into_parts();
         ChunkData {
-            entries: chunk.into_entries().into_iter(),
+            entries: entries.into(),
+            spare,
             eof: false,
             stop_at_probes: false,
             probe: None,
@@ -240,13 +244,21 @@ impl<T: Payload> ChunkData<T> {
     }
 }
 
+impl<T> Drop for ChunkData<T> {
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            spare.give_back(std::mem::take(&mut self.entries).into());
+        }
+    }
+}
+
 impl<T> Iterator for ChunkData<T> {
     type Item = (EventId, T);
 
     #[inline]
     fn next(&mut self) -> Option<(EventId, T)> {
         loop {
-            let entry = self.entries.next()?;
+            let entry = self.entries.pop_front()?;
             match entry.body {
                 Body::Data(item) => return Some((entry.id, item)),
                 Body::Control(Control::Eof) => self.eof = true,
