@@ -557,3 +557,35 @@ fn damage_to_a_dense_block_followed_by_a_valid_one_is_corruption() {
         "{error}"
     );
 }
+
+/// Opening a journal costs no fsync: its names become durable with its
+/// first sync, so a machine crash before that can leave the directory with
+/// no segment, or a segment whose header was cut short. Each state reads as
+/// an empty journal, and reopening it appends from the start.
+#[test]
+fn a_journal_cut_off_before_its_first_sync_reads_as_empty() {
+    let header: Vec<u8> = {
+        let dir = scratch("header");
+        write(&dir, 0..0, DiskJournalOptions::default());
+        std::fs::read(&segments(&dir)[0]).unwrap()
+    };
+    assert_eq!(header.len(), 16, "a fresh segment holds its header only");
+    for cut in [None, Some(0), Some(5), Some(15)] {
+        let dir = scratch("unsynced");
+        std::fs::create_dir_all(&dir).unwrap();
+        if let Some(cut) = cut {
+            std::fs::write(dir.join(format!("{:020}.seg", 0)), &header[..cut]).unwrap();
+        }
+        let (records, recovery) = read_journal::<String>(&dir).unwrap();
+        assert!(records.is_empty(), "cut at {cut:?}");
+        assert_eq!(recovery.records, 0);
+        assert_eq!(
+            recovery.truncated.map(|(_, at, dropped)| (at, dropped)),
+            cut.map(|cut| (0, cut as u64)),
+            "cut at {cut:?}"
+        );
+        write(&dir, 0..4, DiskJournalOptions::default());
+        let (records, _) = read_journal::<String>(&dir).unwrap();
+        assert_eq!(records, (0..4).map(envelope).collect::<Vec<_>>());
+    }
+}

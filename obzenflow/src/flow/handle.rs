@@ -355,8 +355,8 @@ async fn supervise(
             report
         })
         .collect();
-    let run_dir = run.as_mut().map(|(dir, _)| {
-        if let Err(error) = crate::supervise::blocking(|| dir.finish(&final_state)) {
+    let run_dir = run.as_mut().map(|(dir, system)| {
+        if let Err(error) = crate::supervise::blocking(|| dir.finish(system, &final_state)) {
             tracing::error!(flow = %name, %error, "cannot record the run's end in its manifest");
         }
         dir.path.clone()

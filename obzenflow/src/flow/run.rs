@@ -3,7 +3,7 @@
 
 use super::handle::FlowState;
 use super::topology::Topology;
-use crate::journal::disk::{create_private_dir, sanitize_name};
+use crate::journal::disk::{create_private_dir, sanitize_name, sync_dir};
 use crate::journal::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
@@ -60,6 +60,10 @@ pub(crate) struct RunDir {
     pub(crate) path: PathBuf,
     pub(crate) options: DiskJournalOptions,
     pub(crate) manifest: Manifest,
+    /// Directories that gained names when the run's directories were made,
+    /// other than the run's own (fsynced with every manifest); `None` once
+    /// they and the stage journals' directories are synced.
+    unsynced: Option<Vec<PathBuf>>,
 }
 
 impl RunDir {
@@ -78,8 +82,9 @@ impl RunDir {
             RUNS.fetch_add(1, Ordering::Relaxed)
         );
         let path = base.join(sanitize_name(flow)).join(&run_id);
-        create_private_dir(&path.join("stages"))?;
+        let unsynced = create_private_dir(&path.join("stages"))?;
         Ok(RunDir {
+            unsynced: Some(unsynced.into_iter().filter(|dir| *dir != path).collect()),
             path,
             options,
             manifest: Manifest {
@@ -113,22 +118,39 @@ impl RunDir {
         Ok(journal)
     }
 
-    /// The system journal (always fsynced per event: lifecycle events are rare).
+    /// The system journal. Its events are fsynced when the run ends, before
+    /// the manifest records the end (see [`RunDir::finish`]): a machine crash
+    /// may lose those of a run that did not end, whose manifest says so.
     pub(crate) fn system_journal(&self) -> Result<DiskJournal<SystemEvent>, DiskJournalError> {
         let options = DiskJournalOptions {
-            fsync: FsyncPolicy::EveryBatch,
+            fsync: FsyncPolicy::Never,
             ..self.options
         };
         DiskJournal::open(&self.path.join("system"), options).map(|(journal, _)| journal)
     }
 
     /// Writes the manifest atomically (a temporary file, fsynced, renamed).
-    pub(crate) fn write_manifest(&self) -> Result<(), DiskJournalError> {
+    /// The first time, the names of the run's directories and of the stage
+    /// journals' directories are made durable first, so that a manifest
+    /// never lists a journal a crash could lose.
+    pub(crate) fn write_manifest(&mut self) -> Result<(), DiskJournalError> {
+        if let Some(unsynced) = self.unsynced.take() {
+            for dir in unsynced {
+                sync_dir(&dir)?;
+            }
+            sync_dir(&self.path.join("stages"))?;
+        }
         write_manifest(&self.path, &self.manifest)
     }
 
-    /// Records the run's end in the manifest.
-    pub(crate) fn finish(&mut self, state: &FlowState) -> Result<(), DiskJournalError> {
+    /// Records the run's end in the manifest, once `system` (the system
+    /// journal) is fsynced.
+    pub(crate) fn finish(
+        &mut self,
+        system: &mut DiskJournal<SystemEvent>,
+        state: &FlowState,
+    ) -> Result<(), DiskJournalError> {
+        system.sync()?;
         self.manifest.ended_at = Some(utc(SystemTime::now(), false));
         self.manifest.status = state.to_string();
         self.manifest.final_state = Some(state.clone());

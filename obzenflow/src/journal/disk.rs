@@ -173,17 +173,23 @@ pub struct DiskJournal<T> {
     last_sync: Instant,
     encoder: BlockEncoder,
     buffer: Vec<u8>,
+    /// Directories holding names created since the last sync: fsynced with
+    /// the next one, so that its records are found after a crash.
+    unsynced_dirs: Vec<PathBuf>,
     _payload: PhantomData<fn(T)>,
 }
 
 impl<T: Payload> DiskJournal<T> {
     /// Opens the journal in `dir`, creating it if needed; recovers a torn
-    /// tail and refuses corruption.
+    /// tail and refuses corruption. The names it creates (directories, a
+    /// first segment) are made durable by its first [`sync`](Self::sync),
+    /// with the records they hold: opening costs no fsync, and a crash
+    /// before the first sync leaves at most an empty journal.
     pub fn open(
         dir: &Path,
         options: DiskJournalOptions,
     ) -> Result<(Self, Recovery), DiskJournalError> {
-        create_private_dir(dir)?;
+        let mut unsynced_dirs = create_private_dir(dir)?;
         let scan = scan(dir, true, |path, offset, record| {
             decode::<T>(path, offset, record).map(drop)
         })?;
@@ -191,7 +197,8 @@ impl<T: Payload> DiskJournal<T> {
             Some((path, size)) => (path, size),
             None => {
                 let path = segment_path(dir, 0);
-                let size = create_segment(dir, &path)?;
+                let size = create_segment(&path)?;
+                unsynced_dirs.push(dir.to_owned());
                 (path, size)
             }
         };
@@ -209,6 +216,7 @@ impl<T: Payload> DiskJournal<T> {
             last_sync: Instant::now(),
             encoder: BlockEncoder::new(scan.next_seq),
             buffer: Vec::new(),
+            unsynced_dirs,
             _payload: PhantomData,
         };
         Ok((journal, scan.recovery))
@@ -283,14 +291,27 @@ impl<T: Payload> DiskJournal<T> {
     /// Fsyncs what was appended.
     pub fn sync(&mut self) -> Result<(), DiskJournalError> {
         self.file.sync_data().map_err(io_error(&self.path))?;
+        self.sync_names()?;
         self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Makes the names the journal created durable now, rather than with
+    /// its next sync (a writer thread does it before the first records
+    /// come, off the stage's path).
+    pub(crate) fn sync_names(&mut self) -> Result<(), DiskJournalError> {
+        for dir in &self.unsynced_dirs {
+            sync_dir(dir)?;
+        }
+        self.unsynced_dirs.clear();
         Ok(())
     }
 
     fn roll(&mut self, first_seq: u64) -> Result<(), DiskJournalError> {
         self.sync()?;
         let path = segment_path(&self.dir, first_seq);
-        self.size = create_segment(&self.dir, &path)?;
+        self.size = create_segment(&path)?;
+        self.unsynced_dirs.push(self.dir.clone());
         self.file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -749,9 +770,10 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
     dir.join(format!("{first_seq:020}.seg"))
 }
 
-/// Creates a segment with its header, fsynced, and fsyncs the directory so
-/// that the new file's name is durable too. Returns its size.
-fn create_segment(dir: &Path, path: &Path) -> Result<u64, DiskJournalError> {
+/// Creates a segment with its header (made durable, with the file's name, by
+/// the journal's next sync; a header cut short by a crash is a torn tail).
+/// Returns its size.
+fn create_segment(path: &Path) -> Result<u64, DiskJournalError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -761,28 +783,31 @@ fn create_segment(dir: &Path, path: &Path) -> Result<u64, DiskJournalError> {
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     file.write_all(&header).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))?;
-    sync_dir(dir)?;
     Ok(HEADER_LEN)
 }
 
-/// Creates `dir` (and its parents) owner-only, fsyncing the parent.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<(), DiskJournalError> {
-    if dir.is_dir() {
-        return Ok(());
+/// Creates `dir` (and its missing parents) owner-only. Returns the
+/// directories that gained a name: fsync them to make the new ones durable.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<Vec<PathBuf>, DiskJournalError> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
     }
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(io_error(dir))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    Ok(missing
+        .iter()
+        .filter_map(|created| created.parent())
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .map(Path::to_owned)
+        .collect())
 }
 
-fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
+/// Fsyncs a directory, making the names it holds durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
     #[cfg(unix)]
     File::open(dir)
         .and_then(|d| d.sync_all())

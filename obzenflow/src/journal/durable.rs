@@ -251,6 +251,19 @@ fn write_batches<T: Payload>(
     shared: &Shared,
     group: u64,
 ) {
+    let fail = |error: super::DiskJournalError| {
+        let reason = format!("disk journal: {error}");
+        journal.break_with(reason.clone());
+        *shared
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+        shared.queue().closed = true;
+        shared.moved.notify_waiters();
+    };
+    if let Err(error) = disk.sync_names() {
+        return fail(error);
+    }
     let mut written = disk.next_seq();
     let mut bytes = Vec::new();
     loop {
@@ -286,15 +299,7 @@ fn write_batches<T: Payload>(
         };
         written = end;
         if let Err(error) = disk.append_encoded(&bytes, end) {
-            let reason = format!("disk journal: {error}");
-            journal.break_with(reason.clone());
-            *shared
-                .failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = Some(reason);
-            shared.queue().closed = true;
-            shared.moved.notify_waiters();
-            return;
+            return fail(error);
         }
         bytes.clear();
         journal.publish(end);
