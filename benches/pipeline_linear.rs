@@ -132,7 +132,7 @@ fn main() {
     group.bench_function("tokio_batches", |b| {
         b.iter(|| black_box(runtime.block_on(hand_written_batches())));
     });
-    // Each run writes its own run directory (about 60 MB); the time counts
+    // Each run writes its own run directory (about 8 MB); the time counts
     // the run only, and the directory is removed after it.
     let disk = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("linear-journals");
     group.bench_function("obzenflow_disk", |b| {
