@@ -55,6 +55,8 @@ struct Queue {
     blocks: Vec<u8>,
     /// The sequence number after the last record in `blocks`.
     end: u64,
+    /// The sequence number after the last record the thread took.
+    taken: u64,
     /// Whether the stage will wait for what is queued.
     urgent: bool,
     /// The stage is gone: write what is queued and end.
@@ -126,6 +128,7 @@ impl<T: Payload> DurableWriter<T> {
             queue: Mutex::new(Queue {
                 blocks: Vec::new(),
                 end: sent,
+                taken: sent,
                 urgent: false,
                 closed: false,
                 waiting: Waiting::Nothing,
@@ -180,11 +183,10 @@ impl<T: Payload> DurableWriter<T> {
             queue.blocks.extend_from_slice(&self.block);
             queue.end = self.sent;
             queue.urgent |= urgent;
-            let durable = self.shared.durable.load(Ordering::Relaxed);
             let wake = match queue.waiting {
                 Waiting::Nothing => false,
                 Waiting::First => true,
-                Waiting::Group => urgent || self.sent - durable >= self.group,
+                Waiting::Group => urgent || self.sent - queue.taken >= self.group,
             };
             if wake {
                 queue.waiting = Waiting::Nothing;
@@ -264,7 +266,6 @@ fn write_batches<T: Payload>(
     if let Err(error) = disk.sync_names() {
         return fail(error);
     }
-    let mut written = disk.next_seq();
     let mut bytes = Vec::new();
     loop {
         let end = {
@@ -282,7 +283,11 @@ fn write_batches<T: Payload>(
             let opened = Instant::now();
             loop {
                 let left = HOLD.saturating_sub(opened.elapsed());
-                if queue.urgent || queue.closed || queue.end - written >= group || left.is_zero() {
+                if queue.urgent
+                    || queue.closed
+                    || queue.end - queue.taken >= group
+                    || left.is_zero()
+                {
                     break;
                 }
                 queue.waiting = Waiting::Group;
@@ -295,9 +300,9 @@ fn write_batches<T: Payload>(
             queue.waiting = Waiting::Nothing;
             queue.urgent = false;
             std::mem::swap(&mut bytes, &mut queue.blocks);
+            queue.taken = queue.end;
             queue.end
         };
-        written = end;
         if let Err(error) = disk.append_encoded(&bytes, end) {
             return fail(error);
         }
