@@ -420,9 +420,11 @@ fn records_of_every_shape_read_back_exactly() {
                         Parents::One(id(1, parent))
                     }
                 };
-                match next(6) {
+                match next(7) {
                     0 => body = "x".repeat(next(5) as usize),
                     1 => body = format!("{:04}", next(10_000)),
+                    // Longer than the room the encoder makes for a body.
+                    2 => body = "y".repeat(20 + next(60) as usize),
                     _ => {}
                 }
                 let body = match next(20) {
@@ -588,4 +590,44 @@ fn a_journal_cut_off_before_its_first_sync_reads_as_empty() {
         let (records, _) = read_journal::<String>(&dir).unwrap();
         assert_eq!(records, (0..4).map(envelope).collect::<Vec<_>>());
     }
+}
+
+/// A record larger than a journal record may be is refused with an error
+/// that says so, also after large records left the encoder's buffers grown
+/// past that size, and the journal then goes on from the refused record.
+#[test]
+fn a_record_too_large_is_refused_and_the_journal_goes_on() {
+    const MIB: usize = 1024 * 1024;
+    let dir = scratch("too-large");
+    let (mut journal, _) =
+        DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap();
+    let sized = |seq: u64, len: usize| Envelope {
+        body: Body::Data("z".repeat(len)),
+        ..envelope(seq)
+    };
+    let refused = |error: DiskJournalError| {
+        let message = error.to_string();
+        assert!(
+            message.contains("larger than a journal record may be"),
+            "{message}"
+        );
+    };
+    refused(journal.append(&[sized(0, 65 * MIB)]).unwrap_err());
+    // Two records of 40 MiB in one block: the block's buffers hold 80 MiB.
+    journal
+        .append(&[sized(0, 40 * MIB), sized(1, 40 * MIB)])
+        .unwrap();
+    refused(journal.append(&[sized(2, 65 * MIB)]).unwrap_err());
+    journal.append(&[envelope(2)]).unwrap();
+    drop(journal);
+    let (records, _) = read_journal::<String>(&dir).unwrap();
+    let lengths: Vec<usize> = records
+        .iter()
+        .map(|record| record.data().map_or(0, String::len))
+        .collect();
+    assert_eq!(
+        lengths,
+        [40 * MIB, 40 * MIB, envelope(2).data().unwrap().len()]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
