@@ -424,7 +424,7 @@ fn records_of_every_shape_read_back_exactly() {
                     0 => body = "x".repeat(next(5) as usize),
                     1 => body = format!("{:04}", next(10_000)),
                     // Longer than the room the encoder makes for a body.
-                    2 => body = "y".repeat(20 + next(60) as usize),
+                    2 => body = "y".repeat(33 + next(60) as usize),
                     _ => {}
                 }
                 let body = match next(20) {
