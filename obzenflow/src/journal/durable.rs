@@ -7,7 +7,13 @@
 //! and the stage does not wait for the disk unless its window is full.
 //!
 //! A group is held open until it holds a quarter of the window or has been
-//! open for [`HOLD`]; a block the stage waits on (its EOF) closes it at once.
+//! open for [`HOLD`]; a block the stage waits on (its EOF) closes it at once,
+//! and so does a reader that has read all that is published while more is
+//! queued, or the stage waiting for room: holding a group saves fsyncs only
+//! while the stages around it have other work, and otherwise leaves a core
+//! idle (the durable linear flow, 10 rounds of alternating builds: medians
+//! of 56.1 against 64.5 ms per 1M events without this, fastest runs 47.3
+//! against 48.8 ms).
 //! The stage wakes the thread only for what it waits for: the first block of
 //! a group, a full group, or such a block, so that queueing a block is a
 //! lock and a copy, not a system call. Every fsync costs the kernel work and
@@ -20,7 +26,9 @@
 //! while the next group is written were measured: handing each group over
 //! at once made groups smaller and fsyncs twice as many; handing over only
 //! once the previous fsync ended kept the groups, and the benchmark did not
-//! tell it from one thread.)
+//! tell it from one thread. Encoding on the thread, from the shared
+//! batches, rather than on the stage's task while the batch is in the
+//! cache, measured worse: medians of 60.0 against 55.8 ms.)
 
 use super::DiskJournal;
 use super::block::BlockEncoder;
@@ -59,6 +67,8 @@ struct Queue {
     taken: u64,
     /// Whether the stage will wait for what is queued.
     urgent: bool,
+    /// Whether a reader (or the stage, for room) waits for what is queued.
+    demand: bool,
     /// The stage is gone: write what is queued and end.
     closed: bool,
     waiting: Waiting,
@@ -88,6 +98,20 @@ impl Shared {
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Someone waits for what is queued: the thread writes it at once
+    /// rather than holding the group open.
+    fn demand(&self) {
+        let mut queue = self.queue();
+        if !queue.demand {
+            queue.demand = true;
+            if queue.waiting == Waiting::Group {
+                queue.waiting = Waiting::Nothing;
+                drop(queue);
+                self.ready.notify_one();
+            }
+        }
     }
 }
 
@@ -121,7 +145,6 @@ impl<T: Payload> DurableWriter<T> {
         journal: MemoryJournal<T>,
         window: usize,
     ) -> std::io::Result<Self> {
-        journal.gate();
         let encoder = BlockEncoder::new(disk.next_seq());
         let sent = disk.next_seq();
         let shared = Arc::new(Shared {
@@ -130,6 +153,7 @@ impl<T: Payload> DurableWriter<T> {
                 end: sent,
                 taken: sent,
                 urgent: false,
+                demand: false,
                 closed: false,
                 waiting: Waiting::Nothing,
             }),
@@ -137,6 +161,10 @@ impl<T: Payload> DurableWriter<T> {
             durable: AtomicU64::new(sent),
             failure: Mutex::new(None),
             moved: Notify::new(),
+        });
+        journal.gate({
+            let shared = Arc::clone(&shared);
+            move || shared.demand()
         });
         let group = (window as u64 / GROUP_SHARE).max(1);
         let thread = std::thread::Builder::new()
@@ -217,6 +245,7 @@ impl<T: Payload> DurableWriter<T> {
             if self.sent.saturating_sub(durable) <= behind {
                 return Ok(());
             }
+            self.shared.demand();
             moved.await;
         }
     }
@@ -284,6 +313,7 @@ fn write_batches<T: Payload>(
             loop {
                 let left = HOLD.saturating_sub(opened.elapsed());
                 if queue.urgent
+                    || queue.demand
                     || queue.closed
                     || queue.end - queue.taken >= group
                     || left.is_zero()
@@ -307,6 +337,8 @@ fn write_batches<T: Payload>(
             return fail(error);
         }
         bytes.clear();
+        // Whoever waited had waited for this group.
+        shared.queue().demand = false;
         journal.publish(end);
         shared.durable.store(end, Ordering::Release);
         shared.moved.notify_waiters();

@@ -134,6 +134,19 @@ struct Shared<T> {
     /// Woken when a reader moves on (the writer may have room again).
     consumed: Notify,
     spare: Spare<T>,
+    /// Told when a reader of a gated journal has read all that is published
+    /// while more waits to be: its durable writer then writes at once.
+    starved: std::sync::OnceLock<Starved>,
+}
+
+/// What a gated journal calls when a reader waits for what is not yet
+/// published.
+struct Starved(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Starved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Starved")
+    }
 }
 
 #[derive(Debug)]
@@ -194,6 +207,7 @@ impl<T: Payload> MemoryJournal<T> {
                 appended: Arc::new(Notify::new()),
                 consumed: Notify::new(),
                 spare: Spare::new(options.capacity),
+                starved: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -236,10 +250,13 @@ impl<T: Payload> MemoryJournal<T> {
     }
 
     /// From now on, readers see an appended batch only once it is
-    /// [`publish`](Self::publish)ed (after its durable copy is written).
-    pub(crate) fn gate(&self) {
+    /// [`publish`](Self::publish)ed (after its durable copy is written);
+    /// `starved` is called when a reader has read all that is published
+    /// while more has been appended.
+    pub(crate) fn gate(&self, starved: impl Fn() + Send + Sync + 'static) {
         let mut state = self.lock();
         state.published = Some(state.next);
+        let _ = self.shared.starved.set(Starved(Box::new(starved)));
     }
 
     /// Lets readers see every entry before `end`.
@@ -371,6 +388,11 @@ impl<T: Payload> MemoryReader<T> {
         let shared = &self.journal.shared;
         let mut state = self.journal.lock();
         if self.position >= state.published.unwrap_or(state.next) {
+            let starved = self.position < state.next;
+            drop(state);
+            if starved && let Some(Starved(starved)) = shared.starved.get() {
+                starved();
+            }
             return None;
         }
         let mut first = state.base;
@@ -489,6 +511,41 @@ mod tests {
                     seq
                 })
                 .collect::<Vec<_>>()
+        );
+    }
+
+    /// A reader that has read all that is published, while more has been
+    /// appended, tells the gate (so that the durable writer writes at
+    /// once); one with nothing more to wait for does not.
+    #[tokio::test]
+    async fn a_reader_waiting_for_what_is_not_yet_published_says_so() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let journal = MemoryJournal::new(StageId(0), JournalOptions::default());
+        let starved = Arc::new(AtomicUsize::new(0));
+        journal.gate({
+            let starved = Arc::clone(&starved);
+            move || {
+                starved.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let mut reader = journal.reader(0).unwrap();
+        assert!(reader.try_next().is_none());
+        assert_eq!(starved.load(Ordering::SeqCst), 0, "nothing was appended");
+
+        let mut writer = JournalWriter::new(journal.clone(), StageId(0));
+        batch(&mut writer);
+        writer.flush().await.unwrap();
+        assert!(reader.try_next().is_none(), "not published yet");
+        assert_eq!(starved.load(Ordering::SeqCst), 1);
+
+        journal.publish(4);
+        let chunk = reader.try_next().expect("published");
+        assert_eq!(chunk.len(), 4);
+        assert!(reader.try_next().is_none());
+        assert_eq!(
+            starved.load(Ordering::SeqCst),
+            1,
+            "all that was appended is read"
         );
     }
 }

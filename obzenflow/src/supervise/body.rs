@@ -113,8 +113,17 @@ impl<O: Payload> Output<O> {
         match result {
             Ok(()) => {
                 let count = emitter.items.len() as u64;
-                for item in emitter.items.drain(..) {
-                    self.emit(Parents::One(id), item);
+                // One output per input is the common case, and cheaper
+                // without draining.
+                match emitter.items.pop() {
+                    Some(item) if count == 1 => {
+                        self.writer.push_all(Some(id), std::iter::once(item));
+                    }
+                    Some(item) => {
+                        emitter.items.push(item);
+                        self.writer.push_all(Some(id), emitter.items.drain(..));
+                    }
+                    None => {}
                 }
                 Ok(count)
             }
@@ -343,9 +352,7 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
             SourceWork::Stopped | SourceWork::Polled(Ok(Poll::End)) => Step::Done,
             SourceWork::Polled(Ok(Poll::Events(events))) => {
                 let count = events.len() as u64;
-                for event in events {
-                    self.output.emit(Parents::None, event);
-                }
+                self.output.writer.push_all(None, events);
                 self.output.busy_since(started, count);
                 self.output.flush(count).await?;
                 Step::Continue
