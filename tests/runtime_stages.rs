@@ -403,3 +403,66 @@ async fn sources_that_know_their_size_say_so() {
     unknown.sink("out", [&a, &b], sink);
     assert_eq!(unknown.build().unwrap().expected_source_events(), None);
 }
+
+/// A sink that fails on odd inputs and says which input each receipt is for.
+struct EvenOnly;
+
+impl Sink<u64> for EvenOnly {
+    async fn consume(&mut self, input: u64) -> Result<Receipt, StageError> {
+        if input % 2 == 1 {
+            return Err(StageError::permanent(format!("{input} is odd")));
+        }
+        Ok(Receipt::with_detail(format!("got {input}")))
+    }
+}
+
+/// A sink's journal holds one record per input, in the inputs' order: a
+/// receipt for each delivered one and an error record for each failed one,
+/// each naming its input, across several batches.
+#[tokio::test]
+async fn a_sinks_receipts_and_errors_are_journaled_in_input_order() {
+    let events = 3000u64;
+    let mut flow = FlowBuilder::new("receipts");
+    flow.journals(obzenflow::flow::journals::memory().retain_all());
+    let numbers = flow.source("numbers", from_iter(0..events));
+    let out = flow.sink("out", &numbers, EvenOnly);
+    let report = flow.build().unwrap().run().await.unwrap();
+    let stage = report.stage("out").unwrap();
+    assert_eq!((stage.events_out, stage.errors), (events / 2, events / 2));
+
+    let mut reader = obzenflow::journal::Journal::reader(out.journal(), 0).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let chunk = obzenflow::journal::JournalReader::next_chunk(&mut reader)
+            .await
+            .unwrap();
+        let mut ended = false;
+        for entry in chunk.entries() {
+            match &entry.body {
+                Body::Data(receipt) => seen.push((
+                    entry.parents.ids()[0].seq,
+                    receipt.detail.clone().unwrap_or_default(),
+                )),
+                Body::Error(record) => {
+                    assert_eq!(entry.parents.ids(), [record.input_id.unwrap()]);
+                    seen.push((record.input_id.unwrap().seq, record.message.clone()));
+                }
+                Body::Control(_) => ended = true,
+            }
+        }
+        if ended {
+            break;
+        }
+    }
+    let expected: Vec<(u64, String)> = (0..events)
+        .map(|n| {
+            let text = if n % 2 == 0 {
+                format!("got {n}")
+            } else {
+                format!("{n} is odd")
+            };
+            (n, text)
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -301,6 +301,7 @@ impl FlowBuilder {
             inputs,
             output,
             dry_run,
+            receipts: Vec::new(),
         })
     }
 

@@ -614,6 +614,15 @@ pub(crate) struct SinkBody<T: Payload, K> {
     pub(crate) output: Output<crate::stage::Receipt>,
     /// Set when a replay must not repeat the sink's external effects.
     pub(crate) dry_run: Arc<std::sync::atomic::AtomicBool>,
+    /// The chunk's receipts, with the inputs they are for, written together.
+    pub(crate) receipts: Vec<(EventId, crate::stage::Receipt)>,
+}
+
+impl<T: Payload, K> SinkBody<T, K> {
+    /// Writes the receipts kept so far.
+    fn write_receipts(&mut self) {
+        self.output.writer.push_each(self.receipts.drain(..));
+    }
 }
 
 impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
@@ -634,20 +643,24 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         for (id, item) in &mut data {
             if dry_run {
                 delivered += 1;
-                self.output.emit(
-                    Parents::One(id),
+                self.receipts.push((
+                    id,
                     crate::stage::Receipt::with_detail("replay: delivery skipped"),
-                );
+                ));
                 continue;
             }
             match self.handler.consume(item).await {
                 Ok(receipt) => {
                     delivered += 1;
-                    self.output.emit(Parents::One(id), receipt);
+                    self.receipts.push((id, receipt));
                 }
-                Err(error) => self.output.failed(error, Some(id))?,
+                Err(error) => {
+                    self.write_receipts();
+                    self.output.failed(error, Some(id))?;
+                }
             }
         }
+        self.write_receipts();
         let eof = data.finish();
         if let Err(error) = self.handler.flush().await {
             self.output.failed(error, None)?;
