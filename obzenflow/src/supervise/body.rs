@@ -115,15 +115,10 @@ impl<O: Payload> Output<O> {
                 let count = emitter.items.len() as u64;
                 // One output per input is the common case, and cheaper
                 // without draining.
-                match emitter.items.pop() {
-                    Some(item) if count == 1 => {
-                        self.writer.push_all(Some(id), std::iter::once(item));
-                    }
-                    Some(item) => {
-                        emitter.items.push(item);
-                        self.writer.push_all(Some(id), emitter.items.drain(..));
-                    }
-                    None => {}
+                if count == 1 {
+                    self.writer.push_all(Some(id), emitter.items.pop());
+                } else {
+                    self.writer.push_all(Some(id), emitter.items.drain(..));
                 }
                 Ok(count)
             }
