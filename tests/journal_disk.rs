@@ -455,6 +455,81 @@ fn records_of_every_shape_read_back_exactly() {
     }
 }
 
+/// A sink's receipts: the encoder counts a plain receipt that continues a
+/// run of them without serializing it. Runs of plain receipts broken by
+/// receipts with details, control markers (one of which serializes to as
+/// many bytes as a plain receipt) and errors read back exactly, and a
+/// thousand plain receipts in a row store one body.
+#[test]
+fn receipts_in_runs_and_among_other_bodies_read_back_exactly() {
+    use obzenflow::event::{Control, ErrorKind, ErrorRecord};
+    use obzenflow::stage::Receipt;
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let envelope = |seq: u64, body| Envelope {
+        id: EventId {
+            stage: StageId(3),
+            seq,
+        },
+        parents: Parents::One(EventId {
+            stage: StageId(2),
+            seq,
+        }),
+        timestamp_micros: 1_700_000_000_000_000,
+        body,
+    };
+    for round in 0..100 {
+        let dir = scratch("receipts");
+        let (mut journal, _) =
+            DiskJournal::<Receipt>::open(&dir, DiskJournalOptions::default()).unwrap();
+        let mut written = Vec::new();
+        for _ in 0..1 + next(6) {
+            let mut batch = Vec::new();
+            for _ in 0..1 + next(40) {
+                let body = match next(12) {
+                    0 => Body::Data(Receipt::with_detail("a")),
+                    1 => Body::Data(Receipt::with_detail(format!("{}", next(3)))),
+                    2 => Body::Control(Control::Eof),
+                    3 => Body::Control(Control::Probe(next(2) as u32)),
+                    4 => Body::Error(Box::new(ErrorRecord {
+                        stage: "total".into(),
+                        kind: ErrorKind::Permanent,
+                        message: "refused".into(),
+                        input_id: None,
+                        input: None,
+                    })),
+                    _ => Body::Data(Receipt::delivered()),
+                };
+                batch.push(envelope(written.len() as u64 + batch.len() as u64, body));
+            }
+            journal.append(&batch).unwrap();
+            written.extend(batch);
+        }
+        let (read, _) = read_journal::<Receipt>(&dir).unwrap();
+        assert_eq!(read, written, "round {round}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    let dir = scratch("plain-receipts");
+    let (mut journal, _) =
+        DiskJournal::<Receipt>::open(&dir, DiskJournalOptions::default()).unwrap();
+    let plain: Vec<_> = (0..1000)
+        .map(|seq| envelope(seq, Body::Data(Receipt::delivered())))
+        .collect();
+    journal.append(&plain).unwrap();
+    let bytes: u64 = segments(&dir)
+        .iter()
+        .map(|file| std::fs::metadata(file).unwrap().len())
+        .sum();
+    assert!(bytes < 100, "1000 plain receipts took {bytes} bytes");
+    assert_eq!(read_journal::<Receipt>(&dir).unwrap().0, plain);
+    let _ = std::fs::remove_dir_all(&dir);
+}
 /// A stream reads what `read_journal` reads, in batches of the size asked
 /// for, across segments; it reports a torn tail once it ends, stops with the
 /// error at corruption, and can be dropped half-read.

@@ -24,7 +24,9 @@
 
 use super::disk::DiskJournalError;
 use crate::event::{Body, Envelope, EventId, Parents, StageId};
+use crate::stage::Receipt;
 use serde::Serialize;
+use std::any::Any;
 
 /// A block's length and checksum.
 pub(super) const FRAME_LEN: usize = 8;
@@ -89,6 +91,8 @@ struct BodyRun {
     n: u64,
     len: usize,
     same: bool,
+    /// Whether it is a run of one body, a plain receipt (`Receipt::delivered()`).
+    delivered: bool,
     /// Where its first body starts in `bodies`.
     start: usize,
 }
@@ -116,7 +120,7 @@ impl BlockEncoder {
     /// unless the stage changes or a block grows past `CLOSE_BLOCK`). On an
     /// error, `out` may hold part of them and must be discarded; the encoder
     /// expects the same first record again.
-    pub(crate) fn encode<'a, T: Serialize + 'a>(
+    pub(crate) fn encode<'a, T: Serialize + 'static>(
         &mut self,
         out: &mut Vec<u8>,
         batches: impl IntoIterator<Item = &'a [Envelope<T>]>,
@@ -131,7 +135,7 @@ impl BlockEncoder {
         result
     }
 
-    fn encode_all<'a, T: Serialize + 'a>(
+    fn encode_all<'a, T: Serialize + 'static>(
         &mut self,
         out: &mut Vec<u8>,
         batches: impl IntoIterator<Item = &'a [Envelope<T>]>,
@@ -175,6 +179,7 @@ impl BlockEncoder {
                 n: 0,
                 len: 0,
                 same: true,
+                delivered: false,
                 start: 0,
             },
         });
@@ -221,12 +226,38 @@ impl Columns {
     }
 
     /// Adds a record to `block`'s columns.
-    fn push<T: Serialize>(
+    fn push<T: Serialize + 'static>(
         &mut self,
         block: &mut Open,
         envelope: &Envelope<T>,
     ) -> Result<(), DiskJournalError> {
-        // The body first: it is the only part that can be refused.
+        // What can be refused first, so that a refused record leaves nothing.
+        if let Parents::Many(ids) = &envelope.parents
+            && ids.len() > MAX_PARENTS
+        {
+            return Err(DiskJournalError::TooManyParents { parents: ids.len() });
+        }
+        // A sink's receipts are nearly all `Receipt::delivered()`: one more
+        // in a run of them is counted, not serialized and compared.
+        let delivered = is_delivered(&envelope.body);
+        if delivered && block.body.delivered {
+            block.body.n += 1;
+        } else {
+            self.push_body(&mut block.body, envelope)?;
+            // A run of one body ends with this record's, whichever way it went.
+            block.body.delivered = delivered && block.body.same;
+        }
+        block.count += 1;
+        self.push_time_and_parents(block, envelope);
+        Ok(())
+    }
+
+    /// Adds a record's body to the body columns, in `run` or a new run.
+    fn push_body<T: Serialize>(
+        &mut self,
+        run: &mut BodyRun,
+        envelope: &Envelope<T>,
+    ) -> Result<(), DiskJournalError> {
         let start = self.bodies.len();
         // Serialized in place into room made for a small body (the common
         // case), or appended piece by piece if it is larger.
@@ -247,15 +278,6 @@ impl Columns {
             self.bodies.truncate(start);
             return Err(DiskJournalError::RecordTooLarge { bytes: len });
         }
-        if let Parents::Many(ids) = &envelope.parents
-            && ids.len() > MAX_PARENTS
-        {
-            self.bodies.truncate(start);
-            return Err(DiskJournalError::TooManyParents { parents: ids.len() });
-        }
-        block.count += 1;
-
-        let run = &mut block.body;
         if run.n > 0 && run.len == len {
             let body = &self.bodies[start..];
             if run.same {
@@ -278,6 +300,7 @@ impl Columns {
                     n: 2,
                     len,
                     same: true,
+                    delivered: false,
                     start: start - len,
                 };
                 self.bodies.truncate(start);
@@ -288,7 +311,11 @@ impl Columns {
             put_body_run(&mut self.runs, run);
             *run = BodyRun::first(len, start);
         }
+        Ok(())
+    }
 
+    /// Adds a record's timestamp and parents to their columns.
+    fn push_time_and_parents<T>(&mut self, block: &mut Open, envelope: &Envelope<T>) {
         let (time, n) = &mut block.time;
         if *time == envelope.timestamp_micros {
             *n += 1;
@@ -300,17 +327,17 @@ impl Columns {
         block.parents = match (&mut block.parents, &envelope.parents) {
             (ParentRun::None(n), Parents::None) => {
                 *n += 1;
-                return Ok(());
+                return;
             }
             (ParentRun::Next(first, n), Parents::One(id))
                 if first.stage == id.stage && first.seq.checked_add(*n) == Some(id.seq) =>
             {
                 *n += 1;
-                return Ok(());
+                return;
             }
             (ParentRun::Same(first, n), Parents::One(id)) if first == id => {
                 *n += 1;
-                return Ok(());
+                return;
             }
             (ParentRun::Next(first, 1), Parents::One(id)) if first == id => ParentRun::Same(*id, 2),
             (run, parents) => {
@@ -329,8 +356,16 @@ impl Columns {
                 }
             }
         };
-        Ok(())
     }
+}
+
+/// Whether `body` is `Data(Receipt::delivered())` (false for any other
+/// type: the check is resolved when the encoder is compiled for it).
+#[inline]
+fn is_delivered<T: 'static>(body: &Body<T>) -> bool {
+    (body as &dyn Any)
+        .downcast_ref::<Body<Receipt>>()
+        .is_some_and(|body| matches!(body, Body::Data(Receipt { detail: None })))
 }
 
 /// Bodies up to this size are serialized on the stack first.
@@ -353,6 +388,7 @@ impl BodyRun {
             n: 1,
             len,
             same: true,
+            delivered: false,
             start,
         }
     }
