@@ -23,6 +23,17 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A fixed-seed xorshift generator: `next(below)` is a number under `below`.
+fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |below| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    }
+}
+
 fn envelope(seq: u64) -> Envelope<String> {
     Envelope {
         id: EventId {
@@ -340,15 +351,9 @@ fn random_bytes_never_panic_and_never_pass_as_records() {
     let segment = segments(&dir)[0].clone();
     let pristine = std::fs::read(&segment).unwrap();
     let originals: Vec<Envelope<String>> = (0..30).map(envelope).collect();
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = numbers(0x2545_f491_4f6c_dd1d);
     for round in 0..600 {
-        let noise: Vec<u8> = (0..next() % 2_000).map(|_| next() as u8).collect();
+        let noise: Vec<u8> = (0..next(2_000)).map(|_| next(256) as u8).collect();
         // Pure noise; a real header then noise; a real journal then noise.
         let (bytes, keep) = match round % 3 {
             0 => (noise, 0),
@@ -379,13 +384,7 @@ fn random_bytes_never_panic_and_never_pass_as_records() {
 /// or all different, and the runs of each column ending at random places.
 #[test]
 fn records_of_every_shape_read_back_exactly() {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move |below: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % below
-    };
+    let mut next = numbers(0x9e37_79b9_7f4a_7c15);
     let id = |stage, seq| EventId {
         stage: StageId(stage),
         seq,
@@ -464,13 +463,7 @@ fn records_of_every_shape_read_back_exactly() {
 fn receipts_in_runs_and_among_other_bodies_read_back_exactly() {
     use obzenflow::event::{Control, ErrorKind, ErrorRecord};
     use obzenflow::stage::Receipt;
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = move |below: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % below
-    };
+    let mut next = numbers(0x2545_f491_4f6c_dd1d);
     let envelope = |seq: u64, body| Envelope {
         id: EventId {
             stage: StageId(3),
