@@ -70,6 +70,24 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Appends `batches` to a fresh journal named after `name` and reads it
+/// back: every record, exactly (`round` names the case in a failure).
+fn appended_and_read_back<T>(name: &str, round: u32, batches: &[Vec<Envelope<T>>])
+where
+    T: obzenflow::event::Payload + PartialEq + std::fmt::Debug,
+{
+    let dir = scratch(name);
+    let (mut journal, _) = DiskJournal::<T>::open(&dir, DiskJournalOptions::default()).unwrap();
+    for batch in batches {
+        journal.append(batch).unwrap();
+    }
+    let written: Vec<_> = batches.concat();
+    let (read, recovery) = read_journal::<T>(&dir).unwrap();
+    assert_eq!(recovery.records, written.len() as u64, "round {round}");
+    assert_eq!(read, written, "round {round}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn records_survive_reopening_and_appending_continues() {
     let dir = scratch("reopen");
@@ -390,10 +408,8 @@ fn records_of_every_shape_read_back_exactly() {
         seq,
     };
     for round in 0..150 {
-        let dir = scratch("shapes");
-        let (mut journal, _) =
-            DiskJournal::<String>::open(&dir, DiskJournalOptions::default()).unwrap();
-        let mut written = Vec::new();
+        let mut batches: Vec<Vec<Envelope<String>>> = Vec::new();
+        let mut written = 0;
         let (mut time, mut parent, mut body) = (1_700_000_000_000_000_u64, 0u64, String::new());
         for _ in 0..1 + next(8) {
             let mut batch = Vec::new();
@@ -438,19 +454,16 @@ fn records_of_every_shape_read_back_exactly() {
                     _ => Body::Data(body.clone()),
                 };
                 batch.push(Envelope {
-                    id: id(7, written.len() as u64 + batch.len() as u64),
+                    id: id(7, written + batch.len() as u64),
                     parents,
                     timestamp_micros: time,
                     body,
                 });
             }
-            journal.append(&batch).unwrap();
-            written.extend(batch);
+            written += batch.len() as u64;
+            batches.push(batch);
         }
-        let (read, recovery) = read_journal::<String>(&dir).unwrap();
-        assert_eq!(recovery.records, written.len() as u64, "round {round}");
-        assert_eq!(read, written, "round {round}");
-        let _ = std::fs::remove_dir_all(&dir);
+        appended_and_read_back("shapes", round, &batches);
     }
 }
 
@@ -477,10 +490,8 @@ fn receipts_in_runs_and_among_other_bodies_read_back_exactly() {
         body,
     };
     for round in 0..100 {
-        let dir = scratch("receipts");
-        let (mut journal, _) =
-            DiskJournal::<Receipt>::open(&dir, DiskJournalOptions::default()).unwrap();
-        let mut written = Vec::new();
+        let mut batches = Vec::new();
+        let mut written = 0;
         for _ in 0..1 + next(6) {
             let mut batch = Vec::new();
             for _ in 0..1 + next(40) {
@@ -498,14 +509,12 @@ fn receipts_in_runs_and_among_other_bodies_read_back_exactly() {
                     })),
                     _ => Body::Data(Receipt::delivered()),
                 };
-                batch.push(envelope(written.len() as u64 + batch.len() as u64, body));
+                batch.push(envelope(written + batch.len() as u64, body));
             }
-            journal.append(&batch).unwrap();
-            written.extend(batch);
+            written += batch.len() as u64;
+            batches.push(batch);
         }
-        let (read, _) = read_journal::<Receipt>(&dir).unwrap();
-        assert_eq!(read, written, "round {round}");
-        let _ = std::fs::remove_dir_all(&dir);
+        appended_and_read_back("receipts", round, &batches);
     }
 
     let dir = scratch("plain-receipts");
