@@ -4,9 +4,9 @@ mod support;
 
 use obzenflow::flow::{FlowBuilder, FlowError, FlowState};
 use obzenflow::stage::{
-    Poll, Receipt, Sink, Source, StageError, collect, from_iter, from_receiver, map,
+    DrainReason, Poll, Receipt, Sink, Source, StageError, collect, from_iter, from_receiver, map,
 };
-use obzenflow::supervise::{StageCommand, StageState};
+use obzenflow::supervise::{StageFailure, StageState};
 use std::future::pending;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -14,14 +14,15 @@ use std::time::Duration;
 use support::wait_until;
 use tokio::sync::mpsc;
 
-/// The stage, reason and report of a flow that failed in a stage.
+/// The stage, reason (as the failure reads) and report of a flow that
+/// failed in a stage.
 fn stage_failure(error: FlowError) -> (String, String, Box<obzenflow::flow::FlowReport>) {
     match error {
         FlowError::StageFailed {
             stage,
-            reason,
+            failure,
             report,
-        } => (stage, reason, report),
+        } => (stage, failure.to_string(), report),
         other => panic!("expected a stage failure, got {other}"),
     }
 }
@@ -180,9 +181,15 @@ async fn a_graceful_stop_that_times_out_escalates_to_cancel() {
     // Let the sink take an event it will never finish delivering.
     wait_until(|| handle.report().stage("stuck").unwrap().events_in > 0).await;
     let started = tokio::time::Instant::now();
-    let report = handle.stop_graceful(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(report.state, FlowState::Cancelled);
+    let error = handle
+        .stop_graceful(Duration::from_secs(5))
+        .await
+        .unwrap_err();
     assert_eq!(started.elapsed(), Duration::from_secs(5));
+    let (stage, reason, report) = stage_failure(error);
+    assert_eq!(stage, "stuck", "the stage that had not drained is named");
+    assert!(reason.contains("graceful stop's 5s ran out"), "{reason}");
+    assert_eq!(report.stage("stuck").unwrap().state, StageState::Cancelled);
 }
 
 #[tokio::test]
@@ -243,7 +250,8 @@ impl Sink<u32> for FailsToDrain {
         Ok(Receipt::delivered())
     }
 
-    async fn drain(&mut self) -> Result<(), StageError> {
+    async fn drain(&mut self, reason: DrainReason) -> Result<(), StageError> {
+        assert_eq!(reason, DrainReason::EndOfInput);
         self.0.fetch_add(1, Ordering::SeqCst);
         Err(StageError::fatal("disk full"))
     }
@@ -259,15 +267,22 @@ async fn an_erroring_action_drives_the_failure_path_exactly_once() {
     let mut store_state = handle.stage_state("store").unwrap();
     let error = handle.run().await.unwrap_err();
     assert!(
-        matches!(error, FlowError::StageFailed { ref stage, ref reason, .. }
-        if stage == "store" && reason.contains("disk full")),
+        matches!(&error, FlowError::StageFailed { stage, failure: StageFailure::Handler { error, draining: true }, .. }
+        if stage == "store" && error.message() == "disk full"),
         "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "stage `store` failed: drain failed: disk full"
     );
     assert_eq!(drains.load(Ordering::SeqCst), 1);
     assert_eq!(
         *store_state.borrow_and_update(),
         StageState::Failed {
-            reason: "drain failed: disk full".into()
+            failure: StageFailure::Handler {
+                error: StageError::fatal("disk full"),
+                draining: true
+            }
         }
     );
     assert_eq!(
@@ -293,41 +308,6 @@ async fn a_fatal_source_error_fails_the_flow() {
         error.to_string(),
         "stage `broken` failed: lost the connection"
     );
-}
-
-#[tokio::test]
-async fn a_closed_control_channel_fails_the_stage_instead_of_a_silent_exit() {
-    let mut flow = FlowBuilder::new("orphan");
-    let numbers = flow.source("numbers", from_iter(0..10u32));
-    let (sink, _) = collect();
-    flow.sink("out", &numbers, sink);
-    let mut handle = flow.build().unwrap();
-    let control = handle.take_stage_control("numbers").unwrap();
-    drop(control);
-    let error = handle.run().await.unwrap_err();
-    let (stage, reason, _) = stage_failure(error);
-    assert_eq!(stage, "numbers");
-    assert!(reason.contains("control channel closed"), "{reason}");
-}
-
-#[tokio::test]
-async fn commands_that_arrive_early_wait_for_a_state_that_takes_them() {
-    let (send, receive) = mpsc::channel::<u32>(8);
-    let mut flow = FlowBuilder::new("early stop");
-    let numbers = flow.source("numbers", from_receiver(receive));
-    let (sink, out) = collect();
-    flow.sink("out", &numbers, sink);
-    let mut handle = flow.build().unwrap();
-    let control = handle.take_stage_control("numbers").unwrap();
-    handle.start().unwrap();
-    // Stop before Start: Initialized does not take Stop, so it waits, and is
-    // applied once the stage runs.
-    control.send(StageCommand::Stop).await.unwrap();
-    control.send(StageCommand::Start).await.unwrap();
-    let report = handle.wait().await.unwrap();
-    assert_eq!(report.state, FlowState::Completed);
-    assert!(out.is_empty());
-    drop(send);
 }
 
 #[tokio::test(start_paused = true)]

@@ -6,8 +6,8 @@ use flate2::read::GzDecoder;
 use obzenflow::flow;
 use obzenflow::flow::journals::Journals;
 use obzenflow::stage::{
-    CollectSink, Poll, Receipt, Sink, Source, StageError, from_iter, group_by, left_join, map,
-    try_map,
+    CollectSink, DrainReason, Poll, Receipt, Sink, Source, StageError, from_iter, group_by,
+    left_join, map, try_map,
 };
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -263,16 +263,24 @@ pub(crate) fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays 
 }
 
 /// Writes each row to a CSV file; the receipt says which line.
+///
+/// The rows go to a temporary file beside the target, which replaces the
+/// target only when the sink drains at the end of its input: a stopped run
+/// (or a replay) leaves the target as it was.
 pub(crate) struct CsvFile {
     path: PathBuf,
+    temporary: PathBuf,
     writer: Option<csv::Writer<BufWriter<File>>>,
     rows: u64,
 }
 
 impl CsvFile {
-    /// Creates `path` at the first row.
+    /// Writes `path` when the input ends.
     pub(crate) fn new(path: PathBuf) -> Self {
+        let mut name = path.file_name().unwrap_or_default().to_owned();
+        name.push(format!(".{}.tmp", std::process::id()));
         CsvFile {
+            temporary: path.with_file_name(name),
             path,
             writer: None,
             rows: 0,
@@ -280,23 +288,24 @@ impl CsvFile {
     }
 }
 
+fn cannot(what: &str, path: &Path, error: std::io::Error) -> StageError {
+    StageError::fatal(format!("cannot {what} {}: {error}", path.display())).with_source(error)
+}
+
 impl Sink<CarrierDelays> for CsvFile {
     async fn consume(&mut self, row: CarrierDelays) -> Result<Receipt, StageError> {
-        if self.writer.is_none() {
-            if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    StageError::fatal(format!("cannot create {}: {e}", parent.display()))
-                })?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => {
+                if let Some(parent) = self.path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| cannot("create", parent, e))?;
+                }
+                let file = File::create(&self.temporary)
+                    .map_err(|e| cannot("create", &self.temporary, e))?;
+                self.writer
+                    .insert(csv::Writer::from_writer(BufWriter::new(file)))
             }
-            let file = File::create(&self.path).map_err(|e| {
-                StageError::fatal(format!("cannot create {}: {e}", self.path.display()))
-            })?;
-            self.writer = Some(csv::Writer::from_writer(BufWriter::new(file)));
-        }
-        let writer = self
-            .writer
-            .as_mut()
-            .ok_or_else(|| StageError::fatal("no writer"))?;
+        };
         writer.serialize(&row).map_err(StageError::fatal)?;
         self.rows += 1;
         Ok(Receipt::with_detail(format!(
@@ -306,13 +315,27 @@ impl Sink<CarrierDelays> for CsvFile {
         )))
     }
 
-    async fn drain(&mut self) -> Result<(), StageError> {
-        if let Some(writer) = self.writer.as_mut() {
-            writer.flush().map_err(StageError::fatal)?;
-            writer.get_ref().get_ref().sync_all().map_err(|e| {
-                StageError::fatal(format!("cannot sync {}: {e}", self.path.display()))
-            })?;
+    async fn drain(&mut self, reason: DrainReason) -> Result<(), StageError> {
+        let Some(mut writer) = self.writer.take() else {
+            return Ok(());
+        };
+        if reason != DrainReason::EndOfInput {
+            // Partial results: the target keeps what it held.
+            drop(writer);
+            let _ = std::fs::remove_file(&self.temporary);
+            return Ok(());
         }
+        writer
+            .flush()
+            .map_err(|e| cannot("write", &self.temporary, e))?;
+        writer
+            .get_ref()
+            .get_ref()
+            .sync_all()
+            .map_err(|e| cannot("sync", &self.temporary, e))?;
+        drop(writer);
+        std::fs::rename(&self.temporary, &self.path)
+            .map_err(|e| cannot("replace", &self.path, e))?;
         Ok(())
     }
 }

@@ -111,7 +111,12 @@ fn print_results(report: &obzenflow::flow::FlowReport, rows: &[CarrierDelays], w
         "{read} rows read = {total} tallied + {} in the error lane",
         report.errors.len()
     );
-    if !rows.is_empty() {
+    if report.state == obzenflow::flow::FlowState::Stopped {
+        println!(
+            "\nstopped before the end of the input: these are partial results, and {} was left as it was",
+            written.display()
+        );
+    } else if !rows.is_empty() {
         println!("\nwritten to {}", written.display());
     }
 }

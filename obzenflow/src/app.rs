@@ -237,13 +237,7 @@ pub fn run_then(
         let report = match outcome {
             Ok(report) => report,
             Err(error) => {
-                let report = match &error {
-                    FlowError::StageFailed { report, .. } | FlowError::Aborted { report, .. } => {
-                        Some(report.clone())
-                    }
-                    _ => None,
-                };
-                if let Some(report) = report {
+                if let Some(report) = error.report() {
                     eprintln!("\n{report}");
                 }
                 eprintln!("error: {error}");
@@ -377,6 +371,7 @@ async fn drive(
         .map(|stage| stage.name.clone())
         .collect();
     let mut interrupts = 0;
+    let control = flow.control();
     let mut state = flow.watch();
     while !flow.state().is_terminal() {
         let report = flow.report();
@@ -398,10 +393,10 @@ async fn drive(
                         "stopping: draining what is in flight (up to {:.0} s); Ctrl-C again to cancel",
                         app.stop_timeout.as_secs_f64()
                     ));
-                    flow.request_stop(app.stop_timeout);
+                    control.request_stop(app.stop_timeout);
                 } else {
                     progress.suspend(|| eprintln!("cancelling"));
-                    flow.request_cancel();
+                    control.request_cancel();
                 }
             }
         }

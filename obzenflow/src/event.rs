@@ -161,3 +161,25 @@ pub(crate) fn now_micros() -> u64 {
             u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
         })
 }
+
+/// Proof that a sink delivered an event: the record a sink journals for
+/// each input it consumed (re-exported as `obzenflow::stage::Receipt`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// Where or how it was delivered, if the sink says.
+    pub detail: Option<String>,
+}
+
+impl Receipt {
+    /// Delivered, nothing more to say.
+    pub fn delivered() -> Self {
+        Receipt { detail: None }
+    }
+
+    /// Delivered, with a note (a file offset, a remote id).
+    pub fn with_detail(detail: impl Into<String>) -> Self {
+        Receipt {
+            detail: Some(detail.into()),
+        }
+    }
+}

@@ -4,8 +4,9 @@ use super::builder::{FeedbackPort, FlowBuilder, StageRef, Upstream};
 use super::handle::FlowHandle;
 use crate::event::Payload;
 
+pub use crate::event::Receipt;
+pub use crate::stage::StatefulExt;
 use crate::stage::{Join, Observer, Sink, Source, StatefulStage, Transform};
-pub use crate::stage::{Receipt, StatefulExt};
 
 /// Implemented when an edge's payload types agree, so that a mismatch is a
 /// compile error that names the two stages (their marker types) and types.
@@ -36,12 +37,11 @@ where
     Out::cast(upstream)
 }
 
-/// The flow `flow!` checked at compile time, built.
+/// The flow `flow!` checked at compile time, built. Its checks rule out
+/// every refusal of the builder; should one slip through, the flow answers
+/// it when started rather than panicking.
 pub fn finish(builder: FlowBuilder) -> FlowHandle {
-    match builder.build() {
-        Ok(handle) => handle,
-        Err(error) => unreachable!("flow! checked this flow's shape at compile time, yet: {error}"),
-    }
+    builder.build().unwrap_or_else(FlowHandle::refused)
 }
 
 /// Stands in for a flow whose declaration has errors, which flow! has

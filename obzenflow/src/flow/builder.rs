@@ -1,22 +1,28 @@
 //! The typed builder: stages are added with their handlers and connected by
 //! the typed references the builder returns, so a payload type mismatch on an
 //! edge does not compile.
+//!
+//! Building records a plan and has no side effects: no directory, file,
+//! thread or task exists until the flow starts. Each stage is kept as a
+//! factory that the start calls with what the environment gave (the run
+//! directory, whether this is a replay), see `plan`.
 
 use super::FlowError;
-use super::handle::{FlowHandle, Pipeline, StageInfo};
-use super::replay::ReplayHook;
+use super::handle::{FlowHandle, StageInfo};
+use super::plan::{Materials, Pipeline, StageFactory, StartError};
 use super::topology::{EdgeRole, Topology, TopologyEdge, TopologyStage, short_type_name};
-use crate::event::{Payload, StageId};
-use crate::journal::{DurableWriter, JournalOptions, JournalWriter, MemoryJournal};
-use crate::stage::{
-    EmitPolicy, Emitter, Join, Observer, Receipt, Sink, Source, Stateful, Transform,
+use crate::event::{Payload, Receipt, StageId};
+use crate::journal::{
+    DiskJournalOptions, DurableWriter, JournalFailure, JournalOptions, JournalWriter, MemoryJournal,
 };
+use crate::stage::{EmitPolicy, Join, Observer, Sink, Source, Stateful, Transform};
 use crate::supervise::{
-    Completion, ErrorLane, Feedback, Inputs, JoinBody, ObserverBody, Output, ReplaySwitch, Runner,
-    SinkBody, SourceBody, StageBody, StageCommand, StageCounters, StageKind, StageState,
-    StatefulBody, TransformBody, run_stage,
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, RunMode, Runner, SinkBody,
+    SourceBody, StageBody, StageCounters, StageKind, StageState, StatefulBody, TransformBody,
+    run_stage,
 };
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
@@ -90,9 +96,12 @@ pub(crate) type StageTask = Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct FlowBuilder {
     name: Arc<str>,
     options: JournalOptions,
+    /// Where the run directory goes, once any stage journals durably.
+    disk: Option<(PathBuf, DiskJournalOptions)>,
+    /// Whether the stages added from now on journal durably.
+    durable: bool,
     stages: Vec<StageInfo>,
-    tasks: Vec<Option<StageTask>>,
-    controls: Vec<Option<mpsc::Sender<StageCommand>>>,
+    factories: Vec<StageFactory>,
     completions: (
         mpsc::UnboundedSender<Completion>,
         mpsc::UnboundedReceiver<Completion>,
@@ -102,8 +111,6 @@ pub struct FlowBuilder {
     edges: Vec<TopologyEdge>,
     /// Loop heads, and whether their loop has been closed.
     open_loops: Vec<(String, bool)>,
-    /// The run directory, for flows with disk journals.
-    run: Option<super::run::RunDir>,
     /// Every edge's read counter, for the contracts checked at the end.
     contracts: Vec<super::contract::EdgeContract>,
     /// The window of the next stage added, if it differs from the flow's.
@@ -133,15 +140,15 @@ impl FlowBuilder {
         FlowBuilder {
             name: Arc::from(name.into()),
             options: JournalOptions::default(),
+            disk: None,
+            durable: false,
             stages: Vec::new(),
-            tasks: Vec::new(),
-            controls: Vec::new(),
+            factories: Vec::new(),
             completions: mpsc::unbounded_channel(),
             errors: ErrorLane::default(),
             problems: Vec::new(),
             edges: Vec::new(),
             open_loops: Vec::new(),
-            run: None,
             contracts: Vec::new(),
             next_capacity: None,
         }
@@ -149,17 +156,14 @@ impl FlowBuilder {
 
     /// Where the journals of the stages added after this call live: in memory
     /// ([`memory()`](super::journals::memory)), or also on disk
-    /// ([`disk(base)`](super::journals::disk)), in a new run directory.
+    /// ([`disk(base)`](super::journals::disk)), in a run directory made
+    /// when the flow starts.
     pub fn journals(&mut self, journals: impl Into<super::journals::Journals>) -> &mut Self {
         let journals = journals.into();
         self.options = journals.memory;
-        if let Some((base, options)) = journals.disk {
-            match super::run::RunDir::create(&base, &self.name, options) {
-                Ok(run) => self.run = Some(run),
-                Err(error) => self
-                    .problems
-                    .push(format!("cannot create its run directory: {error}")),
-            }
+        self.durable = journals.disk.is_some();
+        if journals.disk.is_some() {
+            self.disk = journals.disk;
         }
         self
     }
@@ -181,14 +185,8 @@ impl FlowBuilder {
     /// Adds a source.
     pub fn source<T: Payload>(&mut self, name: &str, handler: impl Source<T>) -> StageRef<T> {
         let expected = handler.expected_count();
-        let replay: ReplaySwitch = Arc::default();
-        let hook = ReplayHook::Source(Arc::clone(&replay));
-        let stage = self.add(name, StageKind::Source, hook, |output| SourceBody {
-            handler,
-            output,
-            stopping: false,
-            replay,
-            archived: None,
+        let stage = self.add(name, StageKind::Source, move |output, mode| {
+            SourceBody::new(handler, output, mode.archived_journal.clone())
         });
         self.stages[stage.index].expected = expected;
         stage
@@ -205,14 +203,8 @@ impl FlowBuilder {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         let mut middleware = Vec::new();
         handler.instruments(&mut middleware);
-        let stage = self.add(name, StageKind::Transform, ReplayHook::None, |output| {
-            TransformBody {
-                handler,
-                inputs,
-                output,
-                emitter: Emitter::new(),
-                feedback: None,
-            }
+        let stage = self.add(name, StageKind::Transform, move |output, _| {
+            TransformBody::new(handler, inputs, output, None)
         });
         self.stages[stage.index].middleware = middleware;
         stage
@@ -244,14 +236,8 @@ impl FlowBuilder {
         let readers = Arc::clone(&port.readers);
         let mut middleware = Vec::new();
         handler.instruments(&mut middleware);
-        let output = self.add(name, StageKind::Transform, ReplayHook::None, |output| {
-            TransformBody {
-                handler,
-                inputs,
-                output,
-                emitter: Emitter::new(),
-                feedback: Some(Feedback::new(readers, max_rounds)),
-            }
+        let output = self.add(name, StageKind::Transform, move |output, _| {
+            TransformBody::new(handler, inputs, output, Some((readers, max_rounds)))
         });
         self.stages[output.index].middleware = middleware;
         (output, port)
@@ -294,14 +280,8 @@ impl FlowBuilder {
         handler: impl Sink<T>,
     ) -> StageRef<Receipt> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        let dry_run: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        let hook = ReplayHook::Sink(Arc::clone(&dry_run));
-        self.add(name, StageKind::Sink, hook, |output| SinkBody {
-            handler,
-            inputs,
-            output,
-            dry_run,
-            receipts: Vec::new(),
+        self.add(name, StageKind::Sink, move |output, mode| {
+            SinkBody::new(handler, inputs, output, mode.dry_run)
         })
     }
 
@@ -314,16 +294,8 @@ impl FlowBuilder {
         policy: EmitPolicy,
     ) -> StageRef<O> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Stateful, ReplayHook::None, |output| {
-            StatefulBody {
-                handler,
-                policy,
-                inputs,
-                output,
-                pending: 0,
-                last_input: None,
-                window_ends: None,
-            }
+        self.add(name, StageKind::Stateful, move |output, _| {
+            StatefulBody::new(handler, policy, inputs, output)
         })
     }
 
@@ -349,12 +321,8 @@ impl FlowBuilder {
     ) -> StageRef<O> {
         let reference = self.connect(name, reference, EdgeRole::Reference);
         let stream = self.connect(name, stream, EdgeRole::Stream);
-        self.add(name, StageKind::Join, ReplayHook::None, |output| JoinBody {
-            handler,
-            reference,
-            stream,
-            output,
-            emitter: Emitter::new(),
+        self.add(name, StageKind::Join, move |output, _| {
+            JoinBody::new(handler, reference, stream, output)
         })
     }
 
@@ -366,16 +334,15 @@ impl FlowBuilder {
         handler: impl Observer<T>,
     ) -> StageRef<()> {
         let inputs = self.connect(name, target, EdgeRole::Observed);
-        self.add(name, StageKind::Observer, ReplayHook::None, |output| {
-            ObserverBody {
-                handler,
-                inputs,
-                output,
-            }
+        self.add(name, StageKind::Observer, move |output, _| ObserverBody {
+            handler,
+            inputs,
+            output,
         })
     }
 
-    /// Checks the flow and returns its handle.
+    /// Checks the flow and returns its handle, still a plan: nothing runs,
+    /// and nothing is created on disk, until it starts.
     pub fn build(self) -> Result<FlowHandle, FlowError> {
         let mut problems = self.problems;
         if self.stages.is_empty() {
@@ -407,30 +374,13 @@ impl FlowBuilder {
                 .collect(),
             edges: self.edges,
         };
-        let run = match self.run {
-            Some(mut run) => {
-                run.manifest.topology = topology.clone();
-                let system = run.write_manifest().and_then(|()| run.system_journal());
-                match system {
-                    Ok(system) => Some((run, system)),
-                    Err(error) => {
-                        return Err(FlowError::Invalid {
-                            flow: self.name.to_string(),
-                            problems: vec![format!("cannot write its run directory: {error}")],
-                        });
-                    }
-                }
-            }
-            None => None,
-        };
         Ok(FlowHandle::new(Pipeline {
             contracts: self.contracts,
-            run,
+            disk: self.disk,
             topology,
             name: self.name,
             stages: self.stages.into(),
-            tasks: self.tasks,
-            controls: self.controls,
+            factories: self.factories,
             completions: self.completions.1,
             errors: self.errors,
         }))
@@ -477,12 +427,14 @@ impl FlowBuilder {
         read
     }
 
+    /// Plans a stage: its journal, counters and control channel exist from
+    /// now on (in memory only); its body, its disk journal and its journal
+    /// thread are made by the factory when the flow starts.
     fn add<O: Payload, B: StageBody>(
         &mut self,
         name: &str,
         kind: StageKind,
-        hook: ReplayHook,
-        body: impl FnOnce(Output<O>) -> B,
+        body: impl FnOnce(Output<O>, &RunMode) -> B + Send + 'static,
     ) -> StageRef<O> {
         let index = self.stages.len();
         if self.stages.iter().any(|stage| &*stage.name == name) {
@@ -496,55 +448,70 @@ impl FlowBuilder {
         let journal = MemoryJournal::new(id, options);
         let name: Arc<str> = Arc::from(name);
         let counters = Arc::new(StageCounters::default());
-        let durable = match &mut self.run {
-            Some(run) => match run.stage_journal(index, &name) {
-                Ok(disk) => {
-                    match DurableWriter::start(&name, disk, journal.clone(), options.capacity) {
-                        Ok(durable) => Some(durable),
-                        Err(error) => {
-                            self.problems.push(format!(
-                                "stage `{name}` cannot start its journal thread: {error}"
-                            ));
-                            None
-                        }
-                    }
-                }
-                Err(error) => {
-                    self.problems.push(format!(
-                        "stage `{name}` cannot open its disk journal: {error}"
-                    ));
-                    None
-                }
-            },
-            None => None,
-        };
-        let output = Output {
-            name: Arc::clone(&name),
-            counters: Arc::clone(&counters),
-            writer: JournalWriter::new(journal.clone(), id),
-            durable,
-            errors: self.errors.clone(),
-        };
-        let body = body(output);
         let (status, status_receiver) = watch::channel(StageState::Created);
         let (control, control_receiver) = mpsc::channel(8);
-        let runner = Runner {
-            index,
-            name: Arc::clone(&name),
-            body,
-            counters: Arc::clone(&counters),
-            status,
-            completions: self.completions.0.clone(),
-        };
-        self.tasks
-            .push(Some(Box::pin(run_stage(runner, control_receiver))));
-        self.controls.push(Some(control));
+        let durable = self.durable;
+        let factory: StageFactory = Box::new({
+            let (name, counters, journal) =
+                (Arc::clone(&name), Arc::clone(&counters), journal.clone());
+            let errors = self.errors.clone();
+            let completions: mpsc::UnboundedSender<Completion> = self.completions.0.clone();
+            move |materials: &mut Materials<'_>| {
+                let durable = match (&mut materials.run, durable) {
+                    (Some(run), true) => {
+                        let disk = run.stage_journal(index, &name).map_err(|error| {
+                            StartError::StageJournal {
+                                stage: name.to_string(),
+                                failure: JournalFailure::from(&error),
+                            }
+                        })?;
+                        let writer =
+                            DurableWriter::start(&name, disk, journal.clone(), options.capacity)
+                                .map_err(|error| StartError::JournalThread {
+                                    stage: name.to_string(),
+                                    failure: JournalFailure {
+                                        path: None,
+                                        offset: None,
+                                        kind: error.kind(),
+                                        message: format!(
+                                            "cannot spawn the thread `journal {name}`: {error}"
+                                        ),
+                                    },
+                                })?;
+                        Some(writer)
+                    }
+                    _ => None,
+                };
+                let output = Output {
+                    name: Arc::clone(&name),
+                    counters: Arc::clone(&counters),
+                    writer: JournalWriter::new(journal, id),
+                    durable,
+                    errors,
+                    replaying: materials.mode.replaying,
+                    stopped: false,
+                };
+                let runner = Runner {
+                    index,
+                    name,
+                    body: body(output, &materials.mode),
+                    counters,
+                    status,
+                    completions,
+                };
+                let task: StageTask = Box::pin(run_stage(runner, control_receiver));
+                Ok(task)
+            }
+        });
+        self.factories.push(factory);
         self.stages.push(StageInfo {
             name,
             kind,
             counters,
             status: status_receiver,
-            hook,
+            control,
+            capacity: options.capacity,
+            durable,
             describe: super::replay::describe_body::<O>,
             expected: None,
             middleware: Vec::new(),

@@ -5,7 +5,7 @@
 //! exactly that many. Slowness is never a violation: nothing here is timed.
 
 use super::handle::StageInfo;
-use crate::supervise::{StageCounters, StageKind};
+use crate::supervise::{ContractViolation, StageCounters, StageKind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,8 +17,14 @@ pub(crate) struct EdgeContract {
     pub(crate) read: Arc<AtomicU64>,
 }
 
-/// The first violated contract, as (the stage to blame, what is wrong).
-pub(crate) fn check(stages: &[StageInfo], edges: &[EdgeContract]) -> Option<(String, String)> {
+/// The first violated contract, as (the stage to blame, what is wrong). A
+/// flow that was `stopped` ended its sources early, so their declared
+/// counts do not bind.
+pub(crate) fn check(
+    stages: &[StageInfo],
+    edges: &[EdgeContract],
+    stopped: bool,
+) -> Option<(String, ContractViolation)> {
     for edge in edges {
         let (from, to) = (&stages[edge.from], &stages[edge.to]);
         let wrote = StageCounters::get(&from.counters.events_out);
@@ -26,10 +32,12 @@ pub(crate) fn check(stages: &[StageInfo], edges: &[EdgeContract]) -> Option<(Str
         if wrote != read {
             return Some((
                 to.name.to_string(),
-                format!(
-                    "contract broken on the edge `{} |> {}`: `{}` wrote {wrote} events and `{}` read {read}",
-                    from.name, to.name, from.name, to.name
-                ),
+                ContractViolation::Edge {
+                    from: from.name.to_string(),
+                    to: to.name.to_string(),
+                    wrote,
+                    read,
+                },
             ));
         }
     }
@@ -44,22 +52,25 @@ pub(crate) fn check(stages: &[StageInfo], edges: &[EdgeContract]) -> Option<(Str
             if read != out + failed {
                 return Some((
                     stage.name.to_string(),
-                    format!(
-                        "contract broken in sink `{}`: it consumed {read} events but has {out} delivery receipts and {failed} in the error lane",
-                        stage.name
-                    ),
+                    ContractViolation::Receipts {
+                        sink: stage.name.to_string(),
+                        consumed: read,
+                        receipts: out,
+                        failed,
+                    },
                 ));
             }
         }
-        if let (StageKind::Source, Some(expected)) = (stage.kind, stage.expected)
+        if let (StageKind::Source, Some(expected), false) = (stage.kind, stage.expected, stopped)
             && out != expected
         {
             return Some((
                 stage.name.to_string(),
-                format!(
-                    "contract broken in source `{}`: it declared {expected} events and produced {out}",
-                    stage.name
-                ),
+                ContractViolation::SourceCount {
+                    source_stage: stage.name.to_string(),
+                    declared: expected,
+                    produced: out,
+                },
             ));
         }
     }
@@ -69,7 +80,7 @@ pub(crate) fn check(stages: &[StageInfo], edges: &[EdgeContract]) -> Option<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervise::StageState;
+    use crate::supervise::{StageFailure, StageState};
 
     fn stage(
         name: &str,
@@ -87,7 +98,9 @@ mod tests {
             kind,
             counters,
             status: tokio::sync::watch::channel(StageState::Drained).1,
-            hook: super::super::replay::ReplayHook::None,
+            control: tokio::sync::mpsc::channel(1).0,
+            capacity: 1,
+            durable: false,
             describe: |_| String::new(),
             expected: None,
             middleware: Vec::new(),
@@ -109,7 +122,10 @@ mod tests {
             stage("parsed", StageKind::Transform, 10, 8, 2),
             stage("out", StageKind::Sink, 8, 7, 1),
         ];
-        assert_eq!(check(&stages, &[edge(0, 1, 10), edge(1, 2, 8)]), None);
+        assert_eq!(
+            check(&stages, &[edge(0, 1, 10), edge(1, 2, 8)], false),
+            None
+        );
     }
 
     #[test]
@@ -118,12 +134,11 @@ mod tests {
             stage("numbers", StageKind::Source, 0, 10, 0),
             stage("out", StageKind::Sink, 9, 9, 0),
         ];
+        let (stage, violation) = check(&stages, &[edge(0, 1, 9)], false).unwrap();
+        assert_eq!(stage, "out");
         assert_eq!(
-            check(&stages, &[edge(0, 1, 9)]),
-            Some((
-                "out".to_owned(),
-                "contract broken on the edge `numbers |> out`: `numbers` wrote 10 events and `out` read 9".to_owned()
-            ))
+            StageFailure::Contract(violation).to_string(),
+            "contract broken on the edge `numbers |> out`: `numbers` wrote 10 events and `out` read 9"
         );
     }
 
@@ -133,11 +148,30 @@ mod tests {
             stage("numbers", StageKind::Source, 0, 5, 0),
             stage("out", StageKind::Sink, 5, 3, 1),
         ];
-        let (stage, reason) = check(&stages, &[edge(0, 1, 5)]).unwrap();
+        let (stage, violation) = check(&stages, &[edge(0, 1, 5)], false).unwrap();
         assert_eq!(stage, "out");
         assert_eq!(
-            reason,
+            StageFailure::Contract(violation).to_string(),
             "contract broken in sink `out`: it consumed 5 events but has 3 delivery receipts and 1 in the error lane"
         );
+    }
+
+    #[test]
+    fn a_source_is_held_to_its_declared_count_unless_the_flow_was_stopped() {
+        let mut source = stage("numbers", StageKind::Source, 0, 4, 0);
+        source.expected = Some(10);
+        let stages = [source, stage("out", StageKind::Sink, 4, 4, 0)];
+        let edges = [edge(0, 1, 4)];
+        let (stage, violation) = check(&stages, &edges, false).unwrap();
+        assert_eq!(stage, "numbers");
+        assert_eq!(
+            violation,
+            ContractViolation::SourceCount {
+                source_stage: "numbers".into(),
+                declared: 10,
+                produced: 4
+            }
+        );
+        assert_eq!(check(&stages, &edges, true), None);
     }
 }

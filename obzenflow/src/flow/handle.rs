@@ -1,23 +1,30 @@
-//! The running flow: the pipeline supervisor (its own `fsm!` machine) and the
-//! handle a user holds to run, stop, cancel or abort it and to watch its state.
+//! The running flow: the pipeline supervisor (its own `fsm!` machine), the
+//! [`FlowHandle`] a user holds to start, run and inspect a flow, and the
+//! [`FlowControl`] any task or thread can hold to stop, cancel or abort it
+//! and to watch its state.
+//!
+//! The supervisor runs as its own task and publishes the flow's state on a
+//! watch and its final report, once, on another; handles and controls only
+//! send commands and read those watches, so dropping a `wait()` loses
+//! nothing and any number of them can wait for the same end.
 
 use super::FlowError;
-use super::builder::StageTask;
+use super::plan::{FlowPlan, Pipeline, ReplayPlan, StageTask};
 use super::report::FlowReport;
+use super::run::{RunDir, SystemEvent};
 use crate::event::ErrorRecord;
-use crate::fsm::{
-    EventVariant, FsmAction, StateMachine, StateVariant, Transition, execute_actions,
-};
+use crate::fsm::{Driver, EventVariant, FsmAction, StateMachine, StateVariant, Transition};
+use crate::journal::DiskJournal;
 use crate::supervise::{
-    Completion, ErrorLane, StageCommand, StageCounters, StageKind, StageReport, StageState,
-    panic_message,
+    Completion, ErrorLane, StageCommand, StageCounters, StageFailure, StageKind, StageReport,
+    StageState, catch_panic,
 };
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until};
 
 /// Where a flow is in its life.
@@ -35,12 +42,13 @@ pub enum FlowState {
     Stopped,
     /// Cancelled on request (or a graceful stop ran out of time).
     Cancelled,
-    /// A stage failed; the other stages were cancelled.
+    /// A stage failed (or had not drained when a graceful stop ran out of
+    /// time); the other stages were cancelled.
     Failed {
         /// The stage that failed.
         stage: String,
         /// Why.
-        reason: String,
+        failure: StageFailure,
     },
     /// Aborted on request.
     Aborted {
@@ -62,7 +70,9 @@ impl FlowState {
 impl fmt::Display for FlowState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FlowState::Failed { stage, reason } => write!(f, "failed in stage `{stage}`: {reason}"),
+            FlowState::Failed { stage, failure } => {
+                write!(f, "failed in stage `{stage}`: {failure}")
+            }
             FlowState::Aborted { reason } => write!(f, "aborted: {reason}"),
             other => f.write_str(&other.variant_name().to_lowercase()),
         }
@@ -76,8 +86,12 @@ pub(crate) struct StageInfo {
     pub(crate) kind: StageKind,
     pub(crate) counters: Arc<StageCounters>,
     pub(crate) status: watch::Receiver<StageState>,
-    /// What a replay switches in this stage.
-    pub(crate) hook: super::replay::ReplayHook,
+    /// Commands to the stage's supervisor.
+    pub(crate) control: mpsc::Sender<StageCommand>,
+    /// Its journal's window.
+    pub(crate) capacity: usize,
+    /// Whether its journal is also written to disk.
+    pub(crate) durable: bool,
     /// Decodes a stored body of this stage's output type, for showing differences.
     pub(crate) describe: fn(&[u8]) -> String,
     /// How many events a source said it will produce.
@@ -104,34 +118,7 @@ impl StageInfo {
     }
 }
 
-/// A built flow, not yet running.
-pub(crate) struct Pipeline {
-    /// Every edge's read counter, for the contracts checked at the end.
-    pub(crate) contracts: Vec<super::contract::EdgeContract>,
-    /// The run directory and its system journal, for flows with disk journals.
-    pub(crate) run: Option<(
-        super::run::RunDir,
-        crate::journal::DiskJournal<super::run::SystemEvent>,
-    )>,
-    pub(crate) topology: super::topology::Topology,
-    pub(crate) name: Arc<str>,
-    pub(crate) stages: Arc<[StageInfo]>,
-    pub(crate) tasks: Vec<Option<StageTask>>,
-    pub(crate) controls: Vec<Option<mpsc::Sender<StageCommand>>>,
-    pub(crate) completions: mpsc::UnboundedReceiver<Completion>,
-    pub(crate) errors: ErrorLane,
-}
-
-impl fmt::Debug for Pipeline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("name", &self.name)
-            .field("stages", &self.stages.len())
-            .finish_non_exhaustive()
-    }
-}
-
-/// What a handle may ask of a running flow.
+/// What a control may ask of a running flow.
 #[derive(Debug)]
 enum FlowCommand {
     Stop { timeout: Duration },
@@ -143,7 +130,10 @@ enum FlowCommand {
 enum FlowEvent {
     Start,
     Stop,
-    StageFailed { stage: String, reason: String },
+    StageFailed {
+        stage: String,
+        failure: StageFailure,
+    },
     AllDone,
     Cancel,
     Abort(String),
@@ -158,35 +148,39 @@ enum FlowAction {
 
 /// The pipeline supervisor's context.
 struct Supervisor {
-    pub(crate) stages: Arc<[StageInfo]>,
-    tasks: Vec<Option<StageTask>>,
-    controls: Vec<Option<mpsc::Sender<StageCommand>>>,
+    name: Arc<str>,
+    stages: Arc<[StageInfo]>,
+    tasks: Vec<StageTask>,
     running: JoinSet<()>,
     /// Each stage's final state, once it reported one.
     finals: Vec<Option<StageState>>,
+    state: watch::Sender<FlowState>,
+    /// The run directory and its system journal, for flows with disk journals.
+    run: Option<(RunDir, DiskJournal<SystemEvent>)>,
+    system: SystemLog,
 }
 
 impl FsmAction<Supervisor> for FlowAction {
+    /// The stage whose control channel was closed.
     type Error = String;
 
     async fn execute(&self, supervisor: &mut Supervisor) -> Result<(), String> {
         match self {
             FlowAction::StartStages => {
-                for task in supervisor.tasks.iter_mut().filter_map(Option::take) {
+                for task in supervisor.tasks.drain(..) {
                     supervisor.running.spawn(task);
                 }
-                for control in supervisor.controls.iter().flatten() {
-                    control
-                        .send(StageCommand::Start)
-                        .await
-                        .map_err(|_| "a stage ended before it was started".to_owned())?;
+                for stage in supervisor.stages.iter() {
+                    if stage.control.send(StageCommand::Start).await.is_err() {
+                        return Err(stage.name.to_string());
+                    }
                 }
             }
             FlowAction::StopSources => {
-                for (stage, control) in supervisor.stages.iter().zip(&supervisor.controls) {
-                    if let (StageKind::Source, Some(control)) = (stage.kind, control) {
+                for stage in supervisor.stages.iter() {
+                    if stage.kind == StageKind::Source {
                         // A source that already finished has nothing to stop.
-                        let _ = control.send(StageCommand::Stop).await;
+                        let _ = stage.control.send(StageCommand::Stop).await;
                     }
                 }
             }
@@ -219,8 +213,8 @@ fn flow_machine() -> FlowMachine {
             ignore _;
         }
         state _ {
-            on FlowEvent::StageFailed { stage, reason } => |_, _, _| {
-                Transition::to(FlowState::Failed { stage: stage.clone(), reason: reason.clone() })
+            on FlowEvent::StageFailed { stage, failure } => |_, _, _| {
+                Transition::to(FlowState::Failed { stage: stage.clone(), failure: failure.clone() })
                     .with(FlowAction::CancelStages)
             };
             on FlowEvent::Cancel => |_, _, _| Transition::to(FlowState::Cancelled).with(FlowAction::CancelStages);
@@ -232,46 +226,47 @@ fn flow_machine() -> FlowMachine {
     }
 }
 
+/// Publishes the flow's new state and records it in the system journal.
+fn announce(state: &FlowState, supervisor: &mut Supervisor) {
+    supervisor.state.send_replace(state.clone());
+    supervisor
+        .system
+        .record(&mut supervisor.run, SystemEvent::Flow(state.clone()));
+}
+
+/// A graceful stop in progress: when it runs out, and how long it was given.
+#[derive(Clone, Copy)]
+struct StopDeadline {
+    at: Instant,
+    timeout: Duration,
+}
+
 /// Runs the pipeline supervisor until the flow and every stage task has ended.
 async fn supervise(
-    pipeline: Pipeline,
+    mut supervisor: Supervisor,
+    mut completions: mpsc::UnboundedReceiver<Completion>,
+    contracts: Vec<super::contract::EdgeContract>,
+    errors: ErrorLane,
     mut commands: mpsc::UnboundedReceiver<FlowCommand>,
-    state: watch::Sender<FlowState>,
 ) -> FlowReport {
-    let Pipeline {
-        name,
-        stages,
-        tasks,
-        controls,
-        mut completions,
-        errors,
-        mut run,
-        contracts,
-        ..
-    } = pipeline;
-    let mut system = SystemLog::default();
-    let mut supervisor = Supervisor {
-        finals: vec![None; stages.len()],
-        stages: Arc::clone(&stages),
-        tasks,
-        controls,
-        running: JoinSet::new(),
-    };
+    let name = Arc::clone(&supervisor.name);
+    let stages = Arc::clone(&supervisor.stages);
     let mut machine = flow_machine();
-    let mut stop_deadline: Option<Instant> = None;
+    let mut driver = Driver::dropping_unhandled();
+    let mut stop: Option<StopDeadline> = None;
     let mut commands_open = true;
     let mut event = Some(FlowEvent::Start);
     tracing::info!(flow = %name, stages = stages.len(), "flow starting");
     loop {
         if let Some(next) = event.take() {
-            let before = machine.state().clone();
-            apply(&mut machine, &mut supervisor, &state, next).await;
-            if *machine.state() != before {
-                system.record(
-                    &mut run,
-                    super::run::SystemEvent::Flow(machine.state().clone()),
-                );
-            }
+            driver
+                .step(&mut machine, &mut supervisor, next, announce, |stage| {
+                    FlowEvent::StageFailed {
+                        stage,
+                        failure: StageFailure::ControlClosed,
+                    }
+                })
+                .await;
         }
         if machine.state().is_terminal() && supervisor.running.is_empty() {
             break;
@@ -279,38 +274,41 @@ async fn supervise(
         event = tokio::select! {
             command = commands.recv(), if commands_open => match command {
                 Some(FlowCommand::Stop { timeout }) => {
-                    let deadline = Instant::now() + timeout;
-                    stop_deadline = Some(stop_deadline.map_or(deadline, |d| d.min(deadline)));
+                    let at = Instant::now() + timeout;
+                    if stop.is_none_or(|current| at < current.at) {
+                        stop = Some(StopDeadline { at, timeout });
+                    }
                     Some(FlowEvent::Stop)
                 }
                 Some(FlowCommand::Cancel) => Some(FlowEvent::Cancel),
                 Some(FlowCommand::Abort(reason)) => Some(FlowEvent::Abort(reason)),
-                // A dropped handle leaves the flow running to its end.
+                // Every handle and control is gone: the flow runs to its end.
                 None => {
                     commands_open = false;
                     None
                 }
             },
             Some(completion) = completions.recv() => {
-                let failed = match &completion.state {
-                    StageState::Failed { reason } => Some(reason.clone()),
-                    _ => None,
-                };
-                system.record(&mut run, super::run::SystemEvent::StageEnded {
+                let failed = completion.failure().cloned();
+                supervisor.system.record(&mut supervisor.run, SystemEvent::StageEnded {
                     stage: stages[completion.stage].name.to_string(),
                     state: completion.state.clone(),
                 });
                 supervisor.finals[completion.stage] = Some(completion.state);
                 match failed {
-                    Some(reason) => Some(FlowEvent::StageFailed {
+                    Some(failure) => Some(FlowEvent::StageFailed {
                         stage: stages[completion.stage].name.to_string(),
-                        reason,
+                        failure,
                     }),
                     None if supervisor.finals.iter().all(Option::is_some) => {
                         // Every stage drained: before the flow counts as
                         // complete, what was written must have been read.
-                        match super::contract::check(&stages, &contracts) {
-                            Some((stage, reason)) => Some(FlowEvent::StageFailed { stage, reason }),
+                        let stopped = *machine.state() == FlowState::Stopping;
+                        match super::contract::check(&stages, &contracts, stopped) {
+                            Some((stage, violation)) => Some(FlowEvent::StageFailed {
+                                stage,
+                                failure: StageFailure::Contract(violation),
+                            }),
                             None => Some(FlowEvent::AllDone),
                         }
                     }
@@ -322,21 +320,37 @@ async fn supervise(
                 // the backstop for one that escapes it.
                 Err(error) if error.is_panic() => Some(FlowEvent::StageFailed {
                     stage: "(unknown)".to_owned(),
-                    reason: format!("a stage task panicked: {}", panic_message(error.into_panic().as_ref())),
+                    failure: StageFailure::Runtime {
+                        reason: format!(
+                            "a stage task panicked: {}",
+                            crate::supervise::panic_message(error.into_panic().as_ref())
+                        ),
+                    },
                 }),
                 _ => None,
             },
-            () = sleep_until(stop_deadline.unwrap_or_else(Instant::now)), if stop_deadline.is_some()
+            () = sleep_until(stop.map_or_else(Instant::now, |stop| stop.at)), if stop.is_some()
                 && !machine.state().is_terminal() => {
-                tracing::warn!(flow = %name, "graceful stop timed out; cancelling");
-                stop_deadline = None;
-                Some(FlowEvent::Cancel)
+                let timeout = stop.take().map_or(Duration::ZERO, |stop| stop.timeout);
+                // Blame the first stage that had not drained.
+                let stage = stages
+                    .iter()
+                    .zip(&supervisor.finals)
+                    .find(|(_, final_state)| final_state.is_none())
+                    .map_or("(flow supervisor)", |(stage, _)| &*stage.name);
+                tracing::warn!(flow = %name, stage, "graceful stop timed out; cancelling");
+                Some(FlowEvent::StageFailed {
+                    stage: stage.to_owned(),
+                    failure: StageFailure::StopTimedOut { timeout },
+                })
             },
             // Nothing left to wait for, yet the flow has not ended: fail it
             // rather than wait forever.
             else => Some(FlowEvent::StageFailed {
                 stage: "(flow supervisor)".to_owned(),
-                reason: "every stage task ended without the flow reaching an end state".to_owned(),
+                failure: StageFailure::Runtime {
+                    reason: "every stage task ended without the flow reaching an end state".to_owned(),
+                },
             }),
         };
     }
@@ -355,7 +369,7 @@ async fn supervise(
             report
         })
         .collect();
-    let run_dir = run.as_mut().map(|(dir, system)| {
+    let run_dir = supervisor.run.as_mut().map(|(dir, system)| {
         if let Err(error) = crate::supervise::blocking(|| dir.finish(system, &final_state)) {
             tracing::error!(flow = %name, %error, "cannot record the run's end in its manifest");
         }
@@ -377,14 +391,7 @@ struct SystemLog {
 }
 
 impl SystemLog {
-    fn record(
-        &mut self,
-        run: &mut Option<(
-            super::run::RunDir,
-            crate::journal::DiskJournal<super::run::SystemEvent>,
-        )>,
-        event: super::run::SystemEvent,
-    ) {
+    fn record(&mut self, run: &mut Option<(RunDir, DiskJournal<SystemEvent>)>, event: SystemEvent) {
         let Some((_, journal)) = run else { return };
         let envelope = crate::event::Envelope {
             id: crate::event::EventId {
@@ -402,259 +409,50 @@ impl SystemLog {
     }
 }
 
-async fn apply(
-    machine: &mut FlowMachine,
-    supervisor: &mut Supervisor,
-    state: &watch::Sender<FlowState>,
-    event: FlowEvent,
-) {
-    let mut queue = vec![event];
-    while let Some(event) = queue.pop() {
-        let Ok(actions) = machine.handle(&event, supervisor) else {
-            continue;
-        };
-        state.send_if_modified(|current| {
-            let changed = current != machine.state();
-            if changed {
-                *current = machine.state().clone();
-            }
-            changed
-        });
-        if let Err(failed) = execute_actions(actions, supervisor).await {
-            queue.push(FlowEvent::Abort(failed.source));
-        }
-    }
-}
+/// How a flow ended, as every handle and control sees it.
+type Outcome = Option<Result<FlowReport, FlowError>>;
 
-/// A flow, to run and to steer.
-#[derive(Debug)]
-pub struct FlowHandle {
+/// Steers a flow from any task or thread: stop it gracefully, cancel or
+/// abort it, watch its state, wait for its end. Cheap to clone; every clone
+/// steers the same flow, and any number can wait for its end.
+///
+/// What a control asks before the flow starts takes effect when it starts
+/// (a stop asked for first stops it at once). If the flow is dropped without
+/// ever starting, waiting controls get [`FlowError::NotStarted`].
+///
+/// ```
+/// use obzenflow::flow::{FlowBuilder, FlowState};
+/// use obzenflow::stage::{collect, from_receiver};
+/// use std::time::Duration;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let (send, receive) = tokio::sync::mpsc::channel::<u32>(8);
+/// let mut flow = FlowBuilder::new("endless");
+/// let numbers = flow.source("numbers", from_receiver(receive));
+/// flow.sink("out", &numbers, collect().0);
+/// let mut flow = flow.build().unwrap();
+/// let control = flow.control();
+/// flow.start().unwrap();
+/// // From another task: stop gracefully, cancelling what is left after a second.
+/// let stopper = tokio::spawn(async move { control.stop_graceful(Duration::from_secs(1)).await });
+/// let report = flow.wait().await.unwrap();
+/// assert_eq!(report.state, FlowState::Stopped);
+/// assert_eq!(stopper.await.unwrap().unwrap(), report);
+/// # drop(send);
+/// # });
+/// ```
+#[derive(Clone, Debug)]
+pub struct FlowControl {
     name: Arc<str>,
-    /// Every edge's read counter (shared with the supervisor), for metrics.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) edges: Arc<[super::contract::EdgeContract]>,
-    topology: Arc<super::topology::Topology>,
-    pub(crate) stages: Arc<[StageInfo]>,
-    errors: ErrorLane,
-    pending: Option<Pipeline>,
-    commands: Option<mpsc::UnboundedSender<FlowCommand>>,
+    commands: mpsc::UnboundedSender<FlowCommand>,
     state: watch::Receiver<FlowState>,
-    state_sender: Option<watch::Sender<FlowState>>,
-    task: Option<JoinHandle<FlowReport>>,
-    report: Option<FlowReport>,
-    /// The archive this run replays, if it does.
-    replaying: Option<std::path::PathBuf>,
+    outcome: watch::Receiver<Outcome>,
 }
 
-impl FlowHandle {
-    pub(crate) fn new(pipeline: Pipeline) -> Self {
-        let (state_sender, state) = watch::channel(FlowState::Created);
-        FlowHandle {
-            edges: pipeline.contracts.clone().into(),
-            topology: Arc::new(pipeline.topology.clone()),
-            name: Arc::clone(&pipeline.name),
-            stages: Arc::clone(&pipeline.stages),
-            errors: pipeline.errors.clone(),
-            pending: Some(pipeline),
-            commands: None,
-            state,
-            state_sender: Some(state_sender),
-            task: None,
-            report: None,
-            replaying: None,
-        }
-    }
-
-    /// Makes this run a replay of the archived run in `archive`: sources read
-    /// their archived journals instead of calling their handlers, every other
-    /// stage runs again, and sinks skip their effects unless
-    /// `options.repeat_sink_effects`. Refuses an incomplete archive (unless
-    /// `options.allow_incomplete`), an archive of another topology, and one
-    /// written by a newer format. Call before the flow starts.
-    pub fn replay_from(
-        &mut self,
-        archive: impl AsRef<std::path::Path>,
-        options: super::replay::ReplayOptions,
-    ) -> Result<(), super::replay::ReplayError> {
-        use super::replay::ReplayHook;
-        if self.pending.is_none() {
-            return Err(super::replay::ReplayError::AlreadyStarted);
-        }
-        let archive = archive.as_ref();
-        let manifest = super::replay::check_archive(archive, &self.topology, options)?;
-        for (index, stage) in self.stages.iter().enumerate() {
-            match &stage.hook {
-                ReplayHook::Source(switch) => {
-                    let journal = archive.join(&manifest.stage_journals[index]);
-                    *switch
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(journal);
-                }
-                ReplayHook::Sink(dry_run) => {
-                    dry_run.store(
-                        !options.repeat_sink_effects,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
-                }
-                ReplayHook::None => {}
-            }
-        }
-        self.replaying = Some(archive.to_owned());
-        Ok(())
-    }
-
-    /// Writes every journal of the archived run in `run` (which must be of
-    /// this flow) as JSON lines to `out`, decoding each stage's records with
-    /// its payload type. Returns how many lines it wrote.
-    pub fn inspect(
-        &self,
-        run: impl AsRef<std::path::Path>,
-        out: &mut dyn std::io::Write,
-    ) -> Result<u64, super::replay::ReplayError> {
-        let run = run.as_ref();
-        let options = super::replay::ReplayOptions {
-            allow_incomplete: true,
-            ..Default::default()
-        };
-        super::replay::check_archive(run, &self.topology, options)?;
-        super::replay::inspect(run, &self.stages, out)
-    }
-
-    /// After a replay has run: compares every stage's output with the
-    /// archive's. Needs the replay's journals on disk (`journals: disk(..)`).
-    pub fn verify_replay(&self) -> Result<super::replay::Verification, super::replay::ReplayError> {
-        let archive = self
-            .replaying
-            .as_deref()
-            .ok_or(super::replay::ReplayError::NoReplayRun)?;
-        let replay = self
-            .report
-            .as_ref()
-            .and_then(|report| report.run_dir.as_deref())
-            .ok_or(super::replay::ReplayError::NoReplayRun)?;
-        super::replay::verify(archive, replay, &self.stages)
-    }
-
-    /// What the metrics, the HTTP endpoints and the health check read.
-    #[cfg(feature = "metrics")]
-    pub(crate) fn view(&self) -> super::metrics::FlowView {
-        super::metrics::FlowView {
-            name: Arc::clone(&self.name),
-            stages: Arc::clone(&self.stages),
-            edges: Arc::clone(&self.edges),
-            topology: Arc::clone(&self.topology),
-            state: self.state.clone(),
-        }
-    }
-
+impl FlowControl {
     /// The flow's name.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The flow's stages and edges, with Mermaid, DOT and JSON renderings.
-    pub fn topology(&self) -> &super::topology::Topology {
-        &self.topology
-    }
-
-    /// Starts the flow's stages. Must be called inside a tokio runtime; a
-    /// flow starts once, so a second call is an error.
-    pub fn start(&mut self) -> Result<(), FlowError> {
-        let (Some(pipeline), Some(state)) = (self.pending.take(), self.state_sender.take()) else {
-            return Err(FlowError::AlreadyStarted {
-                flow: self.name.to_string(),
-            });
-        };
-        let (commands, receiver) = mpsc::unbounded_channel();
-        self.commands = Some(commands);
-        self.task = Some(tokio::spawn(supervise(pipeline, receiver, state)));
-        Ok(())
-    }
-
-    /// Runs the flow to its end and returns its report; an error if it
-    /// failed or was aborted, or if it was already started.
-    pub async fn run(&mut self) -> Result<FlowReport, FlowError> {
-        self.start()?;
-        self.wait().await
-    }
-
-    /// Waits for a started flow to end (starting it if it was not).
-    pub async fn wait(&mut self) -> Result<FlowReport, FlowError> {
-        if self.pending.is_some() {
-            self.start()?;
-        }
-        if let Some(task) = self.task.take() {
-            let report = match task.await {
-                Ok(report) => report,
-                Err(error) => FlowReport {
-                    flow: self.name.to_string(),
-                    state: FlowState::Failed {
-                        stage: "(flow supervisor)".to_owned(),
-                        reason: if error.is_panic() {
-                            panic_message(error.into_panic().as_ref())
-                        } else {
-                            "the flow supervisor task was cancelled".to_owned()
-                        },
-                    },
-                    stages: self.stages.iter().map(StageInfo::report).collect(),
-                    errors: self.errors.records(),
-                    run_dir: None,
-                },
-            };
-            self.report = Some(report);
-        }
-        match &self.report {
-            Some(report) => report.clone().into_result(),
-            None => Err(FlowError::NotStarted {
-                flow: self.name.to_string(),
-            }),
-        }
-    }
-
-    /// Stops the sources, lets the rest drain what is in flight, and cancels
-    /// whatever is still running when `timeout` passes. Returns the report.
-    /// Stopping an ended flow returns its report again.
-    pub async fn stop_graceful(&mut self, timeout: Duration) -> Result<FlowReport, FlowError> {
-        self.command(FlowCommand::Stop { timeout })?;
-        self.wait().await
-    }
-
-    /// Asks a started flow to stop gracefully (see [`stop_graceful`](Self::stop_graceful))
-    /// without waiting; [`wait`](Self::wait) returns the report.
-    pub fn request_stop(&mut self, timeout: Duration) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(FlowCommand::Stop { timeout });
-        }
-    }
-
-    /// Asks a started flow to cancel without waiting.
-    pub fn request_cancel(&mut self) {
-        if let Some(commands) = &self.commands {
-            let _ = commands.send(FlowCommand::Cancel);
-        }
-    }
-
-    /// Cancels every stage now. Returns the report.
-    pub async fn stop_cancel(&mut self) -> Result<FlowReport, FlowError> {
-        self.command(FlowCommand::Cancel)?;
-        self.wait().await
-    }
-
-    /// Ends the flow now as aborted, for `reason`.
-    pub async fn abort(&mut self, reason: impl Into<String>) -> Result<FlowReport, FlowError> {
-        self.command(FlowCommand::Abort(reason.into()))?;
-        self.wait().await
-    }
-
-    fn command(&mut self, command: FlowCommand) -> Result<(), FlowError> {
-        if self.pending.is_some() {
-            self.start()?;
-        }
-        if let Some(commands) = &self.commands {
-            // Once the flow has ended, nothing listens; the report says how it ended.
-            let _ = commands.send(command);
-        }
-        Ok(())
     }
 
     /// The flow's state now.
@@ -675,6 +473,411 @@ impl FlowHandle {
         )
     }
 
+    /// Waits for the flow to end and returns its report: an error if it
+    /// failed, was aborted, could not start, or was dropped without
+    /// starting. Cancel-safe: dropping the future changes nothing, and
+    /// every call returns the same outcome.
+    pub async fn wait(&self) -> Result<FlowReport, FlowError> {
+        let mut outcome = self.outcome.clone();
+        match outcome.wait_for(Option::is_some).await {
+            Ok(ended) => ended.clone().unwrap_or_else(|| Err(self.not_started())),
+            // The flow was dropped before it started (or its runtime shut
+            // down under it, which drops its supervisor without an end).
+            Err(_) => Err(self.not_started()),
+        }
+    }
+
+    fn not_started(&self) -> FlowError {
+        FlowError::NotStarted {
+            flow: self.name.to_string(),
+        }
+    }
+
+    /// The flow's outcome, if it has ended.
+    fn ended(&self) -> Option<Result<FlowReport, FlowError>> {
+        self.outcome.borrow().clone()
+    }
+
+    fn send(&self, command: FlowCommand) {
+        // Once the flow has ended nothing listens; its outcome says how it ended.
+        let _ = self.commands.send(command);
+    }
+
+    /// Asks the flow to stop gracefully without waiting: the sources stop,
+    /// the rest drains what is in flight, and what still runs when `timeout`
+    /// passes is cancelled (the flow then fails with
+    /// [`StageFailure::StopTimedOut`], naming a stage that had not drained).
+    pub fn request_stop(&self, timeout: Duration) {
+        self.send(FlowCommand::Stop { timeout });
+    }
+
+    /// Stops the flow gracefully (see [`request_stop`](Self::request_stop))
+    /// and returns its report. Stopping a flow that has ended returns how it
+    /// ended.
+    pub async fn stop_graceful(&self, timeout: Duration) -> Result<FlowReport, FlowError> {
+        self.request_stop(timeout);
+        self.wait().await
+    }
+
+    /// Asks the flow to cancel every stage now, without waiting.
+    pub fn request_cancel(&self) {
+        self.send(FlowCommand::Cancel);
+    }
+
+    /// Cancels every stage now and returns the report.
+    pub async fn cancel(&self) -> Result<FlowReport, FlowError> {
+        self.request_cancel();
+        self.wait().await
+    }
+
+    /// Ends the flow now as aborted, for `reason`, and returns the outcome
+    /// ([`FlowError::Aborted`] unless the flow had already ended).
+    pub async fn abort(&self, reason: impl Into<String>) -> Result<FlowReport, FlowError> {
+        self.send(FlowCommand::Abort(reason.into()));
+        self.wait().await
+    }
+}
+
+/// What a flow needs to start, held until it does.
+struct Pending {
+    pipeline: Pipeline,
+    commands: mpsc::UnboundedReceiver<FlowCommand>,
+    state: watch::Sender<FlowState>,
+    outcome: watch::Sender<Outcome>,
+}
+
+/// A flow: a plan until it starts, then the running flow's handle.
+///
+/// [`start`](Self::start) materializes the plan (run directory, journals,
+/// threads, tasks) and returns a typed error for anything the environment
+/// refuses; [`run`](Self::run) starts it and waits for its end;
+/// [`control`](Self::control) gives a [`FlowControl`] to steer it from
+/// anywhere. Dropping the handle leaves a started flow running to its end.
+pub struct FlowHandle {
+    name: Arc<str>,
+    /// Every edge's read counter (shared with the supervisor), for metrics.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) edges: Arc<[super::contract::EdgeContract]>,
+    topology: Arc<super::topology::Topology>,
+    pub(crate) stages: Arc<[StageInfo]>,
+    errors: ErrorLane,
+    pending: Option<Pending>,
+    /// Why the flow cannot start, once that is known: starting again
+    /// answers the same.
+    refused: Option<FlowError>,
+    control: FlowControl,
+    /// Where the run directory will go, for the plan.
+    run_base: Option<std::path::PathBuf>,
+    /// The archive this run replays, if it does.
+    replay: Option<ReplayPlan>,
+}
+
+impl fmt::Debug for FlowHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowHandle")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowHandle {
+    pub(crate) fn new(pipeline: Pipeline) -> Self {
+        let (state_sender, state) = watch::channel(FlowState::Created);
+        let (outcome_sender, outcome) = watch::channel(None);
+        let (commands_sender, commands) = mpsc::unbounded_channel();
+        FlowHandle {
+            edges: pipeline.contracts.clone().into(),
+            topology: Arc::new(pipeline.topology.clone()),
+            name: Arc::clone(&pipeline.name),
+            stages: Arc::clone(&pipeline.stages),
+            errors: pipeline.errors.clone(),
+            run_base: pipeline.disk.as_ref().map(|(base, _)| base.clone()),
+            control: FlowControl {
+                name: Arc::clone(&pipeline.name),
+                commands: commands_sender,
+                state,
+                outcome,
+            },
+            pending: Some(Pending {
+                pipeline,
+                commands,
+                state: state_sender,
+                outcome: outcome_sender,
+            }),
+            refused: None,
+            replay: None,
+        }
+    }
+
+    /// A handle whose every start answers `error` (what `flow!` gives for a
+    /// flow the builder refused, which its compile-time checks rule out).
+    pub(crate) fn refused(error: FlowError) -> Self {
+        let name: Arc<str> = Arc::from(match &error {
+            FlowError::Invalid { flow, .. } => flow.as_str(),
+            _ => "(refused)",
+        });
+        let mut handle = FlowHandle::new(Pipeline {
+            contracts: Vec::new(),
+            disk: None,
+            topology: super::topology::Topology {
+                flow: name.to_string(),
+                stages: Vec::new(),
+                edges: Vec::new(),
+            },
+            name,
+            stages: Arc::new([]),
+            factories: Vec::new(),
+            completions: mpsc::unbounded_channel().1,
+            errors: ErrorLane::default(),
+        });
+        handle.refused = Some(error);
+        handle
+    }
+
+    /// A control to steer this flow from any task or thread.
+    pub fn control(&self) -> FlowControl {
+        self.control.clone()
+    }
+
+    /// What starting the flow will make: its stages, edges and journals.
+    pub fn plan(&self) -> FlowPlan {
+        FlowPlan::new(
+            &self.topology,
+            &self.stages,
+            self.run_base.as_deref(),
+            self.replay.as_ref().map(|replay| replay.archive.as_path()),
+            &self.name,
+        )
+    }
+
+    /// Makes this run a replay of the archived run in `archive`: sources read
+    /// their archived journals instead of calling their handlers, every other
+    /// stage runs again, and sinks skip their effects unless
+    /// `options.repeat_sink_effects`. Refuses an incomplete archive (unless
+    /// `options.allow_incomplete`), an archive of another topology, and one
+    /// written by a newer format. Call before the flow starts.
+    pub fn replay_from(
+        &mut self,
+        archive: impl AsRef<std::path::Path>,
+        options: super::replay::ReplayOptions,
+    ) -> Result<(), super::replay::ReplayError> {
+        if self.pending.is_none() {
+            return Err(super::replay::ReplayError::AlreadyStarted);
+        }
+        let archive = archive.as_ref();
+        let manifest = super::replay::check_archive(archive, &self.topology, options)?;
+        self.replay = Some(ReplayPlan {
+            archive: archive.to_owned(),
+            stage_journals: manifest.stage_journals,
+            repeat_sink_effects: options.repeat_sink_effects,
+        });
+        Ok(())
+    }
+
+    /// Writes every journal of the archived run in `run` (which must be of
+    /// this flow) as JSON lines to `out`, decoding each stage's records with
+    /// its payload type. Returns how many lines it wrote. Creates nothing.
+    pub fn inspect(
+        &self,
+        run: impl AsRef<std::path::Path>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, super::replay::ReplayError> {
+        let run = run.as_ref();
+        let options = super::replay::ReplayOptions {
+            allow_incomplete: true,
+            ..Default::default()
+        };
+        super::replay::check_archive(run, &self.topology, options)?;
+        super::replay::inspect(run, &self.stages, out)
+    }
+
+    /// After a replay has run: compares every stage's output with the
+    /// archive's. Needs the replay's journals on disk (`journals: disk(..)`).
+    pub fn verify_replay(&self) -> Result<super::replay::Verification, super::replay::ReplayError> {
+        let archive = self
+            .replay
+            .as_ref()
+            .map(|replay| replay.archive.as_path())
+            .ok_or(super::replay::ReplayError::NoReplayRun)?;
+        let report = match self.control.ended() {
+            Some(Ok(report)) => report,
+            _ => return Err(super::replay::ReplayError::NoReplayRun),
+        };
+        let replay = report
+            .run_dir
+            .as_deref()
+            .ok_or(super::replay::ReplayError::NoReplayRun)?;
+        super::replay::verify(archive, replay, &self.stages)
+    }
+
+    /// What the metrics, the HTTP endpoints and the health check read.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn view(&self) -> super::metrics::FlowView {
+        super::metrics::FlowView {
+            name: Arc::clone(&self.name),
+            stages: Arc::clone(&self.stages),
+            edges: Arc::clone(&self.edges),
+            topology: Arc::clone(&self.topology),
+            state: self.control.watch(),
+        }
+    }
+
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The flow's stages and edges, with Mermaid, DOT and JSON renderings.
+    pub fn topology(&self) -> &super::topology::Topology {
+        &self.topology
+    }
+
+    /// Materializes the flow (its run directory, disk journals and journal
+    /// threads, with disk journals) and starts its stages. Must be called
+    /// inside a tokio runtime. Anything the environment refuses is
+    /// [`FlowError::CannotStart`], naming the path and the cause, and leaves
+    /// nothing behind; a flow starts once, so a second call is
+    /// [`FlowError::AlreadyStarted`] (or the same refusal again).
+    pub fn start(&mut self) -> Result<(), FlowError> {
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(FlowError::NoRuntime {
+                flow: self.name.to_string(),
+            });
+        }
+        let Some(pending) = self.pending.take() else {
+            return Err(FlowError::AlreadyStarted {
+                flow: self.name.to_string(),
+            });
+        };
+        let Pending {
+            pipeline,
+            commands,
+            state,
+            outcome,
+        } = pending;
+        let Pipeline {
+            contracts,
+            disk,
+            topology,
+            name,
+            stages,
+            factories,
+            completions,
+            errors,
+        } = pipeline;
+        let materialized = super::plan::materialize(
+            &name,
+            disk,
+            &topology,
+            &stages,
+            factories,
+            self.replay.as_ref(),
+        );
+        let materialized = match materialized {
+            Ok(materialized) => materialized,
+            Err(error) => {
+                let error = FlowError::CannotStart {
+                    flow: name.to_string(),
+                    error,
+                };
+                outcome.send_replace(Some(Err(error.clone())));
+                self.refused = Some(error.clone());
+                return Err(error);
+            }
+        };
+        let supervisor = Supervisor {
+            name: Arc::clone(&name),
+            finals: vec![None; stages.len()],
+            stages: Arc::clone(&stages),
+            tasks: materialized.tasks,
+            running: JoinSet::new(),
+            state,
+            run: materialized.run,
+            system: SystemLog::default(),
+        };
+        tokio::spawn(async move {
+            let ended = catch_panic(supervise(
+                supervisor,
+                completions,
+                contracts,
+                errors.clone(),
+                commands,
+            ))
+            .await
+            .unwrap_or_else(|message| FlowReport {
+                flow: name.to_string(),
+                state: FlowState::Failed {
+                    stage: "(flow supervisor)".to_owned(),
+                    failure: StageFailure::Runtime {
+                        reason: format!("the flow supervisor panicked: {message}"),
+                    },
+                },
+                stages: stages.iter().map(StageInfo::report).collect(),
+                errors: errors.records(),
+                run_dir: None,
+            });
+            outcome.send_replace(Some(ended.into_result()));
+        });
+        Ok(())
+    }
+
+    /// Runs the flow to its end and returns its report; an error if it
+    /// could not start, failed or was aborted, or if it was already started.
+    pub async fn run(&mut self) -> Result<FlowReport, FlowError> {
+        self.start()?;
+        self.wait().await
+    }
+
+    /// Waits for the flow to end (starting it if it was not) and returns its
+    /// report. Cancel-safe: dropping the future neither stops nor detaches
+    /// the flow, and a later call returns the same outcome.
+    pub async fn wait(&mut self) -> Result<FlowReport, FlowError> {
+        if self.pending.is_some() {
+            self.start()?;
+        }
+        self.control.wait().await
+    }
+
+    /// Stops the sources, lets the rest drain what is in flight, and cancels
+    /// whatever is still running when `timeout` passes. Returns the report.
+    /// Stopping an ended flow returns how it ended; a flow not yet started
+    /// is started first (and stops at once).
+    pub async fn stop_graceful(&mut self, timeout: Duration) -> Result<FlowReport, FlowError> {
+        self.control.request_stop(timeout);
+        self.wait().await
+    }
+
+    /// Cancels every stage now. Returns the report.
+    pub async fn stop_cancel(&mut self) -> Result<FlowReport, FlowError> {
+        self.control.request_cancel();
+        self.wait().await
+    }
+
+    /// Ends the flow now as aborted, for `reason`.
+    pub async fn abort(&mut self, reason: impl Into<String>) -> Result<FlowReport, FlowError> {
+        self.control.send(FlowCommand::Abort(reason.into()));
+        self.wait().await
+    }
+
+    /// The flow's state now.
+    pub fn state(&self) -> FlowState {
+        self.control.state()
+    }
+
+    /// A receiver that sees every change of the flow's state.
+    pub fn watch(&self) -> watch::Receiver<FlowState> {
+        self.control.watch()
+    }
+
+    /// Whether the flow has started and not yet ended.
+    pub fn is_running(&self) -> bool {
+        self.control.is_running()
+    }
+
     /// A stage's state, as a receiver that sees every change.
     pub fn stage_state(&self, name: &str) -> Option<watch::Receiver<StageState>> {
         self.stages
@@ -683,23 +886,14 @@ impl FlowHandle {
             .map(|stage| stage.status.clone())
     }
 
-    /// Takes the control channel of stage `name` before the flow starts: the
-    /// flow will no longer command that stage, and the caller must send it
-    /// [`StageCommand::Start`]. Dropping the sender while the stage still runs
-    /// fails the stage (and so the flow).
-    pub fn take_stage_control(&mut self, name: &str) -> Option<mpsc::Sender<StageCommand>> {
-        let pipeline = self.pending.as_mut()?;
-        let index = pipeline
-            .stages
-            .iter()
-            .position(|stage| &*stage.name == name)?;
-        pipeline.controls[index].take()
-    }
-
     /// What every stage has done so far (or in all, once the flow has ended).
     pub fn report(&self) -> FlowReport {
-        if let Some(report) = &self.report {
-            return report.clone();
+        match self.control.ended() {
+            Some(Ok(report)) => return report,
+            Some(Err(
+                FlowError::StageFailed { report, .. } | FlowError::Aborted { report, .. },
+            )) => return *report,
+            _ => {}
         }
         FlowReport {
             flow: self.name.to_string(),

@@ -1,5 +1,10 @@
-//! Flows: stages connected by typed edges, built with [`FlowBuilder`] (which
-//! `flow!` will generate calls to), run and steered through a [`FlowHandle`].
+//! Flows: stages connected by typed edges, planned with [`FlowBuilder`]
+//! (which `flow!` generates calls to), started and inspected through a
+//! [`FlowHandle`], steered from anywhere through a [`FlowControl`].
+//!
+//! A flow is a plan until it starts (see [`FlowPlan`]): building it makes no
+//! directory, file, thread or task, and starting it reports what the
+//! environment refuses as a [`StartError`].
 //!
 //! EOF travels through the journals: a stage drains when all its inputs have
 //! reached EOF, and the flow completes when every stage has drained. A stage
@@ -14,6 +19,7 @@ pub(crate) mod http;
 pub mod journals;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod plan;
 pub mod replay;
 mod report;
 pub mod run;
@@ -22,15 +28,18 @@ mod topology;
 #[doc(hidden)]
 pub mod __private;
 
+pub use crate::supervise::{ContractViolation, StageFailure};
 pub use builder::{FeedbackPort, FlowBuilder, StageRef, Upstream};
-pub use handle::{FlowHandle, FlowState};
+pub use handle::{FlowControl, FlowHandle, FlowState};
 #[cfg(feature = "http")]
 pub use http::FlowServer;
+pub use plan::{FlowPlan, StageJournalPlan, StartError};
 pub use report::FlowReport;
 pub use topology::{EdgeRole, Topology, TopologyEdge, TopologyStage};
 
 /// What can go wrong with a flow as a whole.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FlowError {
     /// The builder found the flow malformed.
     #[error("flow `{flow}` is not valid: {}", problems.join("; "))]
@@ -40,25 +49,40 @@ pub enum FlowError {
         /// Everything wrong with it.
         problems: Vec<String>,
     },
+    /// The environment refused something the flow needed to start (a
+    /// directory, a journal, a thread); nothing was left behind.
+    #[error("flow `{flow}` cannot start: {error}")]
+    CannotStart {
+        /// The flow.
+        flow: String,
+        /// What was refused, where, and why.
+        error: StartError,
+    },
+    /// `start` (or `run`, `wait`) was called outside a tokio runtime.
+    #[error("flow `{flow}` must be started inside a tokio runtime")]
+    NoRuntime {
+        /// The flow.
+        flow: String,
+    },
     /// `start` or `run` was called on a flow that had already started.
     #[error("flow `{flow}` was already started; a flow runs once")]
     AlreadyStarted {
         /// The flow.
         flow: String,
     },
-    /// Asked for the outcome of a flow that never started.
-    #[error("flow `{flow}` was never started")]
+    /// Waited for a flow that was dropped without being started.
+    #[error("flow `{flow}` was dropped without being started")]
     NotStarted {
         /// The flow.
         flow: String,
     },
     /// A stage failed, and the flow with it.
-    #[error("stage `{stage}` failed: {reason}")]
+    #[error("stage `{stage}` failed: {failure}")]
     StageFailed {
         /// The stage.
         stage: String,
         /// Why.
-        reason: String,
+        failure: StageFailure,
         /// The run's report.
         report: Box<FlowReport>,
     },
@@ -70,4 +94,16 @@ pub enum FlowError {
         /// The run's report.
         report: Box<FlowReport>,
     },
+}
+
+impl FlowError {
+    /// The run's report, for a flow that ran and failed or was aborted.
+    pub fn report(&self) -> Option<&FlowReport> {
+        match self {
+            FlowError::StageFailed { report, .. } | FlowError::Aborted { report, .. } => {
+                Some(report)
+            }
+            _ => None,
+        }
+    }
 }

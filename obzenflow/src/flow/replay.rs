@@ -13,28 +13,9 @@ use super::topology::Topology;
 use crate::event::{Body, Parents, Payload};
 use crate::journal::DiskJournalError;
 use crate::journal::disk::stream_raw;
-use crate::supervise::{ReplaySwitch, StageKind};
+use crate::supervise::StageKind;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-/// What a replay switches in a stage.
-pub(crate) enum ReplayHook {
-    None,
-    Source(ReplaySwitch),
-    Sink(Arc<AtomicBool>),
-}
-
-impl fmt::Debug for ReplayHook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReplayHook::None => "None",
-            ReplayHook::Source(_) => "Source",
-            ReplayHook::Sink(_) => "Sink",
-        })
-    }
-}
 
 /// How to replay.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,6 +115,16 @@ pub(crate) fn check_archive(
         return Err(ReplayError::DifferentTopology {
             dir: archive.to_owned(),
             difference,
+        });
+    }
+    if manifest.stage_journals.len() != topology.stages.len() {
+        return Err(ReplayError::Manifest {
+            path: archive.join("manifest.json"),
+            reason: format!(
+                "it lists {} stage journals for a flow of {} stages",
+                manifest.stage_journals.len(),
+                topology.stages.len()
+            ),
         });
     }
     Ok(manifest)

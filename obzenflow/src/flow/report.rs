@@ -31,9 +31,9 @@ impl FlowReport {
 
     pub(crate) fn into_result(self) -> Result<FlowReport, FlowError> {
         match &self.state {
-            FlowState::Failed { stage, reason } => Err(FlowError::StageFailed {
+            FlowState::Failed { stage, failure } => Err(FlowError::StageFailed {
                 stage: stage.clone(),
-                reason: reason.clone(),
+                failure: failure.clone(),
                 report: Box::new(self),
             }),
             FlowState::Aborted { reason } => Err(FlowError::Aborted {

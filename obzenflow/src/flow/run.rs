@@ -64,6 +64,8 @@ pub(crate) struct RunDir {
     /// other than the run's own (fsynced with every manifest); `None` once
     /// they and the stage journals' directories are synced.
     unsynced: Option<Vec<PathBuf>>,
+    /// The directories this run made, deepest first (removed by [`RunDir::remove`]).
+    created: Vec<PathBuf>,
 }
 
 impl RunDir {
@@ -82,8 +84,21 @@ impl RunDir {
             RUNS.fetch_add(1, Ordering::Relaxed)
         );
         let path = base.join(sanitize_name(flow)).join(&run_id);
-        let unsynced = create_private_dir(&path.join("stages"))?;
+        let stages = path.join("stages");
+        let created: Vec<PathBuf> = stages
+            .ancestors()
+            .take_while(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
+            .map(Path::to_owned)
+            .collect();
+        let unsynced = match create_private_dir(&stages) {
+            Ok(unsynced) => unsynced,
+            Err(error) => {
+                remove_empty(&created);
+                return Err(error);
+            }
+        };
         Ok(RunDir {
+            created,
             unsynced: Some(unsynced.into_iter().filter(|dir| *dir != path).collect()),
             path,
             options,
@@ -104,6 +119,13 @@ impl RunDir {
                 stage_journals: Vec::new(),
             },
         })
+    }
+
+    /// Removes the run's directory and every directory its creation made:
+    /// for a run that failed to start, so that it leaves nothing behind.
+    pub(crate) fn remove(self) {
+        let _ = fs::remove_dir_all(&self.path);
+        remove_empty(&self.created);
     }
 
     /// Opens the journal of stage number `index` named `name`.
@@ -155,6 +177,13 @@ impl RunDir {
         self.manifest.status = state.to_string();
         self.manifest.final_state = Some(state.clone());
         self.write_manifest()
+    }
+}
+
+/// Removes each of `dirs` (deepest first) that exists and is empty.
+fn remove_empty(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let _ = fs::remove_dir(dir);
     }
 }
 

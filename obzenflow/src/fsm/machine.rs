@@ -80,6 +80,7 @@ pub struct StateMachine<S, E, C = (), A = super::NoAction> {
 
 impl<S: StateVariant, E: EventVariant, C, A> StateMachine<S, E, C, A> {
     /// A machine in state `initial`. `fsm!` calls this.
+    #[doc(hidden)]
     pub fn new(definition: FsmDefinition<S, E, C, A>, initial: S) -> Self {
         StateMachine {
             initial: initial.variant_name(),

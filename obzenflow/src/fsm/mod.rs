@@ -101,6 +101,7 @@
 
 mod action;
 mod diagram;
+mod drive;
 mod error;
 mod machine;
 mod transition;
@@ -115,8 +116,9 @@ mod private;
 
 pub use action::{FsmAction, NoAction, execute_actions};
 pub use diagram::{Edge, Effect, FsmTable, TableEntry, Trigger};
+pub(crate) use drive::Driver;
 pub use error::{ActionFailed, FsmError, StepError};
-pub use machine::{DispatchFn, FsmDefinition, HookFn, StateMachine, TimeoutFn, TimeoutHandlerFn};
+pub use machine::StateMachine;
 pub use obzenflow_macros::{EventVariant, StateVariant};
 pub use transition::{Dispatch, Transition};
 pub use variant::{EventVariant, StateVariant};

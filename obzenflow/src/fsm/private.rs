@@ -1,7 +1,7 @@
 //! Items that `fsm!` expansions name. Not part of the public API.
 
 pub use super::diagram::{Effect, FsmTable, TableEntry, Trigger};
-pub use super::machine::FsmDefinition;
+pub use super::machine::{DispatchFn, FsmDefinition, HookFn, TimeoutFn, TimeoutHandlerFn};
 pub use super::transition::{Dispatch, Transition};
 
 /// Calls a transition handler. Taking the handler as a generic argument gives

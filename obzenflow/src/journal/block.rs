@@ -23,8 +23,8 @@
 //! each, and encoding them costs little more than serializing their bodies.
 
 use super::disk::DiskJournalError;
+use crate::event::Receipt;
 use crate::event::{Body, Envelope, EventId, Parents, StageId};
-use crate::stage::Receipt;
 use serde::Serialize;
 use std::any::Any;
 

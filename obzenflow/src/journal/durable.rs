@@ -11,26 +11,14 @@
 //! and so does a reader that has read all that is published while more is
 //! queued, or the stage waiting for room: holding a group saves fsyncs only
 //! while the stages around it have other work, and otherwise leaves a core
-//! idle (the durable linear flow, 10 rounds of alternating builds: medians
-//! of 56.1 against 64.5 ms per 1M events without this, fastest runs 47.3
-//! against 48.8 ms).
-//! The stage wakes the thread only for what it waits for: the first block of
-//! a group, a full group, or such a block, so that queueing a block is a
-//! lock and a copy, not a system call. Every fsync costs the kernel work and
-//! this virtualized disk a flush, so fewer, larger groups leave more of 2
-//! cores to the stages. `cargo bench --bench pipeline_linear`, the durable
-//! flow against the memory flow: 2.4–2.8x when the thread was woken for
-//! every block and groups held an eighth of the window, 1.9–2.0x with this
-//! queue and groups of a quarter (with journals' emptied batch buffers
-//! reused, see `memory::Spare`). (Two ways of fsyncing on a second thread
-//! while the next group is written were measured: handing each group over
-//! at once made groups smaller and fsyncs twice as many; handing over only
-//! once the previous fsync ended kept the groups, and the benchmark did not
-//! tell it from one thread. Encoding on the thread, from the shared
-//! batches, rather than on the stage's task while the batch is in the
-//! cache, measured worse: medians of 60.0 against 55.8 ms.)
+//! idle. The stage wakes the thread only for what it waits for (the first
+//! block of a group, a full group, or such a block), so that queueing a
+//! block is a lock and a copy, not a system call. BENCHMARKS.md has the
+//! measurements behind these choices and the ones that were tried and
+//! dropped.
 
 use super::DiskJournal;
+use super::JournalFailure;
 use super::block::BlockEncoder;
 use super::memory::MemoryJournal;
 use crate::event::{Envelope, Payload};
@@ -83,13 +71,13 @@ struct Shared {
     /// The end of what is durable (and published).
     durable: AtomicU64,
     /// Why writing stopped, if it failed.
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<JournalFailure>>,
     /// Woken when `durable` moves or writing fails.
     moved: Notify,
 }
 
 impl Shared {
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<JournalFailure> {
         self.failure
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -189,12 +177,16 @@ impl<T: Payload> DurableWriter<T> {
     /// Encodes a batch appended to the memory journal and hands it over to
     /// be written; `urgent` if the stage will wait for it to be durable. A
     /// record that cannot be encoded fails the stage here.
-    pub(crate) fn write(&mut self, batch: &[Envelope<T>], urgent: bool) -> Result<(), String> {
+    pub(crate) fn write(
+        &mut self,
+        batch: &[Envelope<T>],
+        urgent: bool,
+    ) -> Result<(), JournalFailure> {
         self.check()?;
         self.block.clear();
         self.encoder
             .encode(&mut self.block, [batch])
-            .map_err(|error| format!("disk journal: {error}"))?;
+            .map_err(|error| JournalFailure::from(&error))?;
         if self.block.is_empty() {
             return Ok(());
         }
@@ -203,10 +195,12 @@ impl<T: Payload> DurableWriter<T> {
             let mut queue = self.shared.queue();
             if queue.closed {
                 drop(queue);
-                return Err(self
-                    .shared
-                    .failure()
-                    .unwrap_or_else(|| "the journal writer thread ended".to_owned()));
+                return Err(self.shared.failure().unwrap_or_else(|| JournalFailure {
+                    path: None,
+                    offset: None,
+                    kind: std::io::ErrorKind::BrokenPipe,
+                    message: "the journal writer thread ended".to_owned(),
+                }));
             }
             queue.blocks.extend_from_slice(&self.block);
             queue.end = self.sent;
@@ -228,7 +222,7 @@ impl<T: Payload> DurableWriter<T> {
     }
 
     /// An error if writing has failed.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), JournalFailure> {
         match self.shared.failure() {
             Some(failure) => Err(failure),
             None => Ok(()),
@@ -236,7 +230,7 @@ impl<T: Payload> DurableWriter<T> {
     }
 
     /// Waits until at most `behind` entries handed over are not yet durable.
-    async fn within(&self, behind: u64) -> Result<(), String> {
+    async fn within(&self, behind: u64) -> Result<(), JournalFailure> {
         loop {
             let mut moved = pin!(self.shared.moved.notified());
             moved.as_mut().enable();
@@ -251,12 +245,12 @@ impl<T: Payload> DurableWriter<T> {
     }
 
     /// Waits while the thread is more than a window behind.
-    pub(crate) async fn keep_up(&self) -> Result<(), String> {
+    pub(crate) async fn keep_up(&self) -> Result<(), JournalFailure> {
         self.within(self.window).await
     }
 
     /// Waits until everything handed over is durable.
-    pub(crate) async fn synced(&self) -> Result<(), String> {
+    pub(crate) async fn synced(&self) -> Result<(), JournalFailure> {
         self.within(0).await
     }
 }
@@ -283,12 +277,12 @@ fn write_batches<T: Payload>(
     group: u64,
 ) {
     let fail = |error: super::DiskJournalError| {
-        let reason = format!("disk journal: {error}");
-        journal.break_with(reason.clone());
+        let failure = JournalFailure::from(&error);
+        journal.break_with(failure.message.clone());
         *shared
             .failure
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(reason);
+            .unwrap_or_else(PoisonError::into_inner) = Some(failure);
         shared.queue().closed = true;
         shared.moved.notify_waiters();
     };
@@ -385,10 +379,9 @@ mod tests {
         let chunk = journal.append_shared(envelope(0)).await.unwrap();
         writer.write(&chunk, true).unwrap();
         let error = writer.synced().await.unwrap_err();
-        assert!(
-            error.starts_with("disk journal: journal file ") && error.contains("No space left"),
-            "{error}"
-        );
+        assert_eq!(error.kind, std::io::ErrorKind::StorageFull, "{error}");
+        assert!(error.path.is_some(), "{error}");
+        assert!(error.message.contains("No space left"), "{error}");
         assert!(reader.try_next().is_none());
         assert!(matches!(
             journal.append_shared(envelope(1)).await,

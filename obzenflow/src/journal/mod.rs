@@ -11,11 +11,13 @@
 mod block;
 pub mod disk;
 mod durable;
+mod failure;
 mod memory;
 mod writer;
 
 pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, Recovery};
 pub(crate) use durable::DurableWriter;
+pub use failure::JournalFailure;
 pub(crate) use memory::Spare;
 pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
 pub use writer::JournalWriter;

@@ -1,10 +1,12 @@
 //! The error a stage handler returns.
 
 use crate::event::ErrorKind;
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// How bad a handler's failure is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Severity {
     /// This input failed and may succeed if tried again: it goes to the error
     /// lane (retry middleware can try it again first).
@@ -16,7 +18,8 @@ pub enum Severity {
 }
 
 /// A failure of a stage handler. Any `std::error::Error` converts into a
-/// permanent one with `?`.
+/// permanent one with `?`, and is kept as its [`source`](StageError::source).
+/// Two errors are equal when their severity and message are.
 ///
 /// ```
 /// use obzenflow::stage::{Severity, StageError};
@@ -27,11 +30,22 @@ pub enum Severity {
 /// assert_eq!(parse("x").unwrap_err().severity(), Severity::Permanent);
 /// assert!(StageError::transient("timed out").is_transient());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageError {
     severity: Severity,
     message: String,
+    /// What caused it, in memory only (it is not recorded in journals).
+    #[serde(skip)]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+impl PartialEq for StageError {
+    fn eq(&self, other: &Self) -> bool {
+        self.severity == other.severity && self.message == other.message
+    }
+}
+
+impl Eq for StageError {}
 
 impl StageError {
     /// A failure that may go away on retry.
@@ -53,7 +67,22 @@ impl StageError {
         StageError {
             severity,
             message: message.to_string(),
+            source: None,
         }
+    }
+
+    /// The same failure, with `source` kept as what caused it.
+    ///
+    /// ```
+    /// use obzenflow::stage::StageError;
+    ///
+    /// let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space");
+    /// let error = StageError::fatal("cannot write out.csv").with_source(io);
+    /// assert_eq!(error.source().unwrap().to_string(), "no space");
+    /// ```
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// How bad it is.
@@ -64,6 +93,12 @@ impl StageError {
     /// Whether a retry may help.
     pub fn is_transient(&self) -> bool {
         self.severity == Severity::Transient
+    }
+
+    /// What caused it, if it came from another error (by `?` or
+    /// [`with_source`](Self::with_source)).
+    pub fn source(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
     }
 
     /// The message.
@@ -88,6 +123,6 @@ impl fmt::Display for StageError {
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for StageError {
     fn from(error: E) -> Self {
-        StageError::permanent(error)
+        StageError::permanent(&error).with_source(error)
     }
 }

@@ -3,8 +3,9 @@
 //! `from_iter`, `from_receiver`; `console`, `collect`; the three joins;
 //! `observe`.
 
-use super::traits::{Emitter, Join, Observer, Poll, Receipt, Sink, Stateful, Transform};
+use super::traits::{Emitter, Join, Observer, Poll, Sink, Stateful, Transform};
 use super::{Source, StageError};
+use crate::event::Receipt;
 use crate::event::{Envelope, Payload};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -19,6 +19,7 @@ mod helpers;
 mod middleware;
 mod traits;
 
+pub use crate::event::Receipt;
 pub use error::{Severity, StageError};
 pub use helpers::*;
 #[cfg(feature = "metrics")]
@@ -28,6 +29,6 @@ pub use middleware::{
     NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
 pub use traits::{
-    EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, Stateful, StatefulExt,
+    DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful, StatefulExt,
     StatefulStage, Transform, WithPolicy,
 };

@@ -3,7 +3,7 @@
 //! implements the asynchronous one.
 
 use super::StageError;
-use crate::event::Envelope;
+use crate::event::{Envelope, Receipt};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -86,27 +86,6 @@ pub trait Transform<I, O>: Send + 'static {
     }
 }
 
-/// Proof that a sink delivered an event.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// Where or how it was delivered, if the sink says.
-    pub detail: Option<String>,
-}
-
-impl Receipt {
-    /// Delivered, nothing more to say.
-    pub fn delivered() -> Self {
-        Receipt { detail: None }
-    }
-
-    /// Delivered, with a note (a file offset, a remote id).
-    pub fn with_detail(detail: impl Into<String>) -> Self {
-        Receipt {
-            detail: Some(detail.into()),
-        }
-    }
-}
-
 /// The end of a pipeline: consumes events and says what it delivered.
 pub trait Sink<T>: Send + 'static {
     /// Delivers one event.
@@ -117,10 +96,36 @@ pub trait Sink<T>: Send + 'static {
         std::future::ready(Ok(()))
     }
 
-    /// Called once, after the last input.
-    fn drain(&mut self) -> impl Future<Output = Result<(), StageError>> + Send {
+    /// Called once, after the last input, with why the stage drains: a sink
+    /// that replaces a file or commits a transaction does so at the
+    /// [end of its input](DrainReason::EndOfInput), and not when the flow was
+    /// [stopped](DrainReason::Stopped) before its input ended.
+    fn drain(
+        &mut self,
+        reason: DrainReason,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
+        let _ = reason;
         std::future::ready(Ok(()))
     }
+}
+
+/// Why a stage drains: what its sink's [`drain`](Sink::drain) and its
+/// stateful handler's [`emit_final`](Stateful::emit_final) are told.
+///
+/// A stop travels through the journals: a source that is stopped marks its
+/// end as a stop, and every stage downstream of it drains as
+/// [`Stopped`](DrainReason::Stopped), so a stage learns it from its inputs
+/// whatever process or task it runs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrainReason {
+    /// Every input ended: what the stage saw is all there is.
+    EndOfInput,
+    /// The flow was stopped gracefully before (some of) its input ended:
+    /// what the stage saw is a prefix.
+    Stopped,
+    /// The flow replays an archived run; a sink's deliveries were skipped
+    /// unless the replay repeats them.
+    Replay,
 }
 
 /// When a stateful stage emits.
@@ -140,6 +145,13 @@ pub trait Stateful<I, O>: Send + 'static {
     fn accumulate(&mut self, input: I) -> Result<(), StageError>;
     /// What to emit now (the policy says when).
     fn emit(&mut self) -> Vec<O>;
+
+    /// What to emit when the stage drains (after the last input), told why.
+    /// By default what [`emit`](Self::emit) gives.
+    fn emit_final(&mut self, reason: DrainReason) -> Vec<O> {
+        let _ = reason;
+        self.emit()
+    }
 }
 
 /// Joins a stream against a reference table loaded first.

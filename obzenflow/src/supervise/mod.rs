@@ -1,23 +1,28 @@
 //! Supervision: every stage runs as its own tokio task, driven by a state
 //! machine declared with `fsm!` (created, initialized, running, draining,
-//! drained, failed, cancelled). `body` holds what differs by stage kind,
-//! `runner` the lifecycle they share, `input` the fair merge of a stage's
-//! inputs, `catch` the conversion of panics into failures.
+//! drained, failed, cancelled). `body` holds what differs by stage kind (one
+//! file per kind), `runner` the lifecycle they share, `probe` how a feedback
+//! loop's head learns that its loop is empty, `input` the fair merge of a
+//! stage's inputs, `catch` the conversion of panics into failures, and
+//! `failure` the typed reasons a stage fails for.
 
 mod body;
 mod catch;
+mod failure;
 mod input;
+mod probe;
 mod runner;
 mod status;
 
+pub use crate::journal::JournalFailure;
 pub(crate) use body::{
-    ErrorLane, Feedback, FeedbackReaders, JoinBody, ObserverBody, Output, ReplaySwitch, SinkBody,
-    SourceBody, StageBody, StatefulBody, TransformBody, blocking,
+    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, RunMode, SinkBody, SourceBody,
+    StageBody, StatefulBody, TransformBody, blocking,
 };
-pub(crate) use catch::panic_message;
+pub(crate) use catch::{catch_panic, panic_message};
+pub use failure::{ContractViolation, StageFailure};
 pub(crate) use input::Inputs;
-pub use runner::StageCommand;
-pub(crate) use runner::{Completion, Runner, run_stage};
+pub(crate) use runner::{Completion, Runner, StageCommand, run_stage};
 #[cfg(feature = "metrics")]
 pub(crate) use status::PROCESSING_BOUNDS_NANOS;
 pub(crate) use status::StageCounters;

@@ -6,24 +6,20 @@
 
 use super::body::{StageBody, Step};
 use super::catch::catch_panic;
+use super::failure::StageFailure;
 use super::status::{StageCounters, StageState};
-use crate::fsm::{
-    EventVariant, FsmAction, StateMachine, StateVariant, Transition, execute_actions,
-};
-use std::collections::VecDeque;
+use crate::fsm::{Driver, EventVariant, FsmAction, StateMachine, Transition};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 /// What the flow may tell a stage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StageCommand {
+pub(crate) enum StageCommand {
     /// Start working.
     Start,
     /// Stop producing and drain (sources; other stages drain when their
     /// inputs end).
     Stop,
-    /// Give up now.
-    Cancel,
 }
 
 /// The events of a stage's state machine.
@@ -34,8 +30,7 @@ pub(crate) enum StageEvent {
     Stop,
     InputsDone,
     DrainComplete,
-    Error(String),
-    Cancel,
+    Error(StageFailure),
 }
 
 /// The effects a stage's transitions ask for.
@@ -55,6 +50,16 @@ pub(crate) struct Completion {
     pub(crate) state: StageState,
 }
 
+impl Completion {
+    /// Why the stage failed, if it did.
+    pub(crate) fn failure(&self) -> Option<&StageFailure> {
+        match &self.state {
+            StageState::Failed { failure } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
 /// The context of a stage's machine: its body and its ties to the flow.
 pub(crate) struct Runner<B> {
     pub(crate) index: usize,
@@ -66,15 +71,19 @@ pub(crate) struct Runner<B> {
 }
 
 impl<B: StageBody> FsmAction<Runner<B>> for StageAction {
-    type Error = String;
+    type Error = StageFailure;
 
-    async fn execute(&self, runner: &mut Runner<B>) -> Result<(), String> {
+    async fn execute(&self, runner: &mut Runner<B>) -> Result<(), StageFailure> {
         match self {
             StageAction::StopProducing => runner.body.stop_producing(),
             StageAction::Finish => {
                 catch_panic(runner.body.finish())
                     .await
-                    .map_err(|panic| format!("panicked while draining: {panic}"))??;
+                    .map_err(|message| StageFailure::Panicked {
+                        message,
+                        draining: true,
+                    })?
+                    .map_err(StageFailure::while_draining)?;
             }
             StageAction::Complete => {
                 let state = runner.status.borrow().clone();
@@ -124,8 +133,7 @@ fn stage_machine<B: StageBody>() -> StageMachine<B> {
             on_entry => |_, _| vec![StageAction::Complete];
         }
         state _ {
-            on StageEvent::Error(reason) => |_, _, _| Transition::to(StageState::Failed { reason: reason.clone() });
-            on StageEvent::Cancel => |_, _, _| Transition::to(StageState::Cancelled);
+            on StageEvent::Error(failure) => |_, _, _| Transition::to(StageState::Failed { failure: failure.clone() });
         }
     }
 }
@@ -136,41 +144,58 @@ pub(crate) async fn run_stage<B: StageBody>(
     mut control: mpsc::Receiver<StageCommand>,
 ) {
     let mut machine = stage_machine::<B>();
-    let mut deferred = VecDeque::new();
-    step(
-        &mut machine,
-        &mut runner,
-        &mut deferred,
-        StageEvent::Initialize,
-    )
-    .await;
+    let mut driver = Driver::deferring_unhandled();
+    let mut event = StageEvent::Initialize;
     loop {
-        let event = match machine.state() {
-            StageState::Created => StageEvent::Initialize,
-            StageState::Initialized => command(control.recv().await),
-            StageState::Running => {
-                let waited = tokio::select! {
-                    biased;
-                    received = control.recv() => Err(command(received)),
-                    work = catch_panic(runner.body.wait()) => Ok(work),
-                };
-                StageCounters::add(&runner.counters.wakeups, 1);
-                match waited {
-                    Err(event) => event,
-                    Ok(Err(panic)) => StageEvent::Error(format!("panicked: {panic}")),
-                    Ok(Ok(work)) => match catch_panic(runner.body.work(work)).await {
-                        Ok(Ok(Step::Continue)) => continue,
-                        Ok(Ok(Step::Done)) => StageEvent::InputsDone,
-                        Ok(Err(reason)) => StageEvent::Error(reason),
-                        Err(panic) => StageEvent::Error(format!("panicked: {panic}")),
-                    },
+        driver
+            .step(
+                &mut machine,
+                &mut runner,
+                event,
+                announce,
+                StageEvent::Error,
+            )
+            .await;
+        event = loop {
+            break match machine.state() {
+                StageState::Created => StageEvent::Initialize,
+                StageState::Initialized => command(control.recv().await),
+                StageState::Running => {
+                    let waited = tokio::select! {
+                        biased;
+                        received = control.recv() => Err(command(received)),
+                        work = catch_panic(runner.body.wait()) => Ok(work),
+                    };
+                    StageCounters::add(&runner.counters.wakeups, 1);
+                    match waited {
+                        Err(event) => event,
+                        Ok(Err(message)) => StageEvent::Error(panicked(message)),
+                        Ok(Ok(work)) => match catch_panic(runner.body.work(work)).await {
+                            Ok(Ok(Step::Continue)) => continue,
+                            Ok(Ok(Step::Done)) => StageEvent::InputsDone,
+                            Ok(Err(failure)) => StageEvent::Error(failure),
+                            Err(message) => StageEvent::Error(panicked(message)),
+                        },
+                    }
                 }
-            }
-            StageState::Draining => StageEvent::DrainComplete,
-            StageState::Drained | StageState::Failed { .. } | StageState::Cancelled => break,
+                StageState::Draining => StageEvent::DrainComplete,
+                StageState::Drained | StageState::Failed { .. } | StageState::Cancelled => return,
+            };
         };
-        step(&mut machine, &mut runner, &mut deferred, event).await;
     }
+}
+
+fn panicked(message: String) -> StageFailure {
+    StageFailure::Panicked {
+        message,
+        draining: false,
+    }
+}
+
+/// Publishes a stage's new state.
+fn announce<B>(state: &StageState, runner: &mut Runner<B>) {
+    runner.status.send_replace(state.clone());
+    tracing::debug!(stage = %runner.name, %state, "stage state");
 }
 
 /// A command as a machine event; a closed channel is an error, since every
@@ -179,37 +204,136 @@ fn command(received: Option<StageCommand>) -> StageEvent {
     match received {
         Some(StageCommand::Start) => StageEvent::Start,
         Some(StageCommand::Stop) => StageEvent::Stop,
-        Some(StageCommand::Cancel) => StageEvent::Cancel,
-        None => StageEvent::Error("its control channel closed while it was still running".into()),
+        None => StageEvent::Error(StageFailure::ControlClosed),
     }
 }
 
-/// Handles `event` and executes the actions, turning a failing action into an
-/// `Error` event. An event the current state does not take waits in
-/// `deferred` and is tried again after the next state change.
-async fn step<B: StageBody>(
-    machine: &mut StageMachine<B>,
-    runner: &mut Runner<B>,
-    deferred: &mut VecDeque<StageEvent>,
-    event: StageEvent,
-) {
-    let mut queue = VecDeque::from([event]);
-    while let Some(event) = queue.pop_front() {
-        let before = machine.state().variant_index();
-        let actions = match machine.handle(&event, runner) {
-            Ok(actions) => actions,
-            Err(_unhandled) => {
-                deferred.push_back(event);
-                continue;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervise::status::StageCounters;
+
+    /// A body that works `left` times, then has no more input.
+    struct Countdown {
+        left: u32,
+        stopped: bool,
+    }
+
+    impl StageBody for Countdown {
+        type Work = ();
+
+        async fn wait(&mut self) {}
+
+        async fn work(&mut self, (): ()) -> Result<Step, StageFailure> {
+            if self.left == 0 || self.stopped {
+                return Ok(Step::Done);
             }
+            self.left -= 1;
+            Ok(Step::Continue)
+        }
+
+        async fn finish(&mut self) -> Result<(), StageFailure> {
+            Ok(())
+        }
+
+        fn stop_producing(&mut self) {
+            self.stopped = true;
+        }
+    }
+
+    fn runner(
+        left: u32,
+    ) -> (
+        Runner<Countdown>,
+        watch::Receiver<StageState>,
+        mpsc::UnboundedReceiver<Completion>,
+    ) {
+        let (status, states) = watch::channel(StageState::Created);
+        let (completions, completed) = mpsc::unbounded_channel();
+        let runner = Runner {
+            index: 0,
+            name: Arc::from("countdown"),
+            body: Countdown {
+                left,
+                stopped: false,
+            },
+            counters: Arc::new(StageCounters::default()),
+            status,
+            completions,
         };
-        if before != machine.state().variant_index() {
-            runner.status.send_replace(machine.state().clone());
-            tracing::debug!(stage = %runner.name, state = %machine.state(), "stage state");
-            queue.extend(deferred.drain(..));
+        (runner, states, completed)
+    }
+
+    #[tokio::test]
+    async fn a_closed_control_channel_fails_the_stage_instead_of_a_silent_exit() {
+        let (runner, states, mut completed) = runner(3);
+        let (control, commands) = mpsc::channel(1);
+        drop(control);
+        run_stage(runner, commands).await;
+        let failed = StageState::Failed {
+            failure: StageFailure::ControlClosed,
+        };
+        assert_eq!(*states.borrow(), failed);
+        let completion = completed.recv().await.unwrap();
+        assert_eq!(completion.failure(), Some(&StageFailure::ControlClosed));
+        assert!(completed.try_recv().is_err(), "completion reported once");
+    }
+
+    #[tokio::test]
+    async fn a_stop_that_arrives_before_the_start_waits_for_a_state_that_takes_it() {
+        let (runner, states, mut completed) = runner(u32::MAX);
+        let (control, commands) = mpsc::channel(2);
+        // Initialized does not take Stop: it waits, and is applied once the
+        // stage runs, so the endless countdown ends at once.
+        control.send(StageCommand::Stop).await.unwrap();
+        control.send(StageCommand::Start).await.unwrap();
+        run_stage(runner, commands).await;
+        assert_eq!(*states.borrow(), StageState::Drained);
+        assert_eq!(completed.recv().await.unwrap().state, StageState::Drained);
+    }
+
+    /// A body whose handler panics on the second piece of work.
+    struct Fragile(u32);
+
+    impl StageBody for Fragile {
+        type Work = ();
+
+        async fn wait(&mut self) {}
+
+        async fn work(&mut self, (): ()) -> Result<Step, StageFailure> {
+            self.0 += 1;
+            assert!(self.0 < 2, "handler gave up");
+            Ok(Step::Continue)
         }
-        if let Err(failed) = execute_actions(actions, runner).await {
-            queue.push_front(StageEvent::Error(failed.source));
+
+        async fn finish(&mut self) -> Result<(), StageFailure> {
+            Ok(())
         }
+    }
+
+    #[tokio::test]
+    async fn a_panic_fails_the_stage_with_its_message() {
+        let (status, states) = watch::channel(StageState::Created);
+        let (completions, _completed) = mpsc::unbounded_channel();
+        let runner = Runner {
+            index: 0,
+            name: Arc::from("fragile"),
+            body: Fragile(0),
+            counters: Arc::new(StageCounters::default()),
+            status,
+            completions,
+        };
+        let (control, commands) = mpsc::channel(1);
+        control.send(StageCommand::Start).await.unwrap();
+        run_stage(runner, commands).await;
+        assert_eq!(
+            *states.borrow(),
+            StageState::Failed {
+                failure: StageFailure::Panicked {
+                    message: "handler gave up".into(),
+                    draining: false
+                }
+            }
+        );
     }
 }

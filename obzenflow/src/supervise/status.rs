@@ -22,7 +22,7 @@ pub enum StageState {
     /// Stopped by an error, a panic or a broken control channel.
     Failed {
         /// What went wrong.
-        reason: String,
+        failure: super::StageFailure,
     },
     /// Cancelled before it could drain.
     Cancelled,
@@ -41,7 +41,7 @@ impl StageState {
 impl fmt::Display for StageState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StageState::Failed { reason } => write!(f, "failed: {reason}"),
+            StageState::Failed { failure } => write!(f, "failed: {failure}"),
             other => f.write_str(&other.variant_name().to_lowercase()),
         }
     }

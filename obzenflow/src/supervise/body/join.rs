@@ -1,0 +1,96 @@
+//! A join: loads the whole reference side into its handler, then joins each
+//! event of the stream side against it.
+
+use super::{ChunkData, Output, StageBody, Step};
+use crate::event::Payload;
+use crate::stage::{Emitter, Join};
+use crate::supervise::failure::StageFailure;
+use crate::supervise::input::{Inputs, Taken};
+use std::time::Instant as StdInstant;
+
+pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) reference: Inputs<R>,
+    pub(crate) stream: Inputs<S>,
+    pub(crate) output: Output<O>,
+    pub(crate) emitter: Emitter<O>,
+}
+
+impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
+    pub(crate) fn new(
+        handler: X,
+        reference: Inputs<R>,
+        stream: Inputs<S>,
+        output: Output<O>,
+    ) -> Self {
+        JoinBody {
+            handler,
+            reference,
+            stream,
+            output,
+            emitter: Emitter::new(),
+        }
+    }
+}
+
+pub(crate) enum JoinWork<R, S> {
+    Reference(Option<Taken<R>>),
+    Stream(Option<Taken<S>>),
+}
+
+impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBody<R, S, O, X> {
+    type Work = JoinWork<R, S>;
+
+    async fn wait(&mut self) -> Self::Work {
+        // The whole reference is loaded before any stream event is joined.
+        if self.reference.all_closed() {
+            JoinWork::Stream(self.stream.next().await)
+        } else {
+            JoinWork::Reference(self.reference.next().await)
+        }
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        let started = StdInstant::now();
+        let step = match work {
+            JoinWork::Reference(None) | JoinWork::Stream(None) => Step::Continue,
+            JoinWork::Reference(Some((index, chunk, data_count))) => {
+                let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
+                for (id, item) in &mut data {
+                    if let Err(error) = self.handler.load(item) {
+                        self.output.failed(error, Some(id))?;
+                    }
+                }
+                if data.finish(&mut self.output) {
+                    self.reference.close(index);
+                }
+                self.output.busy_since(started, data_count);
+                self.output.flush(0).await?;
+                Step::Continue
+            }
+            JoinWork::Stream(Some((index, chunk, data_count))) => {
+                let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
+                let mut produced = 0;
+                for (id, item) in &mut data {
+                    let result = self.handler.join(item, &mut self.emitter);
+                    produced += self.output.handled(id, result, &mut self.emitter)?;
+                }
+                if data.finish(&mut self.output) {
+                    self.stream.close(index);
+                }
+                self.output.busy_since(started, data_count);
+                self.output.flush(produced).await?;
+                Step::Continue
+            }
+        };
+        Ok(if self.reference.all_closed() && self.stream.all_closed() {
+            Step::Done
+        } else {
+            step
+        })
+    }
+
+    async fn finish(&mut self) -> Result<(), StageFailure> {
+        self.output.write_eof().await
+    }
+}

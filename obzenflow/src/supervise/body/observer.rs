@@ -1,0 +1,47 @@
+//! An observer: sees every entry of another stage's journal (data, error
+//! records and control marks) and changes nothing.
+
+use super::{Output, StageBody, Step};
+use crate::event::{Body, Control, Payload};
+use crate::stage::Observer;
+use crate::supervise::failure::StageFailure;
+use crate::supervise::input::{Inputs, Taken};
+use crate::supervise::status::StageCounters;
+use std::time::Instant as StdInstant;
+
+pub(crate) struct ObserverBody<T: Payload, X> {
+    pub(crate) handler: X,
+    pub(crate) inputs: Inputs<T>,
+    pub(crate) output: Output<()>,
+}
+
+impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
+    type Work = Option<Taken<T>>;
+
+    async fn wait(&mut self) -> Self::Work {
+        self.inputs.next().await
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        let Some((index, chunk, data_count)) = work else {
+            return Ok(Step::Done);
+        };
+        let started = StdInstant::now();
+        let mut eof = false;
+        for entry in chunk.entries() {
+            self.handler.observe(entry);
+            match &entry.body {
+                Body::Control(Control::Eof) => eof = true,
+                Body::Control(Control::Drain) => self.output.stopped = true,
+                _ => {}
+            }
+        }
+        StageCounters::add(&self.output.counters.events_in, data_count);
+        self.output.busy_since(started, data_count);
+        Ok(self.inputs.after_chunk(index, eof))
+    }
+
+    async fn finish(&mut self) -> Result<(), StageFailure> {
+        self.output.write_eof().await
+    }
+}

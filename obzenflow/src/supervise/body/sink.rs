@@ -1,0 +1,95 @@
+//! A sink: delivers each input through its handler and journals a receipt
+//! for it; in a replay that does not repeat sink effects, it skips the
+//! deliveries and journals that it did. At the end its handler's `drain` is
+//! told why the stage drains.
+
+use super::{ChunkData, Output, StageBody, Step};
+use crate::event::{EventId, Payload, Receipt};
+use crate::stage::Sink;
+use crate::supervise::failure::StageFailure;
+use crate::supervise::input::{Inputs, Taken};
+use std::time::Instant as StdInstant;
+
+pub(crate) struct SinkBody<T: Payload, K> {
+    pub(crate) handler: K,
+    pub(crate) inputs: Inputs<T>,
+    pub(crate) output: Output<Receipt>,
+    /// Set when a replay must not repeat the sink's external effects.
+    pub(crate) dry_run: bool,
+    /// The chunk's receipts, with the inputs they are for, written together.
+    pub(crate) receipts: Vec<(EventId, Receipt)>,
+}
+
+impl<T: Payload, K> SinkBody<T, K> {
+    pub(crate) fn new(
+        handler: K,
+        inputs: Inputs<T>,
+        output: Output<Receipt>,
+        dry_run: bool,
+    ) -> Self {
+        SinkBody {
+            handler,
+            inputs,
+            output,
+            dry_run,
+            receipts: Vec::new(),
+        }
+    }
+
+    /// Writes the receipts kept so far.
+    fn write_receipts(&mut self) {
+        self.output.writer.push_each(self.receipts.drain(..));
+    }
+}
+
+impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
+    type Work = Option<Taken<T>>;
+
+    async fn wait(&mut self) -> Self::Work {
+        self.inputs.next().await
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        let Some((index, chunk, data_count)) = work else {
+            return Ok(Step::Done);
+        };
+        let started = StdInstant::now();
+        let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
+        let mut delivered = 0;
+        for (id, item) in &mut data {
+            if self.dry_run {
+                delivered += 1;
+                self.receipts
+                    .push((id, Receipt::with_detail("replay: delivery skipped")));
+                continue;
+            }
+            match self.handler.consume(item).await {
+                Ok(receipt) => {
+                    delivered += 1;
+                    self.receipts.push((id, receipt));
+                }
+                Err(error) => {
+                    self.write_receipts();
+                    self.output.failed(error, Some(id))?;
+                }
+            }
+        }
+        self.write_receipts();
+        let eof = data.finish(&mut self.output);
+        if let Err(error) = self.handler.flush().await {
+            self.output.failed(error, None)?;
+        }
+        self.output.busy_since(started, data_count);
+        self.output.flush(delivered).await?;
+        Ok(self.inputs.after_chunk(index, eof))
+    }
+
+    async fn finish(&mut self) -> Result<(), StageFailure> {
+        let reason = self.output.drain_reason();
+        self.handler
+            .drain(reason)
+            .await
+            .map_err(|error| StageFailure::handler(error).while_draining())?;
+        self.output.write_eof().await
+    }
+}
