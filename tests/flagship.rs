@@ -211,3 +211,69 @@ async fn a_file_that_is_not_gzip_or_lacks_a_column_fails_naming_it() {
         )
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_leaves_the_output_file_as_it_was_and_says_so() {
+    let dir = scratch("stopped");
+    let out = dir.join("out.csv");
+    std::fs::write(&out, "the results of an earlier, complete run\n").unwrap();
+    let flights =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
+    let (table, rows) = collect::<CarrierDelays>();
+    let mut flow = flights::flow(memory(), flights, carriers(), out.clone(), table);
+    flow.start().unwrap();
+    // Stop once the join has seen some flights, long before the 336,776th.
+    let mut state = flow.watch();
+    while flow.report().stage("named").unwrap().events_out == 0 {
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(5), state.changed()).await;
+    }
+    let report = flow
+        .stop_graceful(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(report.state, obzenflow::flow::FlowState::Stopped);
+    assert!(report.stage("flights").unwrap().events_out < 336_776);
+    // The tally emitted what it had: partial rows reached the sinks ...
+    assert!(!rows.snapshot().is_empty());
+    assert!(report.stage("file").unwrap().events_in > 0);
+    // ... and the file sink left the earlier results alone, with no
+    // temporary file beside them.
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the results of an earlier, complete run\n"
+    );
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["out.csv"]);
+    let said = flights::results(&report, &rows.snapshot(), &out);
+    assert!(
+        said.contains(&format!(
+            "stopped before the end of the input: these are partial results, and {} was left as it was",
+            out.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("written to"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_run_replaces_the_output_file_at_the_end() {
+    let dir = scratch("complete");
+    let path = dir.join("flights.csv.gz");
+    gzip(
+        &path,
+        &format!(
+            "{HEADER}\n2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z\n"
+        ),
+    );
+    std::fs::write(dir.join("out.csv"), "stale\n").unwrap();
+    let (outcome, rows) = run(&dir, path).await;
+    let report = outcome.unwrap();
+    let written = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert!(written.starts_with("carrier,airline,"), "{written}");
+    assert!(written.contains("UA,United Air Lines Inc."), "{written}");
+    let said = flights::results(&report, &rows, &dir.join("out.csv"));
+    assert!(said.contains("written to"), "{said}");
+}

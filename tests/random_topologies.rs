@@ -15,7 +15,7 @@
 
 use obzenflow::flow::{FlowBuilder, FlowState, StageRef, journals};
 use obzenflow::journal::FsyncPolicy;
-use obzenflow::journal::disk::read_raw;
+use obzenflow::journal::disk::stream_raw;
 use obzenflow::stage::{Emitter, Poll, Receipt, Sink, Source, StageError, Transform};
 use std::path::Path;
 use std::sync::Arc;
@@ -302,8 +302,9 @@ async fn run_case(seed: u64, disk: Option<&Path>) -> (usize, FlowState) {
                 .unwrap();
         for (index, stage) in stages.iter().enumerate() {
             let journal = manifest["stage_journals"][index].as_str().unwrap();
-            let (records, recovery) = read_raw(&run.join(journal)).unwrap();
-            assert_eq!(recovery.truncated, None, "seed {seed}");
+            let mut stream = stream_raw(&run.join(journal), 1024).unwrap();
+            let records: Vec<_> = stream.by_ref().flat_map(Result::unwrap).collect();
+            assert_eq!(stream.recovery().unwrap().truncated, None, "seed {seed}");
             // Postcard writes the body's variant first: data, error, control.
             let count = |tag: u8| records.iter().filter(|r| r.body[0] == tag).count() as u64;
             let got = report.stage(&stage.name).unwrap();

@@ -10,6 +10,7 @@ use obzenflow::stage::{
     left_join, map, try_map,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -379,4 +380,88 @@ pub(crate) fn flow(
             (airlines, parsed) |> named |> per_carrier |> summary |> (table, file);
         }
     }
+}
+
+/// What the flagship prints after a run that completed or was stopped: the
+/// table, the row accounting, and where the results went.
+pub(crate) fn results(
+    report: &obzenflow::flow::FlowReport,
+    rows: &[CarrierDelays],
+    written: &Path,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| b.mean_dep_delay.total_cmp(&a.mean_dep_delay));
+    let _ = writeln!(
+        out,
+        "Departure delays from New York City, 2013, by airline (minutes)\n"
+    );
+    let _ = writeln!(
+        out,
+        "{:<4} {:<28} {:>8} {:>10} {:>8} {:>8}",
+        "code", "airline", "flights", "cancelled", "mean", "p95"
+    );
+    for row in &rows {
+        let _ = writeln!(
+            out,
+            "{:<4} {:<28} {:>8} {:>10} {:>8.1} {:>8.0}",
+            row.carrier,
+            row.airline,
+            row.flights,
+            row.cancelled,
+            row.mean_dep_delay,
+            row.p95_dep_delay
+        );
+    }
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "(no table: in a replay, sinks do not repeat their effects)"
+        );
+    }
+    let count = |stage: &str| report.stage(stage).map_or(0, |s| s.events_out);
+    let total = count("named");
+    let cancelled = if rows.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({} cancelled)",
+            rows.iter().map(|r| r.cancelled).sum::<u64>()
+        )
+    };
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &report.errors {
+        let reason = record
+            .message
+            .split(": ")
+            .nth(1)
+            .unwrap_or(&record.message)
+            .to_owned();
+        *reasons.entry(reason).or_default() += 1;
+    }
+    let _ = writeln!(
+        out,
+        "\n{total} flights tallied{cancelled}; {} rows in the error lane:",
+        report.errors.len()
+    );
+    for (reason, count) in &reasons {
+        let _ = writeln!(out, "  {count:>6}  {reason}");
+    }
+    let read = count("flights");
+    let _ = writeln!(
+        out,
+        "{read} rows read = {total} tallied + {} in the error lane",
+        report.errors.len()
+    );
+    if report.state == obzenflow::flow::FlowState::Stopped {
+        let _ = writeln!(
+            out,
+            "\nstopped before the end of the input: these are partial results, and {} was left as it was",
+            written.display()
+        );
+    } else if !rows.is_empty() {
+        let _ = writeln!(out, "\nwritten to {}", written.display());
+    }
+    out
 }

@@ -26,7 +26,6 @@ mod flights;
 
 use flights::{CarrierDelays, airlines};
 use obzenflow::stage::collect;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -53,70 +52,6 @@ fn main() -> ExitCode {
     let written = out_path.clone();
     obzenflow::app::run_then(
         |app| flights::flow(app.journals(), flights_path, airlines, out_path, table),
-        |report| print_results(report, &rows.snapshot(), &written),
+        |report| print!("{}", flights::results(report, &rows.snapshot(), &written)),
     )
-}
-
-fn print_results(report: &obzenflow::flow::FlowReport, rows: &[CarrierDelays], written: &Path) {
-    let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| b.mean_dep_delay.total_cmp(&a.mean_dep_delay));
-    println!("Departure delays from New York City, 2013, by airline (minutes)\n");
-    println!(
-        "{:<4} {:<28} {:>8} {:>10} {:>8} {:>8}",
-        "code", "airline", "flights", "cancelled", "mean", "p95"
-    );
-    for row in &rows {
-        println!(
-            "{:<4} {:<28} {:>8} {:>10} {:>8.1} {:>8.0}",
-            row.carrier,
-            row.airline,
-            row.flights,
-            row.cancelled,
-            row.mean_dep_delay,
-            row.p95_dep_delay
-        );
-    }
-    if rows.is_empty() {
-        println!("(no table: in a replay, sinks do not repeat their effects)");
-    }
-    let count = |stage: &str| report.stage(stage).map_or(0, |s| s.events_out);
-    let total = count("named");
-    let cancelled = if rows.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ({} cancelled)",
-            rows.iter().map(|r| r.cancelled).sum::<u64>()
-        )
-    };
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &report.errors {
-        let reason = record
-            .message
-            .split(": ")
-            .nth(1)
-            .unwrap_or(&record.message)
-            .to_owned();
-        *reasons.entry(reason).or_default() += 1;
-    }
-    println!(
-        "\n{total} flights tallied{cancelled}; {} rows in the error lane:",
-        report.errors.len()
-    );
-    for (reason, count) in &reasons {
-        println!("  {count:>6}  {reason}");
-    }
-    let read = count("flights");
-    println!(
-        "{read} rows read = {total} tallied + {} in the error lane",
-        report.errors.len()
-    );
-    if report.state == obzenflow::flow::FlowState::Stopped {
-        println!(
-            "\nstopped before the end of the input: these are partial results, and {} was left as it was",
-            written.display()
-        );
-    } else if !rows.is_empty() {
-        println!("\nwritten to {}", written.display());
-    }
 }

@@ -38,7 +38,9 @@ pub enum FlowState {
     Stopping,
     /// Every stage drained after its inputs ended.
     Completed,
-    /// Stopped on request, after draining what was in flight.
+    /// Stopped on request before its input ended, after draining what was
+    /// in flight. (A stop that comes after every input ended stops nothing:
+    /// the flow completes.)
     Stopped,
     /// Cancelled on request (or a graceful stop ran out of time).
     Cancelled,
@@ -134,7 +136,10 @@ enum FlowEvent {
         stage: String,
         failure: StageFailure,
     },
-    AllDone,
+    /// Every stage drained; `cut_short` if a stop cut some input short.
+    AllDone {
+        cut_short: bool,
+    },
     Cancel,
     Abort(String),
 }
@@ -202,10 +207,13 @@ fn flow_machine() -> FlowMachine {
         }
         state FlowState::Running {
             on FlowEvent::Stop => |_, _, _| Transition::to(FlowState::Stopping).with(FlowAction::StopSources);
-            on FlowEvent::AllDone => |_, _, _| Transition::to(FlowState::Completed);
+            on FlowEvent::AllDone { .. } => |_, _, _| Transition::to(FlowState::Completed);
         }
         state FlowState::Stopping {
-            on FlowEvent::AllDone => |_, _, _| Transition::to(FlowState::Stopped);
+            // A stop that came after every input had ended stopped nothing.
+            on FlowEvent::AllDone { cut_short } => |_, _, _| {
+                Transition::to(if *cut_short { FlowState::Stopped } else { FlowState::Completed })
+            };
             ignore FlowEvent::Stop;
         }
         state FlowState::Completed | FlowState::Stopped | FlowState::Cancelled
@@ -221,7 +229,7 @@ fn flow_machine() -> FlowMachine {
             on FlowEvent::Abort(reason) => |_, _, _| {
                 Transition::to(FlowState::Aborted { reason: reason.clone() }).with(FlowAction::CancelStages)
             };
-            ignore FlowEvent::Stop | FlowEvent::AllDone;
+            ignore FlowEvent::Stop | FlowEvent::AllDone { .. };
         }
     }
 }
@@ -254,6 +262,7 @@ async fn supervise(
     let mut machine = flow_machine();
     let mut driver = Driver::dropping_unhandled();
     let mut stop: Option<StopDeadline> = None;
+    let mut cut_short = false;
     let mut commands_open = true;
     let mut event = Some(FlowEvent::Start);
     tracing::info!(flow = %name, stages = stages.len(), "flow starting");
@@ -290,6 +299,7 @@ async fn supervise(
             },
             Some(completion) = completions.recv() => {
                 let failed = completion.failure().cloned();
+                cut_short |= completion.cut_short;
                 supervisor.system.record(&mut supervisor.run, SystemEvent::StageEnded {
                     stage: stages[completion.stage].name.to_string(),
                     state: completion.state.clone(),
@@ -303,13 +313,12 @@ async fn supervise(
                     None if supervisor.finals.iter().all(Option::is_some) => {
                         // Every stage drained: before the flow counts as
                         // complete, what was written must have been read.
-                        let stopped = *machine.state() == FlowState::Stopping;
-                        match super::contract::check(&stages, &contracts, stopped) {
+                        match super::contract::check(&stages, &contracts, cut_short) {
                             Some((stage, violation)) => Some(FlowEvent::StageFailed {
                                 stage,
                                 failure: StageFailure::Contract(violation),
                             }),
-                            None => Some(FlowEvent::AllDone),
+                            None => Some(FlowEvent::AllDone { cut_short }),
                         }
                     }
                     None => None,
@@ -782,7 +791,7 @@ impl FlowHandle {
             Err(error) => {
                 let error = FlowError::CannotStart {
                     flow: name.to_string(),
-                    error,
+                    error: Box::new(error),
                 };
                 outcome.send_replace(Some(Err(error.clone())));
                 self.refused = Some(error.clone());

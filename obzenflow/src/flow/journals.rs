@@ -26,13 +26,8 @@ pub fn memory() -> Journals {
 /// The window of each edge with disk journals, unless set: wider than with
 /// memory journals, because a stage's journal thread writes and fsyncs its
 /// batches in groups of up to a quarter of the window, and readers wait for
-/// that fsync; a wider window gives larger groups and fewer fsyncs
-/// (`cargo bench --bench pipeline_linear`, the durable flow against the
-/// memory flow, groups of an eighth: 65,536 entries 2.8–3.2x, 131,072
-/// entries 2.4–2.8x; wider gained little more, 262,144 2.5–2.7x, 1,048,576
-/// 2.6–2.8x; with groups of a quarter, 196,608 and 262,144 entries measured
-/// the same as 131,072), and costs memory: the flagship's peak RSS is
-/// 46–63 MB at 65,536, 68–78 MB at 131,072, 87–114 MB at 262,144.
+/// that fsync; a wider window gives larger groups and fewer fsyncs, and
+/// costs memory. BENCHMARKS.md has the widths measured and what each costs.
 pub const DISK_WINDOW: usize = 128 * 1024;
 
 /// Memory journals between stages, and every stage's output written durably

@@ -56,7 +56,7 @@ pub enum FlowError {
         /// The flow.
         flow: String,
         /// What was refused, where, and why.
-        error: StartError,
+        error: Box<StartError>,
     },
     /// `start` (or `run`, `wait`) was called outside a tokio runtime.
     #[error("flow `{flow}` must be started inside a tokio runtime")]

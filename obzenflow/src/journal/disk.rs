@@ -347,17 +347,6 @@ pub struct RawRecord {
     pub body: Vec<u8>,
 }
 
-/// Every record of the journal in `dir` as stored, checked like
-/// [`read_journal`] but not decoded (for tools that do not know the payload type).
-pub fn read_raw(dir: &Path) -> Result<(Vec<RawRecord>, Recovery), DiskJournalError> {
-    let mut records = Vec::new();
-    let scan = scan(dir, false, |_, _, record| {
-        records.push(raw(record));
-        Ok(())
-    })?;
-    Ok((records, scan.recovery))
-}
-
 /// A journal's records in order, read on a thread of their own and handed
 /// over in batches as they are read: reading a journal this way holds one
 /// segment file and a few batches in memory, not the whole journal. Checked
@@ -486,8 +475,9 @@ pub fn stream_journal<T: Payload>(
     JournalStream::start(dir, batch, decode::<T>)
 }
 
-/// The records of the journal in `dir` as stored, streamed `batch` at a time
-/// (see [`JournalStream`] and [`read_raw`]).
+/// The records of the journal in `dir` as stored, checked like
+/// [`read_journal`] but not decoded (for tools that do not know the payload
+/// type), streamed `batch` at a time (see [`JournalStream`]).
 pub fn stream_raw(dir: &Path, batch: usize) -> Result<JournalStream<RawRecord>, DiskJournalError> {
     JournalStream::start(dir, batch, |_, _, record| Ok(raw(record)))
 }
@@ -818,7 +808,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
 
 /// A flow or stage name as a file name: letters, digits, `-`, `_` and `.`
 /// kept, anything else replaced by `_`, never empty, `.` or `..`, at most 100 bytes.
-pub fn sanitize_name(name: &str) -> String {
+pub(crate) fn sanitize_name(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| {
@@ -834,4 +824,19 @@ pub fn sanitize_name(name: &str) -> String {
         out = format!("_{out}");
     }
     out
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::sanitize_name;
+
+    #[test]
+    fn names_become_safe_file_names() {
+        assert_eq!(sanitize_name("orders"), "orders");
+        assert_eq!(sanitize_name("../../etc/passwd"), ".._.._etc_passwd");
+        assert_eq!(sanitize_name(".."), "_..");
+        assert_eq!(sanitize_name(""), "_");
+        assert_eq!(sanitize_name("naïve name"), "na_ve_name");
+        assert_eq!(sanitize_name(&"a".repeat(300)).len(), 100);
+    }
 }

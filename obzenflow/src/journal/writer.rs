@@ -53,14 +53,10 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
     /// Adds an entry for each of `items`, each made from `parent` (or from
     /// nothing if `None`).
     ///
-    /// Each envelope is built where it is stored. `push` in a loop builds
-    /// each apart and copies it in, reading it back in wider pieces than it
-    /// was written in: the load waits for those stores to leave the store
-    /// buffer, behind the stores of earlier envelopes to memory not in the
-    /// cache. With sources, transforms and sinks adding their outputs here
-    /// (`push_each`), `cargo bench --bench pipeline_linear` measured the
-    /// memory flow at 17.0–17.2 ns/event (29–30 before) and the durable
-    /// flow at 45–49 (55–62).
+    /// Each envelope is built where it is stored, rather than built apart
+    /// and copied in as `push` in a loop would (which reads each back in
+    /// wider pieces than it was written in, and so waits on the store
+    /// buffer; BENCHMARKS.md has the figures).
     #[inline]
     pub fn push_all(&mut self, parent: Option<EventId>, items: impl IntoIterator<Item = T>) {
         self.push_data(items.into_iter().map(|item| (parent, item)));

@@ -48,6 +48,8 @@ pub(crate) enum StageAction {
 pub(crate) struct Completion {
     pub(crate) stage: usize,
     pub(crate) state: StageState,
+    /// Whether a stop cut the stage's input short.
+    pub(crate) cut_short: bool,
 }
 
 impl Completion {
@@ -91,6 +93,7 @@ impl<B: StageBody> FsmAction<Runner<B>> for StageAction {
                 let _ = runner.completions.send(Completion {
                     stage: runner.index,
                     state,
+                    cut_short: runner.body.cut_short(),
                 });
             }
         }
@@ -239,6 +242,10 @@ mod tests {
         fn stop_producing(&mut self) {
             self.stopped = true;
         }
+
+        fn cut_short(&self) -> bool {
+            self.stopped
+        }
     }
 
     fn runner(
@@ -308,6 +315,10 @@ mod tests {
 
         async fn finish(&mut self) -> Result<(), StageFailure> {
             Ok(())
+        }
+
+        fn cut_short(&self) -> bool {
+            false
         }
     }
 

@@ -90,6 +90,10 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
         })
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         self.output.write_eof().await
     }

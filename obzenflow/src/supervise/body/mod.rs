@@ -54,6 +54,10 @@ pub(crate) trait StageBody: Send + 'static {
 
     /// Asked to stop producing (only sources produce on their own).
     fn stop_producing(&mut self) {}
+
+    /// Whether a stop cut the stage's input short (it read a stop mark, or
+    /// it is a source that was stopped).
+    fn cut_short(&self) -> bool;
 }
 
 /// The error lane of a flow: every record any stage wrote there.

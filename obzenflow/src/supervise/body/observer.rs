@@ -41,6 +41,10 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
         Ok(self.inputs.after_chunk(index, eof))
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         self.output.write_eof().await
     }

@@ -84,6 +84,10 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         Ok(self.inputs.after_chunk(index, eof))
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         let reason = self.output.drain_reason();
         self.handler

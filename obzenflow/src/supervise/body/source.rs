@@ -120,6 +120,10 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
         Ok(step)
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         self.output.write_eof().await
     }

@@ -113,6 +113,10 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
         Ok(self.inputs.after_chunk(index, eof))
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         let produced = match self.policy {
             EmitPolicy::OnEof => true,

@@ -202,6 +202,10 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
         Ok(self.done())
     }
 
+    fn cut_short(&self) -> bool {
+        self.output.stopped
+    }
+
     async fn finish(&mut self) -> Result<(), StageFailure> {
         if self
             .feedback
