@@ -47,7 +47,7 @@ fn obzenflow_flagship(runtime: &tokio::runtime::Runtime, durable: bool) -> u64 {
         journals,
         data("flights.csv.gz"),
         airlines,
-        scratch().join("flow.csv"),
+        flights::CsvFile::new(scratch().join("flow.csv")),
         table,
     );
     let report = runtime.block_on(flow.run()).expect("the flow completes");

@@ -48,7 +48,13 @@ async fn run(
     flights: PathBuf,
 ) -> (Result<FlowReport, FlowError>, Vec<CarrierDelays>) {
     let (table, rows) = collect::<CarrierDelays>();
-    let mut flow = flights::flow(memory(), flights, carriers(), dir.join("out.csv"), table);
+    let mut flow = flights::flow(
+        memory(),
+        flights,
+        carriers(),
+        flights::CsvFile::new(dir.join("out.csv")),
+        table,
+    );
     let outcome = flow.run().await;
     (outcome, rows.snapshot())
 }
@@ -214,13 +220,50 @@ async fn a_file_that_is_not_gzip_or_lacks_a_column_fails_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_run_leaves_the_output_file_as_it_was_and_says_so() {
-    let dir = scratch("stopped");
+    let (_dir, out, report, rows) = stopped_run("stopped", false).await;
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "the results of an earlier, complete run\n"
+    );
+    let said = flights::results(&report, &rows, &out, false);
+    assert!(
+        said.contains(&format!(
+            "stopped before the end of the input: these are partial results, and {} was left as it was",
+            out.display()
+        )),
+        "{said}"
+    );
+    assert!(!said.contains("written to"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_asked_to_write_partial_results_writes_them_and_says_so() {
+    let (_dir, out, report, rows) = stopped_run("partial", true).await;
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with("carrier,airline,"), "{written}");
+    assert_eq!(written.lines().count(), rows.len() + 1, "{written}");
+    let said = flights::results(&report, &rows, &out, true);
+    assert!(
+        said.contains(&format!("were written to {}, as asked", out.display())),
+        "{said}"
+    );
+}
+
+/// Runs the flagship on the real data with `out` holding an earlier run's
+/// results, and stops it once the join has seen some flights; checks what
+/// every stopped run must show, and that no temporary file is left.
+async fn stopped_run(
+    test: &str,
+    write_partial: bool,
+) -> (PathBuf, PathBuf, FlowReport, Vec<CarrierDelays>) {
+    let dir = scratch(test);
     let out = dir.join("out.csv");
     std::fs::write(&out, "the results of an earlier, complete run\n").unwrap();
     let flights =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
     let (table, rows) = collect::<CarrierDelays>();
-    let mut flow = flights::flow(memory(), flights, carriers(), out.clone(), table);
+    let file = flights::CsvFile::new(out.clone()).writing_partial(write_partial);
+    let mut flow = flights::flow(memory(), flights, carriers(), file, table);
     flow.start().unwrap();
     // Stop once the join has seen some flights, long before the 336,776th.
     let mut state = flow.watch();
@@ -233,29 +276,16 @@ async fn a_stopped_run_leaves_the_output_file_as_it_was_and_says_so() {
         .unwrap();
     assert_eq!(report.state, obzenflow::flow::FlowState::Stopped);
     assert!(report.stage("flights").unwrap().events_out < 336_776);
-    // The tally emitted what it had: partial rows reached the sinks ...
+    // The tally emitted what it had: partial rows reached the sinks.
     assert!(!rows.snapshot().is_empty());
     assert!(report.stage("file").unwrap().events_in > 0);
-    // ... and the file sink left the earlier results alone, with no
-    // temporary file beside them.
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "the results of an earlier, complete run\n"
-    );
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
         .collect();
-    assert_eq!(names, ["out.csv"]);
-    let said = flights::results(&report, &rows.snapshot(), &out);
-    assert!(
-        said.contains(&format!(
-            "stopped before the end of the input: these are partial results, and {} was left as it was",
-            out.display()
-        )),
-        "{said}"
-    );
-    assert!(!said.contains("written to"), "{said}");
+    assert_eq!(names, ["out.csv"], "no temporary file is left");
+    let rows = rows.snapshot();
+    (dir, out, report, rows)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,6 +304,6 @@ async fn a_complete_run_replaces_the_output_file_at_the_end() {
     let written = std::fs::read_to_string(dir.join("out.csv")).unwrap();
     assert!(written.starts_with("carrier,airline,"), "{written}");
     assert!(written.contains("UA,United Air Lines Inc."), "{written}");
-    let said = flights::results(&report, &rows, &dir.join("out.csv"));
+    let said = flights::results(&report, &rows, &dir.join("out.csv"), false);
     assert!(said.contains("written to"), "{said}");
 }

@@ -267,12 +267,14 @@ pub(crate) fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays 
 ///
 /// The rows go to a temporary file beside the target, which replaces the
 /// target only when the sink drains at the end of its input: a stopped run
-/// (or a replay) leaves the target as it was.
+/// (or a replay) leaves the target as it was, unless asked to write partial
+/// results ([`writing_partial`](Self::writing_partial)).
 pub(crate) struct CsvFile {
     path: PathBuf,
     temporary: PathBuf,
     writer: Option<csv::Writer<BufWriter<File>>>,
     rows: u64,
+    write_partial: bool,
 }
 
 impl CsvFile {
@@ -285,7 +287,15 @@ impl CsvFile {
             path,
             writer: None,
             rows: 0,
+            write_partial: false,
         }
+    }
+
+    /// Whether a stopped run writes its partial results (by default it
+    /// leaves the target as it was).
+    pub(crate) fn writing_partial(mut self, write_partial: bool) -> Self {
+        self.write_partial = write_partial;
+        self
     }
 }
 
@@ -320,7 +330,8 @@ impl Sink<CarrierDelays> for CsvFile {
         let Some(mut writer) = self.writer.take() else {
             return Ok(());
         };
-        if reason != DrainReason::EndOfInput {
+        let partial_asked = reason == DrainReason::Stopped && self.write_partial;
+        if reason != DrainReason::EndOfInput && !partial_asked {
             // Partial results: the target keeps what it held.
             drop(writer);
             let _ = std::fs::remove_file(&self.temporary);
@@ -342,13 +353,13 @@ impl Sink<CarrierDelays> for CsvFile {
 }
 
 /// The flow: flights from `flights_path` (a CSV file, gzipped if it ends in
-/// `.gz`) joined with `airlines`, tallied per carrier into `table` and a CSV
-/// file at `out_path`.
+/// `.gz`) joined with `airlines`, tallied per carrier into `table` and the
+/// CSV file `out`.
 pub(crate) fn flow(
     journals: Journals,
     flights_path: PathBuf,
     airlines: Vec<Airline>,
-    out_path: PathBuf,
+    out: CsvFile,
     table: CollectSink<CarrierDelays>,
 ) -> obzenflow::flow::FlowHandle {
     flow! {
@@ -373,7 +384,7 @@ pub(crate) fn flow(
             ).emit_on_eof());
             summary     = transform!((String, Tally) -> CarrierDelays => map(summarize));
             table       = sink!(CarrierDelays => table);
-            file        = sink!(CarrierDelays => CsvFile::new(out_path.clone()));
+            file        = sink!(CarrierDelays => out);
         },
         topology: {
             flights |> parsed;
@@ -383,11 +394,13 @@ pub(crate) fn flow(
 }
 
 /// What the flagship prints after a run that completed or was stopped: the
-/// table, the row accounting, and where the results went.
+/// table, the row accounting, and where the results went (`write_partial`:
+/// whether a stopped run was asked to write its partial results).
 pub(crate) fn results(
     report: &obzenflow::flow::FlowReport,
     rows: &[CarrierDelays],
     written: &Path,
+    write_partial: bool,
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -457,8 +470,12 @@ pub(crate) fn results(
     if report.state == obzenflow::flow::FlowState::Stopped {
         let _ = writeln!(
             out,
-            "\nstopped before the end of the input: these are partial results, and {} was left as it was",
-            written.display()
+            "\nstopped before the end of the input: these are partial results, and {}",
+            if write_partial {
+                format!("were written to {}, as asked", written.display())
+            } else {
+                format!("{} was left as it was", written.display())
+            }
         );
     } else if !rows.is_empty() {
         let _ = writeln!(out, "\nwritten to {}", written.display());

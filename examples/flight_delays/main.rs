@@ -20,7 +20,9 @@
 //! prints the command that replays and verifies it
 //! (`-- --replay-from DIR --verify`). `-- --help` lists the runner's options;
 //! the data can be pointed elsewhere with `OBZENFLOW_FLIGHTS`,
-//! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`.
+//! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`. A run stopped with Ctrl-C prints
+//! its partial table and leaves the CSV file as it was, unless
+//! `OBZENFLOW_WRITE_PARTIAL=1`.
 
 mod flights;
 
@@ -50,8 +52,17 @@ fn main() -> ExitCode {
     };
     let (table, rows) = collect::<CarrierDelays>();
     let written = out_path.clone();
+    let partial = std::env::var_os("OBZENFLOW_WRITE_PARTIAL").is_some_and(|v| v == "1");
     obzenflow::app::run_then(
-        |app| flights::flow(app.journals(), flights_path, airlines, out_path, table),
-        |report| print!("{}", flights::results(report, &rows.snapshot(), &written)),
+        |app| {
+            let out = flights::CsvFile::new(out_path).writing_partial(partial);
+            flights::flow(app.journals(), flights_path, airlines, out, table)
+        },
+        |report| {
+            print!(
+                "{}",
+                flights::results(report, &rows.snapshot(), &written, partial)
+            )
+        },
     )
 }

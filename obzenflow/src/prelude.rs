@@ -5,12 +5,14 @@
 //! [`crate::stage`].
 
 pub use crate::event::{Envelope, Payload};
-pub use crate::flow::{FlowBuilder, FlowError, FlowHandle, FlowReport, FlowState, StageRef};
+pub use crate::flow::{
+    FlowBuilder, FlowControl, FlowError, FlowHandle, FlowReport, FlowState, StageFailure, StageRef,
+};
 pub use crate::fsm::{
     EventVariant, FsmAction, FsmError, NoAction, StateMachine, StateVariant, Transition,
 };
 pub use crate::stage::{
-    EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, StageError, Stateful,
-    Transform, TransformExt,
+    DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Receipt, Sink, Source, StageError,
+    Stateful, Transform, TransformExt,
 };
 pub use obzenflow_macros::{flow, fsm};

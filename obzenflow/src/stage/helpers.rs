@@ -321,7 +321,9 @@ impl<T: Send + 'static> Source<T> for ChannelSource<T> {
 #[derive(Debug, Default)]
 pub struct ConsoleSink;
 
-/// A sink that prints each event to standard output as one JSON line.
+/// A sink that prints each event to standard output as one JSON line. If
+/// the flow is stopped before the sink's input ends, it says so on standard
+/// error, so that partial output is not taken for the whole.
 pub fn console() -> ConsoleSink {
     ConsoleSink
 }
@@ -336,6 +338,16 @@ impl<T: Payload> Sink<T> for ConsoleSink {
                 })
                 .map_err(StageError::permanent),
         )
+    }
+
+    fn drain(
+        &mut self,
+        reason: super::DrainReason,
+    ) -> impl Future<Output = Result<(), StageError>> + Send {
+        if reason == super::DrainReason::Stopped {
+            eprintln!("(stopped before the end of the input: the lines above are partial)");
+        }
+        std::future::ready(Ok(()))
     }
 }
 

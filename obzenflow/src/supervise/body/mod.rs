@@ -127,6 +127,8 @@ impl<O: Payload> Output<O> {
 
     /// Handles a handler's failure on `input`: the error lane for a transient
     /// or permanent one, the stage's failure for a fatal one.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn failed(
         &mut self,
         error: StageError,
@@ -154,6 +156,7 @@ impl<O: Payload> Output<O> {
 
     /// After a handler ran on input `id`: writes what it emitted (returning
     /// how many) or, if it failed, sends the input to the error lane.
+    #[inline]
     pub(crate) fn handled(
         &mut self,
         id: EventId,
@@ -328,14 +331,31 @@ impl<T> Iterator for ChunkData<T> {
             let entry = self.entries.pop_front()?;
             match entry.body {
                 Body::Data(item) => return Some((entry.id, item)),
-                Body::Control(Control::Eof) => self.eof = true,
-                Body::Control(Control::Drain) => self.stopped = true,
-                Body::Control(Control::Probe(round)) if self.stop_at_probes => {
-                    self.probe = Some(round);
-                    return None;
+                Body::Error(_) => {}
+                Body::Control(control) => {
+                    if self.pauses_at(control) {
+                        return None;
+                    }
                 }
-                Body::Control(Control::Probe(_)) | Body::Error(_) => {}
             }
         }
+    }
+}
+
+impl<T> ChunkData<T> {
+    /// Notes a control mark; whether iteration pauses at it (a probe, for
+    /// a stage that passes probes on).
+    #[cold]
+    fn pauses_at(&mut self, control: Control) -> bool {
+        match control {
+            Control::Eof => self.eof = true,
+            Control::Drain => self.stopped = true,
+            Control::Probe(round) if self.stop_at_probes => {
+                self.probe = Some(round);
+                return true;
+            }
+            Control::Probe(_) => {}
+        }
+        false
     }
 }
