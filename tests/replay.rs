@@ -209,6 +209,25 @@ async fn archives_that_cannot_be_replayed_are_refused() {
         .unwrap_err();
     assert!(error.to_string().contains("manifest version 99"), "{error}");
 
+    // An older format that no longer reads: a version 1 manifest of a failed
+    // run recorded its failure as text.
+    let mut value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    value["manifest_version"] = 1.into();
+    value["final_state"] =
+        serde_json::json!({ "Failed": { "stage": "store", "reason": "disk full" } });
+    std::fs::write(&manifest_path, value.to_string()).unwrap();
+    let error = flow(&base, 2, &counters())
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            obzenflow::flow::replay::ReplayError::OlderFormat { found: 1, .. }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("run the flow again"), "{error}");
+
     // Another topology.
     std::fs::write(&manifest_path, &manifest).unwrap();
     let mut other = flow! {

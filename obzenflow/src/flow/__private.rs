@@ -45,9 +45,13 @@ pub fn finish(builder: FlowBuilder) -> FlowHandle {
 }
 
 /// Stands in for a flow whose declaration has errors, which flow! has
-/// already reported at compile time; this code never runs.
+/// already reported at compile time (so this never runs; were it to, the
+/// flow would refuse to start rather than panic).
 pub fn placeholder() -> FlowHandle {
-    unreachable!("flow! reported this flow's errors at compile time")
+    FlowHandle::refused(super::FlowError::Invalid {
+        flow: "(not compiled)".to_owned(),
+        problems: vec!["flow! reported this flow's errors at compile time".to_owned()],
+    })
 }
 
 // The builder's methods take `impl Trait` arguments, which cannot be given

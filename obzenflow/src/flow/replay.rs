@@ -58,6 +58,18 @@ pub enum ReplayError {
         /// Its manifest version.
         found: u32,
     },
+    /// Written by an older ObzenFlow, in a form this one no longer reads.
+    #[error(
+        "the archive {dir} was written with manifest version {found}, which this ObzenFlow (version {MANIFEST_VERSION}) no longer reads: {reason}; run the flow again to archive it anew"
+    )]
+    OlderFormat {
+        /// The archive.
+        dir: PathBuf,
+        /// Its manifest version.
+        found: u32,
+        /// What no longer reads.
+        reason: String,
+    },
     /// The archive is of another flow (or another version of this one).
     #[error("the archive {dir} is of a different flow: {difference}")]
     DifferentTopology {
@@ -86,9 +98,23 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, ReplayError> {
         path: path.clone(),
         reason: error.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|error| ReplayError::Manifest {
-        path,
-        reason: error.to_string(),
+    serde_json::from_str(&text).map_err(|error| {
+        // A manifest of an older version that no longer parses is of an
+        // older format, not damaged.
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|value| value.get("manifest_version")?.as_u64());
+        match version {
+            Some(found) if found < u64::from(MANIFEST_VERSION) => ReplayError::OlderFormat {
+                dir: dir.to_owned(),
+                found: u32::try_from(found).unwrap_or(0),
+                reason: error.to_string(),
+            },
+            _ => ReplayError::Manifest {
+                path,
+                reason: error.to_string(),
+            },
+        }
     })
 }
 

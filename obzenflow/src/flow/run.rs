@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The version of the run directory's layout and manifest.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The version of the run directory's layout and manifest. Version 2
+/// records a failure as a [`StageFailure`](crate::supervise::StageFailure)
+/// (version 1: as text), in the manifest and the system journal.
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// What `manifest.json` says about a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
