@@ -57,6 +57,19 @@ fn contents(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Checks that `error` is of `kind` and names a path under `under`.
+fn names_path(error: &StartError, kind: ErrorKind, under: &Path) {
+    assert_eq!(error.kind(), kind, "{error}");
+    assert!(
+        error.path().is_some_and(|path| path.starts_with(under)),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains(&*under.to_string_lossy()),
+        "{error}"
+    );
+}
+
 /// Starts `flow`, expecting the environment to refuse; checks that nothing
 /// was left running, and that a second start says the same.
 fn refused(mut flow: FlowHandle) -> StartError {
@@ -106,15 +119,7 @@ async fn building_creates_nothing_and_a_path_under_a_file_is_refused_by_name() {
         matches!(&error, StartError::RunDirectory { base: refused, .. } if *refused == base),
         "{error:?}"
     );
-    assert_eq!(error.kind(), ErrorKind::NotADirectory, "{error}");
-    assert!(
-        error.path().is_some_and(|path| path.starts_with(&file)),
-        "{error}"
-    );
-    assert!(
-        error.to_string().contains(&*file.to_string_lossy()),
-        "{error}"
-    );
+    names_path(&error, ErrorKind::NotADirectory, &file);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -129,12 +134,7 @@ async fn a_file_where_the_flows_directory_goes_is_refused_and_left_alone() {
         matches!(error, StartError::RunDirectory { .. }),
         "{error:?}"
     );
-    assert!(
-        error
-            .path()
-            .is_some_and(|path| path.starts_with(dir.join("numbers"))),
-        "{error}"
-    );
+    names_path(&error, ErrorKind::NotADirectory, &dir.join("numbers"));
     assert_eq!(contents(&dir), [dir.join("numbers")], "nothing was added");
     assert_eq!(
         std::fs::read_to_string(dir.join("numbers")).unwrap(),
@@ -171,6 +171,20 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Starts a flow journaled here, which finds the disk full when it
+    /// opens the journal of stage `stage`.
+    fn refuses_the_journal_of(&self, stage: &str) {
+        let base = self.0.join("runs");
+        let error = refused(flow(&base));
+        assert!(
+            matches!(&error, StartError::StageJournal { stage: refused, .. } if refused == stage),
+            "{error:?}"
+        );
+        names_path(&error, ErrorKind::StorageFull, &base);
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
@@ -186,17 +200,7 @@ async fn a_full_disk_is_refused_with_the_journal_that_could_not_be_written() {
     // Fill it.
     let filler = std::fs::write(disk.0.join("filler"), vec![0u8; 1 << 20]);
     assert_eq!(filler.unwrap_err().kind(), ErrorKind::StorageFull);
-    let base = disk.0.join("runs");
-    let error = refused(flow(&base));
-    assert!(
-        matches!(&error, StartError::StageJournal { stage, .. } if stage == "numbers"),
-        "{error:?}"
-    );
-    assert_eq!(error.kind(), ErrorKind::StorageFull, "{error}");
-    assert!(
-        error.path().is_some_and(|path| path.starts_with(&base)),
-        "{error}"
-    );
+    disk.refuses_the_journal_of("numbers");
     assert_eq!(
         contents(&disk.0),
         [disk.0.join("filler")],
@@ -212,13 +216,7 @@ async fn a_disk_that_fills_up_midway_tears_down_the_journal_threads_already_star
     let Some(disk) = Tmpfs::mount("inodes", "size=1m,nr_inodes=9") else {
         return;
     };
-    let base = disk.0.join("runs");
-    let error = refused(flow(&base));
-    assert!(
-        matches!(&error, StartError::StageJournal { stage, .. } if stage == "out"),
-        "{error:?}"
-    );
-    assert_eq!(error.kind(), ErrorKind::StorageFull, "{error}");
+    disk.refuses_the_journal_of("out");
     assert_eq!(
         contents(&disk.0),
         Vec::<PathBuf>::new(),
