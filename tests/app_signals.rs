@@ -178,3 +178,96 @@ fn an_address_given_to_serve_that_is_taken_is_an_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_printed_replay_command_survives_the_shell_and_logs_carry_no_colour_codes() {
+    let base = std::env::temp_dir().join(format!(
+        "obzenflow app; echo not-run {}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&base);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_app_endless"))
+        .args(["--no-serve", "--log-level", "info", "--journal-dir"])
+        .arg(&base)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started");
+    interrupt(&child);
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    // Standard error is a pipe here, not a terminal.
+    assert!(stderr.contains(" INFO "), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    let command = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("replay and verify it with: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let replayed = Command::new("sh").args(["-c", command]).output().unwrap();
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(replayed.status.success(), "{command}: {said}");
+    assert!(
+        !said.contains("not-run"),
+        "the shell ran part of the path: {said}"
+    );
+    assert!(
+        said.contains("verification: all 3 stages matched, 0 differences"),
+        "{command}: {said}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn inspecting_an_archive_or_failing_to_replay_one_creates_nothing() {
+    let base = std::env::temp_dir().join(format!("obzenflow-app-reads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let runner = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_app_endless"));
+        command.args(["--no-serve", "--journal-dir"]).arg(&base);
+        command
+    };
+    let mut child = runner()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    interrupt(&child);
+    let (status, stderr) = finish(child);
+    assert!(status.success(), "{stderr}");
+    let runs = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(base.join("endless"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect()
+    };
+    let archive = runs();
+    assert_eq!(archive.len(), 1);
+
+    let inspected = runner().arg("--inspect").arg(&archive[0]).output().unwrap();
+    assert!(inspected.status.success());
+    assert!(String::from_utf8_lossy(&inspected.stdout).contains("\"stage\":\"numbers\""));
+    assert_eq!(runs(), archive, "inspecting made no run directory");
+
+    let missing = base.join("no such archive");
+    let refused = runner()
+        .arg("--replay-from")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("no such archive"), "{said}");
+    assert_eq!(
+        runs(),
+        archive,
+        "a replay refused before it started left nothing"
+    );
+    let _ = std::fs::remove_dir_all(&base);
+}

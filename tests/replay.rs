@@ -188,7 +188,7 @@ async fn archives_that_cannot_be_replayed_are_refused() {
     assert!(
         error
             .to_string()
-            .contains("replay it anyway with `allow_incomplete`"),
+            .contains("replay it anyway with --allow-incomplete"),
         "{error}"
     );
     let allowed = ReplayOptions {
@@ -227,6 +227,41 @@ async fn archives_that_cannot_be_replayed_are_refused() {
         "{error}"
     );
     assert!(error.to_string().contains("run the flow again"), "{error}");
+
+    // Journals outside the archive.
+    for outside in ["../../../../../../etc", "stages/../../x", "/etc", "stages"] {
+        let mut value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        value["stage_journals"][1] = outside.into();
+        std::fs::write(&manifest_path, value.to_string()).unwrap();
+        let error = flow(&base, 2, &counters())
+            .replay_from(&archived, ReplayOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(&error, ReplayError::Manifest { path, reason }
+                if *path == manifest_path && reason.contains(outside)),
+            "{outside}: {error}"
+        );
+    }
+
+    // A manifest that is empty, not JSON, or a directory: named.
+    for (damage, expected) in [("", "EOF"), ("{ not json", "key must be a string")] {
+        std::fs::write(&manifest_path, damage).unwrap();
+        let error = flow(&base, 2, &counters())
+            .replay_from(&archived, ReplayOptions::default())
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(&*manifest_path.to_string_lossy()), "{text}");
+        assert!(text.contains(expected), "{text}");
+    }
+    std::fs::remove_file(&manifest_path).unwrap();
+    std::fs::create_dir(&manifest_path).unwrap();
+    let error = flow(&base, 2, &counters())
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains(&*manifest_path.to_string_lossy()), "{text}");
+    assert!(text.contains("directory"), "{text}");
+    std::fs::remove_dir(&manifest_path).unwrap();
 
     // Another topology.
     std::fs::write(&manifest_path, &manifest).unwrap();
@@ -300,4 +335,46 @@ async fn inspect_prints_every_journal_as_json_lines_with_its_own_types() {
         "invalid digit found in string"
     );
     assert_eq!(error["parents"], serde_json::json!(["0#3"]));
+}
+
+/// A run killed before its source's journal held anything: replaying it
+/// (allowed, as incomplete) holds no source to the count it declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incomplete_archive_holds_no_source_to_its_declared_count() {
+    let base = base("incomplete-count");
+    let declared = || {
+        let mut flow = obzenflow::flow::FlowBuilder::new("declared");
+        flow.journals(obzenflow::flow::journals::disk(base.clone()));
+        let numbers = flow.source("numbers", obzenflow::stage::from_iter(0..100u32));
+        flow.sink("store", &numbers, obzenflow::stage::collect().0);
+        flow.build().unwrap()
+    };
+    let archived = declared().run().await.unwrap().run_dir.unwrap();
+    // As a SIGKILL would leave it: no end recorded, and the source's
+    // segment cut back to its header.
+    let manifest_path = archived.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["ended_at"] = serde_json::Value::Null;
+    manifest["status"] = "running".into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let source_journal = archived.join(manifest["stage_journals"][0].as_str().unwrap());
+    for segment in std::fs::read_dir(&source_journal).unwrap() {
+        let segment = segment.unwrap().path();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&segment)
+            .unwrap()
+            .set_len(16)
+            .unwrap();
+    }
+    let allowed = ReplayOptions {
+        allow_incomplete: true,
+        ..ReplayOptions::default()
+    };
+    let mut replay = declared();
+    replay.replay_from(&archived, allowed).unwrap();
+    let report = replay.run().await.unwrap();
+    assert_eq!(report.state, obzenflow::flow::FlowState::Completed);
+    assert_eq!(report.stage("numbers").unwrap().events_out, 0);
 }

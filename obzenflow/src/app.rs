@@ -176,6 +176,8 @@ pub fn run_then(
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let app = App {
         journal_dir: if matches.get_flag("memory") {
@@ -250,8 +252,9 @@ pub fn run_then(
             let program = std::env::args().next().unwrap_or_else(|| "flow".to_owned());
             eprintln!("run directory: {}", run.display());
             eprintln!(
-                "replay and verify it with: {program} --replay-from {} --verify",
-                run.display()
+                "replay and verify it with: {} --replay-from {} --verify",
+                shell_quoted(&program),
+                shell_quoted(&run.to_string_lossy())
             );
         }
         if app.verify {
@@ -270,6 +273,16 @@ pub fn run_then(
         }
         ExitCode::SUCCESS
     })
+}
+
+/// `word` as one word for a POSIX shell: as it is when it holds nothing the
+/// shell would read specially, in single quotes otherwise.
+fn shell_quoted(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        return word.to_owned();
+    }
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// Serves the flow's live view where `--serve` says, unless `--no-serve`.
@@ -403,4 +416,22 @@ async fn drive(
     }
     progress.finish_and_clear();
     flow.wait().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quoted;
+
+    #[test]
+    fn words_the_shell_would_split_or_run_are_quoted() {
+        assert_eq!(
+            shell_quoted("target/obzenflow/run-1"),
+            "target/obzenflow/run-1"
+        );
+        assert_eq!(shell_quoted("a b"), "'a b'");
+        assert_eq!(shell_quoted("x;rm -rf y"), "'x;rm -rf y'");
+        assert_eq!(shell_quoted("it's"), r"'it'\''s'");
+        assert_eq!(shell_quoted("$HOME"), "'$HOME'");
+        assert_eq!(shell_quoted(""), "''");
+    }
 }

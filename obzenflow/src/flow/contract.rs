@@ -17,13 +17,13 @@ pub(crate) struct EdgeContract {
     pub(crate) read: Arc<AtomicU64>,
 }
 
-/// The first violated contract, as (the stage to blame, what is wrong). A
-/// flow that was `stopped` ended its sources early, so their declared
-/// counts do not bind.
+/// The first violated contract, as (the stage to blame, what is wrong).
+/// Sources `excused` (stopped early, or replaying a run that never ended)
+/// are not held to the counts they declared.
 pub(crate) fn check(
     stages: &[StageInfo],
     edges: &[EdgeContract],
-    stopped: bool,
+    excused: bool,
 ) -> Option<(String, ContractViolation)> {
     for edge in edges {
         let (from, to) = (&stages[edge.from], &stages[edge.to]);
@@ -61,7 +61,7 @@ pub(crate) fn check(
                 ));
             }
         }
-        if let (StageKind::Source, Some(expected), false) = (stage.kind, stage.expected, stopped)
+        if let (StageKind::Source, Some(expected), false) = (stage.kind, stage.expected, excused)
             && out != expected
         {
             return Some((

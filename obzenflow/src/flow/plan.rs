@@ -66,6 +66,9 @@ pub(crate) struct ReplayPlan {
     pub(crate) archive: PathBuf,
     pub(crate) stage_journals: Vec<String>,
     pub(crate) repeat_sink_effects: bool,
+    /// The archived run never recorded an end: its sources replay what
+    /// reached their journals, which need not be what they declared.
+    pub(crate) incomplete: bool,
 }
 
 /// A materialized flow: its stage tasks and, with disk journals, its run

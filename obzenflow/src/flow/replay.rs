@@ -40,7 +40,7 @@ pub enum ReplayError {
     },
     /// The archived run never recorded an end.
     #[error(
-        "the archive {dir} is incomplete: its run never recorded an end (status `{status}`); replay it anyway with `allow_incomplete`"
+        "the archive {dir} is incomplete: its run never recorded an end (status `{status}`); replay it anyway with --allow-incomplete (in code: `ReplayOptions {{ allow_incomplete: true, .. }}`)"
     )]
     Incomplete {
         /// The archive.
@@ -143,6 +143,18 @@ pub(crate) fn check_archive(
             difference,
         });
     }
+    if let Some(outside) = manifest
+        .stage_journals
+        .iter()
+        .find(|journal| !inside_the_archive(journal))
+    {
+        return Err(ReplayError::Manifest {
+            path: archive.join("manifest.json"),
+            reason: format!(
+                "the stage journal `{outside}` is not a directory under the archive's `stages/`"
+            ),
+        });
+    }
     if manifest.stage_journals.len() != topology.stages.len() {
         return Err(ReplayError::Manifest {
             path: archive.join("manifest.json"),
@@ -154,6 +166,15 @@ pub(crate) fn check_archive(
         });
     }
     Ok(manifest)
+}
+
+/// Whether a manifest's stage journal entry names a directory under the
+/// archive's `stages/` (and not, through `..` or a root, anything else).
+fn inside_the_archive(journal: &str) -> bool {
+    let mut parts = Path::new(journal).components();
+    parts.next() == Some(std::path::Component::Normal("stages".as_ref()))
+        && parts.clone().next().is_some()
+        && parts.all(|part| matches!(part, std::path::Component::Normal(_)))
 }
 
 /// The first difference between an archived topology and a flow's, if any.
