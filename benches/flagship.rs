@@ -87,6 +87,7 @@ fn plain_loop() -> u64 {
                         carrier: flight.carrier,
                         airline,
                         dep_delay: flight.dep_delay,
+                        diverted: flight.diverted,
                     },
                 );
             }

@@ -40,6 +40,8 @@ pub(crate) struct Flight {
     pub(crate) carrier: String,
     /// `None` for a cancelled flight.
     pub(crate) dep_delay: Option<f64>,
+    /// It departed and has no arrival: it was diverted.
+    pub(crate) diverted: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -53,6 +55,7 @@ pub(crate) struct NamedFlight {
     pub(crate) carrier: String,
     pub(crate) airline: String,
     pub(crate) dep_delay: Option<f64>,
+    pub(crate) diverted: bool,
 }
 
 /// What the tally keeps per carrier.
@@ -61,6 +64,7 @@ pub(crate) struct Tally {
     pub(crate) airline: String,
     pub(crate) flights: u64,
     pub(crate) cancelled: u64,
+    pub(crate) diverted: u64,
     pub(crate) delays: Vec<f64>,
 }
 
@@ -71,6 +75,7 @@ pub(crate) struct CarrierDelays {
     pub(crate) airline: String,
     pub(crate) flights: u64,
     pub(crate) cancelled: u64,
+    pub(crate) diverted: u64,
     pub(crate) mean_dep_delay: f64,
     pub(crate) p95_dep_delay: f64,
 }
@@ -174,6 +179,10 @@ pub(crate) fn columns(header: &str) -> Result<Columns, String> {
     })
 }
 
+/// The largest departure delay (or earliness) taken as real: a week. The
+/// data's own range is -43 to 1,301 minutes; a value past this is garbled.
+pub(crate) const PLAUSIBLE_DELAY_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
 pub(crate) fn parse(line: Line) -> Result<Flight, String> {
     let columns = line.columns;
     let fail = |reason: &str| format!("line {}: {reason}: `{}`", line.number, line.text);
@@ -198,16 +207,20 @@ pub(crate) fn parse(line: Line) -> Result<Flight, String> {
     let dep_delay = match (missing(dep_time), missing(dep_delay)) {
         (true, true) => None,
         (false, false) => {
-            if missing(arr_delay) {
-                return Err(fail(
-                    "departed, but the arrival delay is missing (diverted?)",
-                ));
+            let delay = dep_delay
+                .parse::<f64>()
+                .map_err(|e| fail(&format!("departure delay `{dep_delay}`: {e}")))?;
+            if !delay.is_finite() {
+                return Err(fail(&format!(
+                    "departure delay `{dep_delay}` is not a finite number"
+                )));
             }
-            Some(
-                dep_delay
-                    .parse::<f64>()
-                    .map_err(|e| fail(&format!("departure delay `{dep_delay}`: {e}")))?,
-            )
+            if delay.abs() > PLAUSIBLE_DELAY_MINUTES {
+                return Err(fail(&format!(
+                    "departure delay `{dep_delay}` is more than a week ({PLAUSIBLE_DELAY_MINUTES} minutes) early or late"
+                )));
+            }
+            Some(delay)
         }
         _ => {
             return Err(fail(
@@ -217,6 +230,7 @@ pub(crate) fn parse(line: Line) -> Result<Flight, String> {
     };
     Ok(Flight {
         carrier: carrier.to_owned(),
+        diverted: dep_delay.is_some() && missing(arr_delay),
         dep_delay,
     })
 }
@@ -234,6 +248,7 @@ pub(crate) fn airlines(path: &Path) -> Result<Vec<Airline>, String> {
 pub(crate) fn tally(tally: &mut Tally, flight: NamedFlight) {
     tally.airline = flight.airline;
     tally.flights += 1;
+    tally.diverted += u64::from(flight.diverted);
     match flight.dep_delay {
         Some(delay) => tally.delays.push(delay),
         None => tally.cancelled += 1,
@@ -258,6 +273,7 @@ pub(crate) fn summarize((carrier, mut tally): (String, Tally)) -> CarrierDelays 
         airline: tally.airline,
         flights: tally.flights,
         cancelled: tally.cancelled,
+        diverted: tally.diverted,
         mean_dep_delay: mean,
         p95_dep_delay: p95,
     }
@@ -376,6 +392,7 @@ pub(crate) fn flow(
                     airline: a.map_or_else(|| format!("(unknown carrier {})", f.carrier), |a| a.name.clone()),
                     carrier: f.carrier,
                     dep_delay: f.dep_delay,
+                    diverted: f.diverted,
                 },
             ));
             per_carrier = stateful!(NamedFlight -> (String, Tally) => group_by(
@@ -412,17 +429,18 @@ pub(crate) fn results(
     );
     let _ = writeln!(
         out,
-        "{:<4} {:<28} {:>8} {:>10} {:>8} {:>8}",
-        "code", "airline", "flights", "cancelled", "mean", "p95"
+        "{:<4} {:<28} {:>8} {:>10} {:>9} {:>8} {:>8}",
+        "code", "airline", "flights", "cancelled", "diverted", "mean", "p95"
     );
     for row in &rows {
         let _ = writeln!(
             out,
-            "{:<4} {:<28} {:>8} {:>10} {:>8.1} {:>8.0}",
+            "{:<4} {:<28} {:>8} {:>10} {:>9} {:>8.2} {:>8.0}",
             row.carrier,
             row.airline,
             row.flights,
             row.cancelled,
+            row.diverted,
             row.mean_dep_delay,
             row.p95_dep_delay
         );
@@ -439,8 +457,9 @@ pub(crate) fn results(
         String::new()
     } else {
         format!(
-            " ({} cancelled)",
-            rows.iter().map(|r| r.cancelled).sum::<u64>()
+            " ({} cancelled, {} diverted)",
+            rows.iter().map(|r| r.cancelled).sum::<u64>(),
+            rows.iter().map(|r| r.diverted).sum::<u64>()
         )
     };
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -455,8 +474,9 @@ pub(crate) fn results(
     }
     let _ = writeln!(
         out,
-        "\n{total} flights tallied{cancelled}; {} rows in the error lane:",
-        report.errors.len()
+        "\n{total} flights tallied{cancelled}; {} rows in the error lane{}",
+        report.errors.len(),
+        if report.errors.is_empty() { "" } else { ":" }
     );
     for (reason, count) in &reasons {
         let _ = writeln!(out, "  {count:>6}  {reason}");
