@@ -73,6 +73,7 @@ fn plain_loop() -> u64 {
             number: i as u64 + 2,
             text: line.expect("readable"),
             columns,
+            bad_encoding: None,
         };
         match flights::parse(line) {
             Ok(flight) => {

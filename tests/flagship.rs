@@ -381,3 +381,55 @@ async fn the_flagship_gives_the_known_mean_delays_by_carrier() {
     assert_eq!(table.iter().map(|row| row.diverted).sum::<u64>(), 1_175);
     assert_eq!(table.iter().map(|row| row.cancelled).sum::<u64>(), 8_255);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_is_not_utf8_goes_to_the_error_lane_with_its_bytes_escaped() {
+    let dir = scratch("not_utf8");
+    let path = dir.join("flights.csv");
+    let mut text = format!(
+        "{HEADER}\n2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z\n"
+    )
+    .into_bytes();
+    text.extend_from_slice(
+        b"2013,1,1,557,600,-3,709,723,-14,EV,5708,N829\xffAS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z\r\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let (outcome, table) = run(&dir, path).await;
+    let report = outcome.unwrap();
+    assert_eq!(report.stage("named").unwrap().events_out, 1);
+    assert_eq!(table.len(), 1);
+    let [record] = report.errors.as_slice() else {
+        panic!("{:?}", report.errors);
+    };
+    assert_eq!(
+        record.message,
+        "line 3: not UTF-8 (from byte 44): `2013,1,1,557,600,-3,709,723,-14,EV,5708,N829\\xffAS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z`"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_longer_than_the_cap_fails_the_source_naming_it_with_bounded_memory() {
+    let dir = scratch("too_long");
+    let path = dir.join("flights.csv");
+    // A second line of 64 KiB without a newline, like a file of zeros.
+    let mut text = format!("{HEADER}\n").into_bytes();
+    text.extend(std::iter::repeat_n(b'0', 64 << 10));
+    std::fs::write(&path, text).unwrap();
+    let (table, _rows) = collect::<CarrierDelays>();
+    let source = flights::CsvLines::new(path.clone()).max_line_bytes(4 << 10);
+    let mut flow = flights::flow_from(
+        memory(),
+        source,
+        carriers(),
+        flights::CsvFile::new(dir.join("out.csv")),
+        table,
+    );
+    let error = flow.run().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "stage `flights` failed: {} line 2 is longer than 4096 bytes, the most a line may hold",
+            path.display()
+        )
+    );
+}

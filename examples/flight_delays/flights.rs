@@ -22,10 +22,13 @@ pub(crate) struct Line {
     pub(crate) number: u64,
     pub(crate) text: String,
     pub(crate) columns: Columns,
+    /// For a line that is not UTF-8: where its encoding breaks (its text
+    /// is then its bytes, escaped).
+    pub(crate) bad_encoding: Option<usize>,
 }
 
 /// Where the fields the tally needs sit in a line.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Columns {
     dep_time: usize,
     dep_delay: usize,
@@ -84,8 +87,58 @@ pub(crate) struct CarrierDelays {
 /// after its header; the header must name the columns the tally needs.
 pub(crate) struct CsvLines {
     path: PathBuf,
-    lines: Option<(std::io::Lines<Box<dyn BufRead + Send>>, Columns)>,
+    reader: Option<(Box<dyn BufRead + Send>, Columns)>,
     number: u64,
+    max_line_bytes: usize,
+    buffer: Vec<u8>,
+    /// The whole file has been read (and closed).
+    ended: bool,
+}
+
+/// The longest line read by default: far longer than any real row, short
+/// enough that a file without newlines cannot exhaust memory.
+pub(crate) const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// What one capped read of a line found.
+enum LineRead {
+    Line,
+    End,
+    TooLong,
+}
+
+/// Reads the next line (without its `\n` or `\r\n`) into `line`, holding
+/// at most `cap` bytes of it.
+fn read_line_capped(
+    reader: &mut dyn BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<LineRead> {
+    line.clear();
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(if line.is_empty() {
+                LineRead::End
+            } else {
+                LineRead::Line
+            });
+        }
+        let (taken, ended) = match available.iter().position(|&byte| byte == b'\n') {
+            Some(end) => (end, true),
+            None => (available.len(), false),
+        };
+        if line.len() + taken > cap {
+            return Ok(LineRead::TooLong);
+        }
+        line.extend_from_slice(&available[..taken]);
+        reader.consume(taken + usize::from(ended));
+        if ended {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            return Ok(LineRead::Line);
+        }
+    }
 }
 
 impl CsvLines {
@@ -93,8 +146,52 @@ impl CsvLines {
     pub(crate) fn new(path: PathBuf) -> Self {
         CsvLines {
             path,
-            lines: None,
+            reader: None,
             number: 0,
+            max_line_bytes: MAX_LINE_BYTES,
+            buffer: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// The longest line it reads; a longer one fails the source, naming it.
+    pub(crate) fn max_line_bytes(mut self, bytes: usize) -> Self {
+        self.max_line_bytes = bytes.max(1);
+        self
+    }
+
+    /// The next line as text, or `None` at the end. A line that is not
+    /// UTF-8 comes back escaped, with where its encoding breaks.
+    fn next_line(&mut self) -> Result<Option<(String, Option<usize>)>, StageError> {
+        let Some((reader, _)) = self.reader.as_mut() else {
+            return Ok(None);
+        };
+        let read = read_line_capped(reader.as_mut(), &mut self.buffer, self.max_line_bytes)
+            .map_err(|e| {
+                StageError::fatal(format!(
+                    "cannot read {} line {}: {e}",
+                    self.path.display(),
+                    self.number + 1
+                ))
+            })?;
+        match read {
+            LineRead::End => Ok(None),
+            LineRead::TooLong => Err(StageError::fatal(format!(
+                "{} line {} is longer than {} bytes, the most a line may hold",
+                self.path.display(),
+                self.number + 1,
+                self.max_line_bytes
+            ))),
+            LineRead::Line => {
+                self.number += 1;
+                Ok(Some(match std::str::from_utf8(&self.buffer) {
+                    Ok(text) => (text.to_owned(), None),
+                    Err(error) => (
+                        self.buffer.escape_ascii().to_string(),
+                        Some(error.valid_up_to()),
+                    ),
+                }))
+            }
         }
     }
 
@@ -110,44 +207,52 @@ impl CsvLines {
         } else {
             Box::new(BufReader::new(file))
         };
-        let mut lines = reader.lines();
-        let header = lines
-            .next()
-            .ok_or_else(|| {
-                StageError::fatal(format!(
+        self.reader = Some((reader, Columns::default()));
+        let header = match self.next_line()? {
+            Some((header, None)) => header,
+            Some((_, Some(_))) => {
+                return Err(StageError::fatal(format!(
+                    "{}: its header line is not UTF-8",
+                    self.path.display()
+                )));
+            }
+            None => {
+                return Err(StageError::fatal(format!(
                     "{} is empty: it has no header line",
                     self.path.display()
-                ))
-            })?
-            .map_err(|e| {
-                StageError::fatal(format!("cannot read {} line 1: {e}", self.path.display()))
-            })?;
+                )));
+            }
+        };
         let columns = columns(&header)
             .map_err(|e| StageError::fatal(format!("{}: {e}", self.path.display())))?;
-        self.number = 1;
-        self.lines = Some((lines, columns));
+        if let Some((_, known)) = self.reader.as_mut() {
+            *known = columns;
+        }
         Ok(())
     }
 }
 
 impl Source<Line> for CsvLines {
     async fn next(&mut self) -> Result<Poll<Line>, StageError> {
-        if self.lines.is_none() {
+        if self.ended {
+            return Ok(Poll::End);
+        }
+        if self.reader.is_none() {
             self.open()?;
         }
-        let Some((lines, columns)) = self.lines.as_mut() else {
-            return Ok(Poll::End);
-        };
         let mut batch = Vec::with_capacity(1024);
-        for line in lines.by_ref().take(1024) {
-            self.number += 1;
-            let text = line.map_err(|e| {
-                StageError::fatal(format!("{} line {}: {e}", self.path.display(), self.number))
-            })?;
+        while batch.len() < 1024 {
+            let Some((text, bad_encoding)) = self.next_line()? else {
+                self.reader = None;
+                self.ended = true;
+                break;
+            };
+            let columns = self.reader.as_ref().map(|(_, c)| *c).unwrap_or_default();
             batch.push(Line {
                 number: self.number,
                 text,
-                columns: *columns,
+                columns,
+                bad_encoding,
             });
         }
         Ok(if batch.is_empty() {
@@ -186,6 +291,9 @@ pub(crate) const PLAUSIBLE_DELAY_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 pub(crate) fn parse(line: Line) -> Result<Flight, String> {
     let columns = line.columns;
     let fail = |reason: &str| format!("line {}: {reason}: `{}`", line.number, line.text);
+    if let Some(offset) = line.bad_encoding {
+        return Err(fail(&format!("not UTF-8 (from byte {offset})")));
+    }
     let fields: Vec<&str> = line.text.split(',').collect();
     if fields.len() != columns.count {
         return Err(fail(&format!(
@@ -370,10 +478,23 @@ impl Sink<CarrierDelays> for CsvFile {
 
 /// The flow: flights from `flights_path` (a CSV file, gzipped if it ends in
 /// `.gz`) joined with `airlines`, tallied per carrier into `table` and the
-/// CSV file `out`.
+/// CSV file `out`. (The program reads its flights through [`flow_from`];
+/// its tests and its benchmark use this.)
+#[allow(dead_code)]
 pub(crate) fn flow(
     journals: Journals,
     flights_path: PathBuf,
+    airlines: Vec<Airline>,
+    out: CsvFile,
+    table: CollectSink<CarrierDelays>,
+) -> obzenflow::flow::FlowHandle {
+    flow_from(journals, CsvLines::new(flights_path), airlines, out, table)
+}
+
+/// [`flow`], reading the flights through `source`.
+pub(crate) fn flow_from(
+    journals: Journals,
+    source: CsvLines,
     airlines: Vec<Airline>,
     out: CsvFile,
     table: CollectSink<CarrierDelays>,
@@ -382,7 +503,7 @@ pub(crate) fn flow(
         name: "flight-delays",
         journals: journals,
         stages: {
-            flights     = source!(Line => CsvLines::new(flights_path.clone()));
+            flights     = source!(Line => source);
             parsed      = transform!(Line -> Flight => try_map(parse));
             airlines    = source!(Airline => from_iter(airlines));
             named       = join!(Airline, Flight -> NamedFlight => left_join(

@@ -25,7 +25,8 @@
 //! prints the command that replays and verifies it
 //! (`-- --replay-from DIR --verify`). `-- --help` lists the runner's options;
 //! the data can be pointed elsewhere with `OBZENFLOW_FLIGHTS`,
-//! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`. A run stopped with Ctrl-C prints
+//! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`; a line longer than
+//! `OBZENFLOW_MAX_LINE_BYTES` (4 MiB) fails the run, naming it. A run stopped with Ctrl-C prints
 //! its partial table and leaves the CSV file as it was, unless
 //! `OBZENFLOW_WRITE_PARTIAL=1`.
 
@@ -58,10 +59,23 @@ fn main() -> ExitCode {
     let (table, rows) = collect::<CarrierDelays>();
     let written = out_path.clone();
     let partial = std::env::var_os("OBZENFLOW_WRITE_PARTIAL").is_some_and(|v| v == "1");
+    let max_line = match std::env::var("OBZENFLOW_MAX_LINE_BYTES") {
+        Err(_) => flights::MAX_LINE_BYTES,
+        Ok(text) => match text.parse::<usize>() {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                eprintln!(
+                    "error: OBZENFLOW_MAX_LINE_BYTES=`{text}` is not a number of bytes: {error}"
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
     obzenflow::app::run_then(
         |app| {
             let out = flights::CsvFile::new(out_path).writing_partial(partial);
-            flights::flow(app.journals(), flights_path, airlines, out, table)
+            let source = flights::CsvLines::new(flights_path).max_line_bytes(max_line);
+            flights::flow_from(app.journals(), source, airlines, out, table)
         },
         |report| {
             print!(
