@@ -112,6 +112,7 @@ fn segments_roll_over_and_read_back_in_order() {
     let options = DiskJournalOptions {
         segment_bytes: 200,
         fsync: FsyncPolicy::Never,
+        ..DiskJournalOptions::default()
     };
     write(&dir, 0..40, options);
     assert!(segments(&dir).len() > 3, "{:?}", segments(&dir));
@@ -204,6 +205,7 @@ fn damage_before_the_last_segment_names_the_file_and_offset() {
         DiskJournalOptions {
             segment_bytes: 300,
             fsync: FsyncPolicy::Never,
+            ..DiskJournalOptions::default()
         },
     );
     let first = segments(&dir)[0].clone();
@@ -231,19 +233,89 @@ fn damage_before_the_last_segment_names_the_file_and_offset() {
     );
 }
 
+/// Rewrites a segment's header as version `version`, with a good checksum.
+fn set_version(segment: &Path, version: u32) {
+    let mut bytes = std::fs::read(segment).unwrap();
+    bytes[4..8].copy_from_slice(&version.to_le_bytes());
+    let check = crc32c::crc32c(&bytes[..12]);
+    bytes[12..16].copy_from_slice(&check.to_le_bytes());
+    std::fs::write(segment, &bytes).unwrap();
+}
+
 #[test]
 fn a_newer_format_is_refused_with_a_clear_message() {
     let dir = scratch("newer");
     write(&dir, 0..2, DiskJournalOptions::default());
-    let segment = segments(&dir)[0].clone();
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[8] = 9;
-    std::fs::write(&segment, &bytes).unwrap();
+    set_version(&segments(&dir)[0], 9);
     let error = read_journal::<String>(&dir).unwrap_err();
     assert!(
         error.to_string().contains("has format version 9"),
         "{error}"
     );
+}
+
+#[test]
+fn a_segment_of_format_3_is_refused_as_an_older_format() {
+    let dir = scratch("format-3");
+    write(&dir, 0..2, DiskJournalOptions::default());
+    let segment = segments(&dir)[0].clone();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    // How format 3 began: 8 magic bytes, the version, 4 spare bytes.
+    bytes[..8].copy_from_slice(b"OBZFJNL\0");
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    bytes[12..16].fill(0);
+    std::fs::write(&segment, &bytes).unwrap();
+    let error = read_journal::<String>(&dir).unwrap_err();
+    assert!(
+        matches!(error, DiskJournalError::OlderFormat { found: 3, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_flipped_version_byte_is_corruption_not_another_format() {
+    let dir = scratch("flipped-version");
+    write(
+        &dir,
+        0..40,
+        DiskJournalOptions {
+            segment_bytes: 300,
+            ..DiskJournalOptions::default()
+        },
+    );
+    let first = segments(&dir)[0].clone();
+    for (byte, bit) in [(4, 0x01), (5, 0x96), (7, 0x80), (8, 0x10), (0, 0x02)] {
+        let pristine = std::fs::read(&first).unwrap();
+        let mut bytes = pristine.clone();
+        bytes[byte] ^= bit;
+        std::fs::write(&first, &bytes).unwrap();
+        let error = read_journal::<String>(&dir).unwrap_err();
+        assert!(
+            matches!(&error, DiskJournalError::Corrupt { path, offset: 0, .. } if *path == first),
+            "byte {byte}: {error}"
+        );
+        std::fs::write(&first, &pristine).unwrap();
+    }
+}
+
+#[test]
+fn a_journal_opened_as_another_is_refused() {
+    let dir = scratch("identity");
+    let as_stage = |identity| DiskJournalOptions {
+        identity,
+        ..DiskJournalOptions::default()
+    };
+    write(&dir, 0..3, as_stage(7));
+    assert_eq!(
+        obzenflow::journal::disk::identity_of(&dir).unwrap(),
+        Some(7)
+    );
+    let error = DiskJournal::<String>::open(&dir, as_stage(8)).unwrap_err();
+    assert!(
+        matches!(&error, DiskJournalError::Corrupt { offset: 8, .. }),
+        "{error}"
+    );
+    assert!(DiskJournal::<String>::open(&dir, as_stage(7)).is_ok());
 }
 
 #[cfg(unix)]
@@ -282,10 +354,8 @@ fn an_older_format_is_refused_with_a_clear_message() {
     let dir = scratch("older");
     write(&dir, 0..2, DiskJournalOptions::default());
     let segment = segments(&dir)[0].clone();
-    let mut bytes = std::fs::read(&segment).unwrap();
     let older = FORMAT_VERSION - 1;
-    bytes[8..12].copy_from_slice(&older.to_le_bytes());
-    std::fs::write(&segment, &bytes).unwrap();
+    set_version(&segment, older);
     let error = read_journal::<String>(&dir).unwrap_err();
     assert!(
         error.to_string().contains(&format!(

@@ -243,6 +243,21 @@ async fn archives_that_cannot_be_replayed_are_refused() {
         );
     }
 
+    // Two stages' journals swapped: each journal says whose it is.
+    let mut value: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let journals = value["stage_journals"].as_array_mut().unwrap();
+    journals.swap(1, 2);
+    let listed_for_parsed = journals[1].as_str().unwrap().to_owned();
+    std::fs::write(&manifest_path, value.to_string()).unwrap();
+    let error = flow(&base, 2, &counters())
+        .replay_from(&archived, ReplayOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(&error, ReplayError::Journal(obzenflow::journal::DiskJournalError::Corrupt { path, reason, .. })
+            if *path == archived.join(&listed_for_parsed) && reason == "it is not the journal of stage `parsed`"),
+        "{error}"
+    );
+
     // A manifest that is empty, not JSON, or a directory: named.
     for (damage, expected) in [("", "EOF"), ("{ not json", "key must be a string")] {
         std::fs::write(&manifest_path, damage).unwrap();

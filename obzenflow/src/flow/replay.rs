@@ -165,6 +165,26 @@ pub(crate) fn check_archive(
             ),
         });
     }
+    // Each journal must be its stage's: a journal listed in another's
+    // place would replay or verify the wrong records.
+    for (index, (journal, stage)) in manifest
+        .stage_journals
+        .iter()
+        .zip(&topology.stages)
+        .enumerate()
+    {
+        let dir = archive.join(journal);
+        let found = crate::journal::disk::identity_of(&dir)?;
+        if found.is_some_and(|found| {
+            found != crate::journal::disk::journal_identity(index, &stage.name)
+        }) {
+            return Err(ReplayError::Journal(DiskJournalError::Corrupt {
+                path: dir,
+                offset: 8,
+                reason: format!("it is not the journal of stage `{}`", stage.name),
+            }));
+        }
+    }
     Ok(manifest)
 }
 

@@ -42,6 +42,11 @@ pub struct Manifest {
     pub stage_journals: Vec<String>,
 }
 
+/// The identity of a run's system journal (see
+/// [`DiskJournalOptions::identity`]): no stage's, whose are CRC32Cs of
+/// `index:name`.
+pub(crate) const SYSTEM_JOURNAL_IDENTITY: u32 = u32::MAX;
+
 /// A lifecycle event in a run's system journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum SystemEvent {
@@ -137,7 +142,11 @@ impl RunDir {
         name: &str,
     ) -> Result<DiskJournal<T>, DiskJournalError> {
         let relative = format!("stages/{index:03}-{}", sanitize_name(name));
-        let (journal, _) = DiskJournal::open(&self.path.join(&relative), self.options)?;
+        let options = DiskJournalOptions {
+            identity: crate::journal::disk::journal_identity(index, name),
+            ..self.options
+        };
+        let (journal, _) = DiskJournal::open(&self.path.join(&relative), options)?;
         self.manifest.stage_journals.push(relative);
         Ok(journal)
     }
@@ -148,6 +157,7 @@ impl RunDir {
     pub(crate) fn system_journal(&self) -> Result<DiskJournal<SystemEvent>, DiskJournalError> {
         let options = DiskJournalOptions {
             fsync: FsyncPolicy::Never,
+            identity: SYSTEM_JOURNAL_IDENTITY,
             ..self.options
         };
         DiskJournal::open(&self.path.join("system"), options).map(|(journal, _)| journal)

@@ -35,9 +35,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const MAGIC: &[u8; 8] = b"OBZFJNL\0";
+/// A segment starts with a 16-byte header: these magic bytes, the format
+/// version, the journal's identity (which stage's output it holds), and a
+/// CRC32C of those 12 bytes, all little-endian.
+const MAGIC: &[u8; 4] = b"OBZJ";
+/// How format 3 and earlier began, to tell an older file from damage.
+const OLDER_MAGIC: &[u8; 8] = b"OBZFJNL\0";
 /// The format version this code writes, and the only one it reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: u64 = 16;
 
 /// When appended records reach the disk.
@@ -60,6 +65,10 @@ pub struct DiskJournalOptions {
     pub segment_bytes: u64,
     /// When records reach the disk.
     pub fsync: FsyncPolicy,
+    /// Whose journal it is, written in every segment's header: a run writes
+    /// each stage's [`journal_identity`], so that a journal read as another
+    /// stage's is refused.
+    pub identity: u32,
 }
 
 impl Default for DiskJournalOptions {
@@ -67,8 +76,15 @@ impl Default for DiskJournalOptions {
         DiskJournalOptions {
             segment_bytes: 64 * 1024 * 1024,
             fsync: FsyncPolicy::EveryBatch,
+            identity: 0,
         }
     }
+}
+
+/// The identity of the journal of stage number `index` named `name`, as
+/// its segments' headers carry it.
+pub fn journal_identity(index: usize, name: &str) -> u32 {
+    crc32c::crc32c(format!("{index}:{name}").as_bytes())
 }
 
 /// What can go wrong with a disk journal.
@@ -156,6 +172,9 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DiskJournalError + '_ {
 pub struct Recovery {
     /// Valid records found.
     pub records: u64,
+    /// The identity its segments' headers carry (see
+    /// [`DiskJournalOptions::identity`]), if it has a segment.
+    pub identity: Option<u32>,
     /// A torn tail that was cut off: the segment, where it was cut, and how
     /// many bytes were dropped.
     pub truncated: Option<(PathBuf, u64, u64)>,
@@ -193,11 +212,23 @@ impl<T: Payload> DiskJournal<T> {
         let scan = scan(dir, true, |path, offset, record| {
             decode::<T>(path, offset, record).map(drop)
         })?;
+        if let (Some(found), Some((path, _))) = (scan.recovery.identity, &scan.last_segment)
+            && found != options.identity
+        {
+            return Err(DiskJournalError::Corrupt {
+                path: path.clone(),
+                offset: 8,
+                reason: format!(
+                    "the journal is journal {found:08x}, not journal {:08x} it was opened as",
+                    options.identity
+                ),
+            });
+        }
         let (path, size) = match scan.last_segment {
             Some((path, size)) => (path, size),
             None => {
                 let path = segment_path(dir, 0);
-                let size = create_segment(&path)?;
+                let size = create_segment(&path, options.identity)?;
                 unsynced_dirs.push(dir.to_owned());
                 (path, size)
             }
@@ -310,7 +341,7 @@ impl<T: Payload> DiskJournal<T> {
     fn roll(&mut self, first_seq: u64) -> Result<(), DiskJournalError> {
         self.sync()?;
         let path = segment_path(&self.dir, first_seq);
-        self.size = create_segment(&path)?;
+        self.size = create_segment(&path, self.options.identity)?;
         self.unsynced_dirs.push(self.dir.clone());
         self.file = OpenOptions::new()
             .append(true)
@@ -529,20 +560,7 @@ fn scan(
     repair: bool,
     mut each: impl FnMut(&Path, u64, Stored<'_>) -> Result<(), DiskJournalError>,
 ) -> Result<Scan, DiskJournalError> {
-    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(base) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".seg"))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            continue;
-        };
-        segments.push((base, entry.path()));
-    }
-    segments.sort();
+    let segments = segment_files(dir)?;
     let mut next_seq = segments.first().map_or(0, |(base, _)| *base);
     let mut recovery = Recovery::default();
     let mut last_segment = None;
@@ -609,6 +627,80 @@ fn scan(
     })
 }
 
+/// Reads and checks a segment's header: its journal identity, damage (as
+/// a reason), or an error for another format.
+fn read_header(
+    path: &Path,
+    reader: &mut impl Read,
+) -> Result<Result<u32, String>, DiskJournalError> {
+    let mut bytes = [0u8; HEADER_LEN as usize];
+    reader.read_exact(&mut bytes).map_err(io_error(path))?;
+    let word =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    if bytes[..8] == OLDER_MAGIC[..] && word(8) < FORMAT_VERSION {
+        return Err(DiskJournalError::OlderFormat {
+            path: path.to_owned(),
+            found: word(8),
+        });
+    }
+    if bytes[..4] != MAGIC[..] {
+        return Ok(Err(
+            "the segment does not start with the journal's magic bytes".to_owned(),
+        ));
+    }
+    // A header that fails its own check is damage, whatever it says.
+    if crc32c::crc32c(&bytes[..12]) != word(12) {
+        return Ok(Err("the segment header fails its checksum".to_owned()));
+    }
+    let version = word(4);
+    if version > FORMAT_VERSION {
+        return Err(DiskJournalError::NewerFormat {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    if version < FORMAT_VERSION {
+        return Err(DiskJournalError::OlderFormat {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    Ok(Ok(word(8)))
+}
+
+/// The identity in the header of the first segment of the journal in
+/// `dir` (see [`DiskJournalOptions::identity`]), if it has a segment whose
+/// header is whole and sound.
+pub fn identity_of(dir: &Path) -> Result<Option<u32>, DiskJournalError> {
+    let Some((_, first)) = segment_files(dir)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut file = File::open(&first).map_err(io_error(&first))?;
+    if file.metadata().map_err(io_error(&first))?.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    Ok(read_header(&first, &mut file)?.ok())
+}
+
+/// The segment files of the journal in `dir`, by the sequence each starts at.
+fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DiskJournalError> {
+    let mut segments: Vec<(u64, PathBuf)> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(base) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        segments.push((base, entry.path()));
+    }
+    segments.sort();
+    Ok(segments)
+}
+
 /// Checks a segment's header and blocks. Returns where the valid part ends
 /// and, if damage follows it, why it is damage. Corruption that cannot be a
 /// torn write (a wrong sequence, records that do not parse or decode in a
@@ -621,29 +713,25 @@ fn check_segment(
     recovery: &mut Recovery,
     each: &mut impl FnMut(&Path, u64, Stored<'_>) -> Result<(), DiskJournalError>,
 ) -> Result<(u64, Option<String>), DiskJournalError> {
-    let mut bytes = [0u8; HEADER_LEN as usize];
     if size < HEADER_LEN {
         return Ok((0, Some("the segment header is incomplete".to_owned())));
     }
-    reader.read_exact(&mut bytes).map_err(io_error(path))?;
-    if &bytes[..8] != MAGIC {
-        return Ok((
-            0,
-            Some("the segment does not start with the journal's magic bytes".to_owned()),
-        ));
-    }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version > FORMAT_VERSION {
-        return Err(DiskJournalError::NewerFormat {
-            path: path.to_owned(),
-            found: version,
-        });
-    }
-    if version < FORMAT_VERSION {
-        return Err(DiskJournalError::OlderFormat {
-            path: path.to_owned(),
-            found: version,
-        });
+    let identity = match read_header(path, reader)? {
+        Ok(identity) => identity,
+        Err(damage) => return Ok((0, Some(damage))),
+    };
+    match recovery.identity {
+        None => recovery.identity = Some(identity),
+        Some(first) if first != identity => {
+            return Err(DiskJournalError::Corrupt {
+                path: path.to_owned(),
+                offset: 8,
+                reason: format!(
+                    "the segment belongs to journal {identity:08x}, and the segments before it to journal {first:08x}"
+                ),
+            });
+        }
+        Some(_) => {}
     }
     let mut offset = HEADER_LEN;
     let mut block = Vec::new();
@@ -763,15 +851,18 @@ fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 /// Creates a segment with its header (made durable, with the file's name, by
 /// the journal's next sync; a header cut short by a crash is a torn tail).
 /// Returns its size.
-fn create_segment(path: &Path) -> Result<u64, DiskJournalError> {
+fn create_segment(path: &Path, identity: u32) -> Result<u64, DiskJournalError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path).map_err(io_error(path))?;
     let mut header = [0u8; HEADER_LEN as usize];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[..4].copy_from_slice(MAGIC);
+    header[4..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&identity.to_le_bytes());
+    let check = crc32c::crc32c(&header[..12]);
+    header[12..16].copy_from_slice(&check.to_le_bytes());
     file.write_all(&header).map_err(io_error(path))?;
     Ok(HEADER_LEN)
 }
