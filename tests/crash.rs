@@ -22,10 +22,19 @@ use std::time::Duration;
 
 const KILLS: usize = 24;
 
-fn ids<T: obzenflow::event::Payload>(dir: &Path) -> (HashSet<EventId>, Vec<Parents>) {
-    // Opening recovers a torn tail, as the next run of the flow would.
-    let (journal, _) = DiskJournal::<T>::open(dir, DiskJournalOptions::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+/// The ids and parents in the journal of stage number `index`, `stage`.
+fn ids<T: obzenflow::event::Payload>(
+    dir: &Path,
+    index: usize,
+    stage: &str,
+) -> (HashSet<EventId>, Vec<Parents>) {
+    // Opening recovers a torn tail, as the next run of the flow would, and
+    // as that stage's journal.
+    let options = DiskJournalOptions {
+        identity: obzenflow::journal::disk::journal_identity(index, stage),
+        ..DiskJournalOptions::default()
+    };
+    let (journal, _) = DiskJournal::<T>::open(dir, options).unwrap_or_else(|e| panic!("{e}"));
     drop(journal);
     let (records, recovery) = obzenflow::journal::disk::read_journal::<T>(dir).unwrap();
     assert_eq!(recovery.truncated, None, "recovery left nothing torn");
@@ -92,10 +101,10 @@ async fn killed_runs_leave_journals_that_open_and_agree() {
                 .iter()
                 .map(|j| run.join(j))
                 .collect();
-            let (numbers, numbers_records) = ids::<String>(&journals[0]);
-            let (parsed, parsed_parents) = ids::<u64>(&journals[1]);
-            let (squared, squared_parents) = ids::<u64>(&journals[2]);
-            let (_, receipt_parents) = ids::<Receipt>(&journals[3]);
+            let (numbers, numbers_records) = ids::<String>(&journals[0], 0, "numbers");
+            let (parsed, parsed_parents) = ids::<u64>(&journals[1], 1, "parsed");
+            let (squared, squared_parents) = ids::<u64>(&journals[2], 2, "squared");
+            let (_, receipt_parents) = ids::<Receipt>(&journals[3], 3, "out");
             for (parents, upstream) in [
                 (&parsed_parents, &numbers),
                 (&squared_parents, &parsed),

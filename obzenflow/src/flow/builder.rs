@@ -451,7 +451,9 @@ impl FlowBuilder {
         let (status, status_receiver) = watch::channel(StageState::Created);
         let (control, control_receiver) = mpsc::channel(8);
         let durable = self.durable;
+        let written: Arc<std::sync::OnceLock<crate::journal::Written>> = Arc::default();
         let factory: StageFactory = Box::new({
+            let written = Arc::clone(&written);
             let (name, counters, journal) =
                 (Arc::clone(&name), Arc::clone(&counters), journal.clone());
             let errors = self.errors.clone();
@@ -478,6 +480,7 @@ impl FlowBuilder {
                                         ),
                                     },
                                 })?;
+                        let _ = written.set(writer.written());
                         Some(writer)
                     }
                     _ => None,
@@ -512,6 +515,7 @@ impl FlowBuilder {
             control,
             capacity: options.capacity,
             durable,
+            written,
             describe: super::replay::describe_body::<O>,
             expected: None,
             middleware: Vec::new(),

@@ -101,6 +101,7 @@ mod tests {
             control: tokio::sync::mpsc::channel(1).0,
             capacity: 1,
             durable: false,
+            written: Arc::default(),
             describe: |_| String::new(),
             expected: None,
             middleware: Vec::new(),

@@ -94,6 +94,8 @@ pub(crate) struct StageInfo {
     pub(crate) capacity: usize,
     /// Whether its journal is also written to disk.
     pub(crate) durable: bool,
+    /// How many records its disk journal holds, once it has one.
+    pub(crate) written: Arc<std::sync::OnceLock<crate::journal::Written>>,
     /// Decodes a stored body of this stage's output type, for showing differences.
     pub(crate) describe: fn(&[u8]) -> String,
     /// How many events a source said it will produce.
@@ -383,7 +385,20 @@ async fn supervise(
         })
         .collect();
     let run_dir = supervisor.run.as_mut().map(|(dir, system)| {
-        if let Err(error) = crate::supervise::blocking(|| dir.finish(system, &final_state)) {
+        // Every stage task has ended, and with it its journal thread: what
+        // each wrote is all its journal will ever hold.
+        let records = stages
+            .iter()
+            .map(|stage| {
+                stage
+                    .written
+                    .get()
+                    .map_or(0, crate::journal::Written::records)
+            })
+            .collect();
+        let system_records = supervisor.system.next_seq;
+        let finish = || dir.finish(system, &final_state, records, system_records);
+        if let Err(error) = crate::supervise::blocking(finish) {
             tracing::error!(flow = %name, %error, "cannot record the run's end in its manifest");
         }
         dir.path.clone()

@@ -165,6 +165,18 @@ pub(crate) fn check_archive(
             ),
         });
     }
+    check_journals(archive, &manifest, topology)?;
+    Ok(manifest)
+}
+
+/// Checks that each journal of `archive` is its stage's and, for a run that
+/// ended, that it holds whole all that the run wrote: a torn tail is what a
+/// crash leaves, and a run that recorded its end did not crash.
+fn check_journals(
+    archive: &Path,
+    manifest: &Manifest,
+    topology: &Topology,
+) -> Result<(), ReplayError> {
     // Each journal must be its stage's: a journal listed in another's
     // place would replay or verify the wrong records.
     for (index, (journal, stage)) in manifest
@@ -185,7 +197,40 @@ pub(crate) fn check_archive(
             }));
         }
     }
-    Ok(manifest)
+    if manifest.ended_at.is_none() {
+        return Ok(());
+    }
+    let ended = |journal: &str, expected: Option<u64>| -> Result<(), ReplayError> {
+        let dir = archive.join(journal);
+        let found = crate::journal::disk::survey(&dir)?;
+        if let Some((path, offset, _)) = found.truncated {
+            return Err(ReplayError::Journal(DiskJournalError::Corrupt {
+                path,
+                offset,
+                reason: "damaged from here to its end, in a run that recorded its end (a crash's torn tail is only possible in a run that did not)".to_owned(),
+            }));
+        }
+        match expected {
+            Some(expected) if expected != found.records => {
+                Err(ReplayError::Journal(DiskJournalError::Corrupt {
+                    path: dir,
+                    offset: 0,
+                    reason: format!(
+                        "it holds {} records, and the run recorded {expected} when it ended: a segment is missing or cut short",
+                        found.records
+                    ),
+                }))
+            }
+            _ => Ok(()),
+        }
+    };
+    // Manifests before version 2 recorded no counts; their journals are
+    // still checked for torn tails.
+    let counts = manifest.stage_records.as_deref().unwrap_or_default();
+    for (index, journal) in manifest.stage_journals.iter().enumerate() {
+        ended(journal, counts.get(index).copied())?;
+    }
+    ended("system", manifest.system_records)
 }
 
 /// Whether a manifest's stage journal entry names a directory under the

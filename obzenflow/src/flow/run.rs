@@ -40,6 +40,14 @@ pub struct Manifest {
     pub topology: Topology,
     /// Each stage's journal directory, relative to the run directory, in stage order.
     pub stage_journals: Vec<String>,
+    /// Once the run has ended: how many records each stage's journal holds,
+    /// in stage order. A journal of an ended run that holds another count
+    /// (a segment cut short, deleted or damaged) is corrupt.
+    #[serde(default)]
+    pub stage_records: Option<Vec<u64>>,
+    /// Once the run has ended: how many records its system journal holds.
+    #[serde(default)]
+    pub system_records: Option<u64>,
 }
 
 /// The identity of a run's system journal (see
@@ -124,6 +132,8 @@ impl RunDir {
                     edges: Vec::new(),
                 },
                 stage_journals: Vec::new(),
+                stage_records: None,
+                system_records: None,
             },
         })
     }
@@ -177,14 +187,18 @@ impl RunDir {
         write_manifest(&self.path, &self.manifest)
     }
 
-    /// Records the run's end in the manifest, once `system` (the system
-    /// journal) is fsynced.
+    /// Records the run's end in the manifest, with how many records each
+    /// journal holds, once `system` (the system journal) is fsynced.
     pub(crate) fn finish(
         &mut self,
         system: &mut DiskJournal<SystemEvent>,
         state: &FlowState,
+        stage_records: Vec<u64>,
+        system_records: u64,
     ) -> Result<(), DiskJournalError> {
         system.sync()?;
+        self.manifest.stage_records = Some(stage_records);
+        self.manifest.system_records = Some(system_records);
         self.manifest.ended_at = Some(utc(SystemTime::now(), false));
         self.manifest.status = state.to_string();
         self.manifest.final_state = Some(state.clone());

@@ -682,6 +682,12 @@ pub fn identity_of(dir: &Path) -> Result<Option<u32>, DiskJournalError> {
     Ok(read_header(&first, &mut file)?.ok())
 }
 
+/// Reads the journal in `dir` through, checking every block, and says what
+/// it holds (without repairing a torn tail).
+pub(crate) fn survey(dir: &Path) -> Result<Recovery, DiskJournalError> {
+    scan(dir, false, |_, _, _| Ok(())).map(|scan| scan.recovery)
+}
+
 /// The segment files of the journal in `dir`, by the sequence each starts at.
 fn segment_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, DiskJournalError> {
     let mut segments: Vec<(u64, PathBuf)> = Vec::new();

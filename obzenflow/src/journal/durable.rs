@@ -103,6 +103,18 @@ impl Shared {
     }
 }
 
+/// How many records of a stage's journal are on disk: what its durable
+/// writer has written (and fsynced, by the default policy) so far, and all
+/// it ever wrote once the writer is gone.
+#[derive(Clone, Debug)]
+pub(crate) struct Written(Arc<Shared>);
+
+impl Written {
+    pub(crate) fn records(&self) -> u64 {
+        self.0.durable.load(Ordering::Acquire)
+    }
+}
+
 /// The stage's side of its durable writer.
 #[derive(Debug)]
 pub(crate) struct DurableWriter<T: Payload> {
@@ -219,6 +231,11 @@ impl<T: Payload> DurableWriter<T> {
             self.shared.ready.notify_one();
         }
         Ok(())
+    }
+
+    /// What it has written so far, readable after it is gone.
+    pub(crate) fn written(&self) -> Written {
+        Written(Arc::clone(&self.shared))
     }
 
     /// An error if writing has failed.

@@ -16,7 +16,7 @@ mod memory;
 mod writer;
 
 pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, Recovery};
-pub(crate) use durable::DurableWriter;
+pub(crate) use durable::{DurableWriter, Written};
 pub use failure::JournalFailure;
 pub(crate) use memory::Spare;
 pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
