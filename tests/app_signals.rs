@@ -271,3 +271,90 @@ fn inspecting_an_archive_or_failing_to_replay_one_creates_nothing() {
     );
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// `GET /health` on a fresh connection, waiting at most `patience` for the
+/// answer: its status line, or why there was none.
+fn health(addr: &str, patience: Duration) -> Result<String, String> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(patience)).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .map_err(|e| e.to_string())?;
+    Ok(answer.trim().to_owned())
+}
+
+#[test]
+fn the_endpoint_outlives_exhausted_descriptors_and_idle_connections() {
+    use std::io::Write;
+    // The runner with few file descriptors: it runs out of them long
+    // before the idle connections below are all accepted.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 48 && exec '{}' --memory --serve 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_app_endless")
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "started");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let addr = line
+        .strip_prefix("serving http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    assert_eq!(
+        health(&addr, Duration::from_secs(5)).as_deref(),
+        Ok("HTTP/1.1 200 OK")
+    );
+
+    // 150 connections that never finish a request: idle, or half-sent.
+    let idle: Vec<std::net::TcpStream> = (0..150)
+        .map(|n| {
+            let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+            if n % 2 == 0 {
+                stream
+                    .write_all(b"GET /metrics HTTP/1.1\r\nHost: te")
+                    .unwrap();
+            }
+            stream
+        })
+        .collect();
+    // The endpoint answers again once the idle connections ahead of this
+    // one are cut off (a bounded number of tries, each bounded in time).
+    let started = std::time::Instant::now();
+    let mut answer = Err("not asked".to_owned());
+    for _ in 0..6 {
+        answer = health(&addr, Duration::from_secs(10));
+        if answer.as_deref() == Ok("HTTP/1.1 200 OK") {
+            break;
+        }
+    }
+    assert_eq!(answer.as_deref(), Ok("HTTP/1.1 200 OK"));
+    let waited = started.elapsed();
+    drop(idle);
+
+    interrupt(&child);
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+    // Running out of descriptors is logged, but at most once per interval
+    // (5 s) with a count, not once per failed accept.
+    let logged = rest.matches("cannot accept a connection").count();
+    assert!(logged >= 1, "the exhaustion is reported: {rest}");
+    let most = 2 + waited.as_secs() as usize / 5;
+    assert!(logged <= most, "{logged} lines in {waited:?}: {rest}");
+    assert!(rest.contains("also_since_last_logged"), "{rest}");
+}

@@ -15,7 +15,7 @@ fn flow(base: &Path) -> FlowHandle {
     flow.journals(journals::disk(base).segment_bytes(512));
     let lines = flow.source(
         "lines",
-        from_iter((0..5_000u32).map(|n| {
+        from_iter((0..20_000u32).map(|n| {
             if n % 97 == 0 {
                 format!("x{n}")
             } else {

@@ -202,7 +202,7 @@ fn check_journals(
     }
     let ended = |journal: &str, expected: Option<u64>| -> Result<(), ReplayError> {
         let dir = archive.join(journal);
-        let found = crate::journal::disk::survey(&dir)?;
+        let (found, last_segment) = crate::journal::disk::survey(&dir)?;
         if let Some((path, offset, _)) = found.truncated {
             return Err(ReplayError::Journal(DiskJournalError::Corrupt {
                 path,
@@ -212,11 +212,21 @@ fn check_journals(
         }
         match expected {
             Some(expected) if expected != found.records => {
+                // Gaps between segments are refused as they are read: what
+                // is short is the end, the last segment's (or the journal,
+                // when no segment is left).
+                let (path, offset) = match last_segment {
+                    Some(last) => {
+                        let size = std::fs::metadata(&last).map_or(0, |meta| meta.len());
+                        (last, size)
+                    }
+                    None => (dir, 0),
+                };
                 Err(ReplayError::Journal(DiskJournalError::Corrupt {
-                    path: dir,
-                    offset: 0,
+                    path,
+                    offset,
                     reason: format!(
-                        "it holds {} records, and the run recorded {expected} when it ended: a segment is missing or cut short",
+                        "the journal holds {} records up to here, and the run recorded {expected} when it ended: it was cut short, or a segment is missing",
                         found.records
                     ),
                 }))

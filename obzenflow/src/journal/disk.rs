@@ -563,16 +563,20 @@ fn scan(
     let segments = segment_files(dir)?;
     let mut next_seq = segments.first().map_or(0, |(base, _)| *base);
     let mut recovery = Recovery::default();
-    let mut last_segment = None;
+    let mut last_segment: Option<(PathBuf, u64)> = None;
     let count = segments.len();
     for (index, (base, path)) in segments.into_iter().enumerate() {
         let is_last = index + 1 == count;
         if base != next_seq {
+            let previous = match &last_segment {
+                Some((previous, _)) => format!("the previous one, {}", previous.display()),
+                None => "the journal".to_owned(),
+            };
             return Err(DiskJournalError::Corrupt {
                 path,
                 offset: 0,
                 reason: format!(
-                    "segment starts at sequence {base}, but the previous one ends before {next_seq}"
+                    "segment starts at sequence {base}, but {previous}, ends before {next_seq}: a segment is missing or cut short"
                 ),
             });
         }
@@ -683,9 +687,10 @@ pub fn identity_of(dir: &Path) -> Result<Option<u32>, DiskJournalError> {
 }
 
 /// Reads the journal in `dir` through, checking every block, and says what
-/// it holds (without repairing a torn tail).
-pub(crate) fn survey(dir: &Path) -> Result<Recovery, DiskJournalError> {
-    scan(dir, false, |_, _, _| Ok(())).map(|scan| scan.recovery)
+/// it holds (without repairing a torn tail), and which segment is its last.
+pub(crate) fn survey(dir: &Path) -> Result<(Recovery, Option<PathBuf>), DiskJournalError> {
+    scan(dir, false, |_, _, _| Ok(()))
+        .map(|scan| (scan.recovery, scan.last_segment.map(|(path, _)| path)))
 }
 
 /// The segment files of the journal in `dir`, by the sequence each starts at.
