@@ -358,3 +358,19 @@ fn the_endpoint_outlives_exhausted_descriptors_and_idle_connections() {
     assert!(logged <= most, "{logged} lines in {waited:?}: {rest}");
     assert!(rest.contains("also_since_last_logged"), "{rest}");
 }
+
+#[test]
+fn help_lists_what_the_program_does_and_the_environment_it_reads() {
+    let output = Command::new(env!("CARGO_BIN_EXE_app_endless"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    assert!(help.starts_with("Doubles numbers without end"), "{help}");
+    assert!(help.contains("--journal-dir <DIR>"), "{help}");
+    assert!(
+        help.contains("Environment:\n  APP_ENDLESS_SLOW  set: the sink takes a second an event"),
+        "{help}"
+    );
+}

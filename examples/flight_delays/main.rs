@@ -71,7 +71,30 @@ fn main() -> ExitCode {
             }
         },
     };
-    obzenflow::app::run_then(
+    obzenflow::app::Program::new(
+        "Departure delays per airline from every flight that left New York City in 2013",
+    )
+    .env(
+        "OBZENFLOW_FLIGHTS",
+        "the flights CSV file, gzipped or not (the bundled one by default)",
+    )
+    .env(
+        "OBZENFLOW_AIRLINES",
+        "the airlines CSV file (the bundled one by default)",
+    )
+    .env(
+        "OBZENFLOW_OUT",
+        "the CSV file written at the end (target/obzenflow/flight_delays.csv)",
+    )
+    .env(
+        "OBZENFLOW_MAX_LINE_BYTES",
+        "the longest line read; a longer one fails the run (4194304)",
+    )
+    .env(
+        "OBZENFLOW_WRITE_PARTIAL",
+        "1: a stopped run writes its partial table to the CSV file",
+    )
+    .run_then(
         |app| {
             let out = flights::CsvFile::new(out_path).writing_partial(partial);
             let source = flights::CsvLines::new(flights_path).max_line_bytes(max_line);

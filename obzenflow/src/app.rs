@@ -159,7 +159,7 @@ fn command() -> Command {
 /// returns the process's exit code (0 when it completed or was stopped and,
 /// with `--verify`, matched its archive).
 pub fn run(build: impl FnOnce(&App) -> FlowHandle) -> ExitCode {
-    run_then(build, |_| {})
+    Program::default().run_then(build, |_| {})
 }
 
 /// [`run`], calling `then` with the report of a run that completed or was
@@ -168,7 +168,94 @@ pub fn run_then(
     build: impl FnOnce(&App) -> FlowHandle,
     then: impl FnOnce(&FlowReport),
 ) -> ExitCode {
-    let matches = command().get_matches();
+    Program::default().run_then(build, then)
+}
+
+/// A program run by the runner, described for its `--help`: what it does
+/// and the environment variables it reads.
+///
+/// ```no_run
+/// # use obzenflow::prelude::*;
+/// # use obzenflow::stage::{console, from_iter};
+/// fn main() -> std::process::ExitCode {
+///     obzenflow::app::Program::new("Counts to a number")
+///         .env("COUNT_TO", "how far to count (10 by default)")
+///         .run(|app| {
+///             let to = std::env::var("COUNT_TO").ok().and_then(|n| n.parse().ok()).unwrap_or(10u32);
+///             flow! {
+///                 name: "count",
+///                 journals: app.journals(),
+///                 stages: { numbers = source!(u32 => from_iter(0..to)); out = sink!(u32 => console()); },
+///                 topology: { numbers |> out; }
+///             }
+///         })
+/// }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    about: Option<String>,
+    environment: Vec<(String, String)>,
+}
+
+impl Program {
+    /// A program that does what `about` says (the first line of its `--help`).
+    pub fn new(about: impl Into<String>) -> Self {
+        Program {
+            about: Some(about.into()),
+            environment: Vec::new(),
+        }
+    }
+
+    /// Says in `--help` that the program reads the environment variable
+    /// `name`, for what.
+    pub fn env(mut self, name: impl Into<String>, what: impl Into<String>) -> Self {
+        self.environment.push((name.into(), what.into()));
+        self
+    }
+
+    /// [`run`](fn@run), for this program.
+    pub fn run(self, build: impl FnOnce(&App) -> FlowHandle) -> ExitCode {
+        self.run_then(build, |_| {})
+    }
+
+    fn command(&self) -> Command {
+        let mut command = command();
+        if let Some(about) = &self.about {
+            command = command.about(about.clone());
+        }
+        if !self.environment.is_empty() {
+            let width = self
+                .environment
+                .iter()
+                .map(|(name, _)| name.len())
+                .max()
+                .unwrap_or(0);
+            let lines: Vec<String> = self
+                .environment
+                .iter()
+                .map(|(name, what)| format!("  {name:width$}  {what}"))
+                .collect();
+            command = command.after_help(format!("Environment:\n{}", lines.join("\n")));
+        }
+        command
+    }
+
+    /// [`run_then`], for this program.
+    pub fn run_then(
+        self,
+        build: impl FnOnce(&App) -> FlowHandle,
+        then: impl FnOnce(&FlowReport),
+    ) -> ExitCode {
+        run_program(self.command(), build, then)
+    }
+}
+
+fn run_program(
+    command: Command,
+    build: impl FnOnce(&App) -> FlowHandle,
+    then: impl FnOnce(&FlowReport),
+) -> ExitCode {
+    let matches = command.get_matches();
     let level = matches
         .get_one::<String>("log-level")
         .and_then(|level| level.parse::<tracing::Level>().ok())

@@ -36,19 +36,21 @@ impl Source<u64> for Endless {
 
 fn main() -> std::process::ExitCode {
     let slow = std::env::var_os("APP_ENDLESS_SLOW").is_some();
-    obzenflow::app::run(|app| {
-        println!("started");
-        flow! {
-            name: "endless",
-            journals: app.journals(),
-            stages: {
-                numbers = source!(u64 => Endless(0));
-                doubled = transform!(u64 -> u64 => map(|n: u64| n * 2));
-                out = sink!(u64 => Slow { slow, started: false });
-            },
-            topology: {
-                numbers |> doubled |> out;
+    obzenflow::app::Program::new("Doubles numbers without end")
+        .env("APP_ENDLESS_SLOW", "set: the sink takes a second an event")
+        .run(|app| {
+            println!("started");
+            flow! {
+                name: "endless",
+                journals: app.journals(),
+                stages: {
+                    numbers = source!(u64 => Endless(0));
+                    doubled = transform!(u64 -> u64 => map(|n: u64| n * 2));
+                    out = sink!(u64 => Slow { slow, started: false });
+                },
+                topology: {
+                    numbers |> doubled |> out;
+                }
             }
-        }
-    })
+        })
 }
