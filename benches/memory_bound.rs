@@ -4,6 +4,12 @@
 //! source runs ahead. Prints the peak RSS against the process's RSS before
 //! the flow (the baseline, same run) and the 200 MB budget.
 //!
+//! Then the same shape with 16 KiB records (JSON documents, log lines with
+//! context), 40,000 and 160,000 of them, with memory and with disk
+//! journals, each in a process of its own so that each peak is its own: the
+//! edge windows hold bytes as well as entries, so the peak does not grow
+//! with the input.
+//!
 //! Run: `cargo bench --bench memory_bound`
 
 #[path = "support/memory.rs"]
@@ -32,9 +38,84 @@ impl Sink<u64> for SlowSink {
     }
 }
 
+/// A sink slower than the source, for records of any size.
+struct SlowRecords;
+
+impl Sink<String> for SlowRecords {
+    fn consume(
+        &mut self,
+        input: String,
+    ) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+        let mut spin = input.len() as u64;
+        for _ in 0..20_000 {
+            spin = black_box(spin.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+        black_box(spin);
+        std::future::ready(Ok(Receipt::delivered()))
+    }
+}
+
+/// `records` records of 16 KiB through source -> map -> slow sink, with
+/// disk journals under a scratch directory if `durable`; prints the peak.
+fn large_records(records: u64, durable: bool) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let baseline = memory_mb("VmRSS:");
+    let scratch =
+        std::env::temp_dir().join(format!("obzenflow-memory-bound-{}", std::process::id()));
+    let report = runtime.block_on(async {
+        let mut flow = FlowBuilder::new("large-records");
+        if durable {
+            flow.journals(obzenflow::flow::journals::disk(&scratch));
+        }
+        let record = "x".repeat(16 << 10);
+        let lines = flow.source(
+            "lines",
+            from_iter((0..records).map(move |_| record.clone())),
+        );
+        let trimmed = flow.transform("trimmed", &lines, map(|s: String| s));
+        flow.sink("slow", &trimmed, SlowRecords);
+        flow.build()
+            .expect("a valid flow")
+            .run()
+            .await
+            .expect("the flow completes")
+    });
+    assert_eq!(report.stage("slow").map(|s| s.events_in), Some(records));
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "memory_bound: {records} records of 16 KiB, {} journals: peak RSS {:.0} MB, {baseline:.0} MB before the flow",
+        if durable { "disk" } else { "memory" },
+        memory_mb("VmHWM:")
+    );
+}
+
 fn main() {
-    if std::env::args().any(|arg| arg == "--test" || arg == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|arg| arg == "--test" || arg == "--list") {
         return;
+    }
+    if let Some(at) = args.iter().position(|arg| arg == "--large") {
+        let records = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(40_000);
+        let durable = args.iter().any(|arg| arg == "--disk");
+        return large_records(records, durable);
+    }
+    for durable in [false, true] {
+        for records in [40_000u64, 160_000] {
+            let mut child = std::process::Command::new(&args[0]);
+            child.args(["--large", &records.to_string()]);
+            if durable {
+                child.arg("--disk");
+            }
+            let status = child.status().expect("the benchmark runs itself");
+            assert!(status.success());
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -288,12 +288,24 @@ fn health(addr: &str, patience: Duration) -> Result<String, String> {
     Ok(answer.trim().to_owned())
 }
 
+/// A child process killed if the test fails before it ends it.
+struct Reaped(Option<Child>);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 #[test]
 fn the_endpoint_outlives_exhausted_descriptors_and_idle_connections() {
     use std::io::Write;
     // The runner with few file descriptors: it runs out of them long
     // before the idle connections below are all accepted.
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .arg("-c")
         .arg(format!(
             "ulimit -n 48 && exec '{}' --memory --serve 127.0.0.1:0",
@@ -303,11 +315,13 @@ fn the_endpoint_outlives_exhausted_descriptors_and_idle_connections() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut child = Reaped(Some(child));
+    let running = child.0.as_mut().unwrap();
+    let mut stdout = BufReader::new(running.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "started");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut stderr = BufReader::new(running.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
     let addr = line
@@ -346,10 +360,11 @@ fn the_endpoint_outlives_exhausted_descriptors_and_idle_connections() {
     let waited = started.elapsed();
     drop(idle);
 
-    interrupt(&child);
+    let mut running = child.0.take().unwrap();
+    interrupt(&running);
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
+    assert!(running.wait().unwrap().success(), "{rest}");
     // Running out of descriptors is logged, but at most once per interval
     // (5 s) with a count, not once per failed accept.
     let logged = rest.matches("cannot accept a connection").count();

@@ -13,6 +13,7 @@ fn journal(capacity: usize, retain_all: bool) -> MemoryJournal<u32> {
         JournalOptions {
             capacity,
             retain_all,
+            ..JournalOptions::default()
         },
     )
 }
@@ -139,4 +140,60 @@ async fn a_dropped_reader_no_longer_holds_entries_back() {
     // With no reader left, the journal neither holds entries nor waits.
     write(&mut writer, [3, 4, 5]).await;
     assert!(journal.snapshot().is_empty());
+}
+
+/// A window of 48 KiB holds three batches of two 8 KiB strings, not four;
+/// a batch larger than the window still goes through when nothing is
+/// unread; and the entry count still binds small records.
+#[tokio::test(start_paused = true)]
+async fn the_window_is_bounded_in_bytes_as_well_as_in_entries() {
+    let journal = MemoryJournal::<String>::new(
+        StageId(5),
+        JournalOptions {
+            capacity: 1_000,
+            capacity_bytes: 48 << 10,
+            ..JournalOptions::default()
+        },
+    );
+    let mut reader = journal.reader(0).unwrap();
+    let mut writer = JournalWriter::new(journal.clone(), StageId(5));
+    let record = "r".repeat(8 << 10);
+    for _ in 0..3 {
+        writer.push(Parents::None, Body::Data(record.clone()));
+        writer.push(Parents::None, Body::Data(record.clone()));
+        writer.flush().await.unwrap();
+    }
+    let lag = journal.lag_bytes();
+    assert!(
+        (48 << 10..56 << 10).contains(&lag),
+        "6 records of 8 KiB and their envelopes: {lag}"
+    );
+    writer.push(Parents::None, Body::Data(record.clone()));
+    let fourth = tokio::spawn(async move { writer.flush().await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !fourth.is_finished(),
+        "the fourth batch waits: {lag} bytes are unread"
+    );
+    // The reader takes one batch: room again.
+    reader.next_chunk().await.unwrap();
+    fourth.await.unwrap().unwrap();
+    assert_eq!(journal.lag(), 5);
+
+    // One batch larger than the whole window, into an empty window.
+    let big = MemoryJournal::<String>::new(
+        StageId(6),
+        JournalOptions {
+            capacity_bytes: 1 << 10,
+            ..JournalOptions::default()
+        },
+    );
+    let _reader = big.reader(0).unwrap();
+    let mut writer = JournalWriter::new(big.clone(), StageId(6));
+    writer.push(Parents::None, Body::Data(record.clone()));
+    writer.flush().await.unwrap();
+    writer.push(Parents::None, Body::Data(record));
+    let second = tokio::spawn(async move { writer.flush().await });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!second.is_finished(), "but not a second one");
 }

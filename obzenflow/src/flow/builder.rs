@@ -115,6 +115,8 @@ pub struct FlowBuilder {
     contracts: Vec<super::contract::EdgeContract>,
     /// The window of the next stage added, if it differs from the flow's.
     next_capacity: Option<usize>,
+    /// The same in bytes.
+    next_capacity_bytes: Option<usize>,
 }
 
 /// The feedback input of a loop head, to close the loop with
@@ -151,6 +153,7 @@ impl FlowBuilder {
             open_loops: Vec::new(),
             contracts: Vec::new(),
             next_capacity: None,
+            next_capacity_bytes: None,
         }
     }
 
@@ -179,6 +182,13 @@ impl FlowBuilder {
     /// `flow!` sets it from a stage's `capacity: n` option.
     pub fn next_stage_capacity(&mut self, entries: usize) -> &mut Self {
         self.next_capacity = Some(entries.max(1));
+        self
+    }
+
+    /// The window in bytes (see [`JournalOptions::capacity_bytes`]) of the
+    /// next stage added only; the flow's setting applies to the rest.
+    pub fn next_stage_capacity_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.next_capacity_bytes = Some(bytes.max(1));
         self
     }
 
@@ -445,6 +455,9 @@ impl FlowBuilder {
         if let Some(capacity) = self.next_capacity.take() {
             options.capacity = capacity;
         }
+        if let Some(bytes) = self.next_capacity_bytes.take() {
+            options.capacity_bytes = bytes;
+        }
         let journal = MemoryJournal::new(id, options);
         let name: Arc<str> = Arc::from(name);
         let counters = Arc::new(StageCounters::default());
@@ -467,19 +480,24 @@ impl FlowBuilder {
                                 failure: JournalFailure::from(&error),
                             }
                         })?;
-                        let writer =
-                            DurableWriter::start(&name, disk, journal.clone(), options.capacity)
-                                .map_err(|error| StartError::JournalThread {
-                                    stage: name.to_string(),
-                                    failure: JournalFailure {
-                                        path: None,
-                                        offset: None,
-                                        kind: error.kind(),
-                                        message: format!(
-                                            "cannot spawn the thread `journal {name}`: {error}"
-                                        ),
-                                    },
-                                })?;
+                        let writer = DurableWriter::start(
+                            &name,
+                            disk,
+                            journal.clone(),
+                            options.capacity,
+                            options.capacity_bytes,
+                        )
+                        .map_err(|error| StartError::JournalThread {
+                            stage: name.to_string(),
+                            failure: JournalFailure {
+                                path: None,
+                                offset: None,
+                                kind: error.kind(),
+                                message: format!(
+                                    "cannot spawn the thread `journal {name}`: {error}"
+                                ),
+                            },
+                        })?;
                         let _ = written.set(writer.written());
                         Some(writer)
                     }

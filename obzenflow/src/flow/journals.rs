@@ -50,6 +50,15 @@ impl Journals {
         self
     }
 
+    /// How many bytes the entries a writer is ahead of its slowest reader
+    /// may take (estimated; see [`JournalOptions::capacity_bytes`]), and so
+    /// how far a stage's journal thread may fall behind, with disk journals.
+    /// [`WINDOW_BYTES`](crate::journal::WINDOW_BYTES) unless set.
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.memory.capacity_bytes = bytes.max(1);
+        self
+    }
+
     /// Keep every entry in memory (for tests, replay and verification).
     pub fn retain_all(mut self) -> Self {
         self.memory.retain_all = true;

@@ -131,19 +131,22 @@ pub(crate) struct DurableWriter<T: Payload> {
     /// bound a journal's backlog by its window, but a journal nobody reads
     /// (a sink's receipts) needs this bound of its own.
     window: u64,
+    /// The same bound in bytes of encoded blocks queued.
+    window_bytes: usize,
     _payload: std::marker::PhantomData<fn(T)>,
 }
 
 impl<T: Payload> DurableWriter<T> {
     /// Starts writing `journal`'s batches to `disk`, publishing each once
     /// written; `journal` is gated from now on. The stage waits when the
-    /// thread is more than `window` entries behind. The thread is named
-    /// after the stage.
+    /// thread is more than `window` entries or `window_bytes` bytes of
+    /// blocks behind. The thread is named after the stage.
     pub(crate) fn start(
         stage: &str,
         disk: DiskJournal<T>,
         journal: MemoryJournal<T>,
         window: usize,
+        window_bytes: usize,
     ) -> std::io::Result<Self> {
         let encoder = BlockEncoder::new(disk.next_seq());
         let sent = disk.next_seq();
@@ -172,7 +175,7 @@ impl<T: Payload> DurableWriter<T> {
             .stack_size(256 * 1024)
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || write_batches(disk, journal, &shared, group)
+                move || write_batches(disk, journal, &shared, group, window_bytes)
             })?;
         Ok(DurableWriter {
             encoder,
@@ -182,6 +185,7 @@ impl<T: Payload> DurableWriter<T> {
             sent,
             group,
             window: window as u64,
+            window_bytes,
             _payload: std::marker::PhantomData,
         })
     }
@@ -246,14 +250,17 @@ impl<T: Payload> DurableWriter<T> {
         }
     }
 
-    /// Waits until at most `behind` entries handed over are not yet durable.
-    async fn within(&self, behind: u64) -> Result<(), JournalFailure> {
+    /// Waits until at most `behind` entries (and `behind_bytes` bytes of
+    /// queued blocks) handed over are not yet durable.
+    async fn within(&self, behind: u64, behind_bytes: usize) -> Result<(), JournalFailure> {
         loop {
             let mut moved = pin!(self.shared.moved.notified());
             moved.as_mut().enable();
             self.check()?;
             let durable = self.shared.durable.load(Ordering::Acquire);
-            if self.sent.saturating_sub(durable) <= behind {
+            if self.sent.saturating_sub(durable) <= behind
+                && self.shared.queue().blocks.len() <= behind_bytes
+            {
                 return Ok(());
             }
             self.shared.demand();
@@ -263,12 +270,12 @@ impl<T: Payload> DurableWriter<T> {
 
     /// Waits while the thread is more than a window behind.
     pub(crate) async fn keep_up(&self) -> Result<(), JournalFailure> {
-        self.within(self.window).await
+        self.within(self.window, self.window_bytes).await
     }
 
     /// Waits until everything handed over is durable.
     pub(crate) async fn synced(&self) -> Result<(), JournalFailure> {
-        self.within(0).await
+        self.within(0, 0).await
     }
 }
 
@@ -292,6 +299,7 @@ fn write_batches<T: Payload>(
     journal: MemoryJournal<T>,
     shared: &Shared,
     group: u64,
+    window_bytes: usize,
 ) {
     let fail = |error: super::DiskJournalError| {
         let failure = JournalFailure::from(&error);
@@ -348,6 +356,11 @@ fn write_batches<T: Payload>(
             return fail(error);
         }
         bytes.clear();
+        // After a spike of large records, give the memory back: this buffer
+        // and the queue's trade places at every group.
+        if bytes.capacity() > 2 * window_bytes {
+            bytes = Vec::new();
+        }
         // Whoever waited had waited for this group.
         shared.queue().demand = false;
         journal.publish(end);
@@ -392,7 +405,7 @@ mod tests {
         );
         let journal = MemoryJournal::new(StageId(0), JournalOptions::default());
         let mut reader = journal.reader(0).unwrap();
-        let mut writer = DurableWriter::start("full", disk, journal.clone(), 16).unwrap();
+        let mut writer = DurableWriter::start("full", disk, journal.clone(), 16, 1 << 20).unwrap();
         let chunk = journal.append_shared(envelope(0)).await.unwrap();
         writer.write(&chunk, true).unwrap();
         let error = writer.synced().await.unwrap_err();

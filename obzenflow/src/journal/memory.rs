@@ -14,14 +14,24 @@ pub struct JournalOptions {
     /// `append` waits. A batch is never split, so the journal can hold up to
     /// one batch more than this.
     pub capacity: usize,
+    /// How many bytes the entries the writer is ahead of its slowest reader
+    /// may take before `append` waits, as estimated from each batch's first
+    /// payload (its encoded size, plus an envelope); a batch is never split,
+    /// so one batch always fits. Bounds memory whatever the payload's size.
+    pub capacity_bytes: usize,
     /// Keep every entry, read or not (for tests, replay and verification).
     pub retain_all: bool,
 }
+
+/// The bytes a journal's window holds by default (see
+/// [`JournalOptions::capacity_bytes`]).
+pub const WINDOW_BYTES: usize = 16 << 20;
 
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
             capacity: 16 * 1024,
+            capacity_bytes: WINDOW_BYTES,
             retain_all: false,
         }
     }
@@ -137,7 +147,18 @@ struct Shared<T> {
     /// Told when a reader of a gated journal has read all that is published
     /// while more waits to be: its durable writer then writes at once.
     starved: std::sync::OnceLock<Starved>,
+    /// The estimated size of one entry, measured on some batches' first
+    /// payload and reused for the others.
+    entry_bytes: std::sync::atomic::AtomicU64,
+    /// Batches appended, to measure one in [`SAMPLE_EVERY`] small ones.
+    batches: std::sync::atomic::AtomicU64,
 }
+
+/// A batch of fewer entries than this has its size measured only one time
+/// in [`SAMPLE_EVERY`]; a larger one always (one payload is encoded to
+/// count its bytes, a small cost against the batch's).
+const SAMPLE_BATCH: usize = 8;
+const SAMPLE_EVERY: u64 = 16;
 
 /// What a gated journal calls when a reader waits for what is not yet
 /// published.
@@ -153,6 +174,13 @@ impl std::fmt::Debug for Starved {
 struct State<T> {
     /// Appended batches still held, oldest first.
     chunks: VecDeque<Arc<Vec<Envelope<T>>>>,
+    /// For each held batch: the sequence number after it, and the estimated
+    /// bytes of every batch appended up to and including it.
+    ends: VecDeque<(u64, u64)>,
+    /// The estimated bytes of every batch appended.
+    bytes: u64,
+    /// The estimated bytes of the batches no longer held.
+    base_bytes: u64,
     /// The sequence number of the first held entry.
     base: u64,
     /// The sequence number of the next entry.
@@ -185,6 +213,21 @@ impl<T> State<T> {
             }
             self.base = end;
             self.chunks.pop_front();
+            if let Some((_, bytes)) = self.ends.pop_front() {
+                self.base_bytes = bytes;
+            }
+        }
+    }
+
+    /// The estimated bytes of the entries before `seq`, a batch boundary
+    /// (readers take whole batches).
+    fn bytes_before(&self, seq: u64) -> u64 {
+        match self.ends.binary_search_by_key(&seq, |(end, _)| *end) {
+            Ok(index) => self.ends[index].1,
+            // Before every held batch (or, for a reader placed inside one,
+            // counted as not yet read).
+            Err(0) => self.base_bytes,
+            Err(index) => self.ends[index - 1].1,
         }
     }
 }
@@ -198,6 +241,9 @@ impl<T: Payload> MemoryJournal<T> {
                 options,
                 state: Mutex::new(State {
                     chunks: VecDeque::new(),
+                    ends: VecDeque::new(),
+                    bytes: 0,
+                    base_bytes: 0,
                     base: 0,
                     next: 0,
                     cursors: Vec::new(),
@@ -208,6 +254,8 @@ impl<T: Payload> MemoryJournal<T> {
                 consumed: Notify::new(),
                 spare: Spare::new(options.capacity),
                 starved: std::sync::OnceLock::new(),
+                entry_bytes: std::sync::atomic::AtomicU64::new(0),
+                batches: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -238,15 +286,54 @@ impl<T: Payload> MemoryJournal<T> {
         state.slowest().map_or(0, |slowest| state.next - slowest)
     }
 
-    /// Whether the writer may append now: there is room, or the journal is
-    /// broken (and appending says so).
+    /// The estimated bytes the entries the slowest reader has yet to read take.
+    pub fn lag_bytes(&self) -> u64 {
+        let state = self.lock();
+        state
+            .slowest()
+            .map_or(0, |slowest| state.bytes - state.bytes_before(slowest))
+    }
+
+    /// Whether the writer may append now: there is room in entries and in
+    /// bytes (or nothing is unread), or the journal is broken (and
+    /// appending says so).
     fn has_room(&self) -> bool {
         let state = self.lock();
+        let options = &self.shared.options;
         state.broken.is_some()
             || match state.slowest() {
-                Some(slowest) => state.next - slowest < self.shared.options.capacity as u64,
+                Some(slowest) => {
+                    let ahead = state.bytes - state.bytes_before(slowest);
+                    state.next - slowest < options.capacity as u64
+                        && (ahead == 0 || ahead < options.capacity_bytes as u64)
+                }
                 None => true,
             }
+    }
+
+    /// The estimated bytes of `batch`: its length times the size of one
+    /// entry, measured on its first payload (or, for a small batch, most
+    /// times, taken from the last measurement).
+    fn estimate(&self, batch: &[Envelope<T>]) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let shared = &self.shared;
+        let count = shared.batches.fetch_add(1, Relaxed);
+        let mut each = shared.entry_bytes.load(Relaxed);
+        if each == 0 || batch.len() >= SAMPLE_BATCH || count.is_multiple_of(SAMPLE_EVERY) {
+            let body = batch
+                .first()
+                .and_then(|entry| {
+                    postcard::serialize_with_flavor::<_, postcard::ser_flavors::Size, usize>(
+                        &entry.body,
+                        postcard::ser_flavors::Size::default(),
+                    )
+                    .ok()
+                })
+                .unwrap_or(0);
+            each = (std::mem::size_of::<Envelope<T>>() + body) as u64;
+            shared.entry_bytes.store(each, Relaxed);
+        }
+        each * batch.len() as u64
     }
 
     /// From now on, readers see an appended batch only once it is
@@ -301,6 +388,7 @@ impl<T: Payload> MemoryJournal<T> {
 
     /// Adds a batch; returns it as a chunk, and whether readers may see it now.
     fn push(&self, batch: Vec<Envelope<T>>) -> Result<(SharedBatch<T>, bool), JournalError> {
+        let bytes = self.estimate(&batch);
         let mut state = self.lock();
         if let Some(reason) = &state.broken {
             return Err(JournalError::Broken {
@@ -317,6 +405,9 @@ impl<T: Payload> MemoryJournal<T> {
             });
         }
         state.next += batch.len() as u64;
+        state.bytes += bytes;
+        let end = (state.next, state.bytes);
+        state.ends.push_back(end);
         let chunk = Arc::new(batch);
         state.chunks.push_back(Arc::clone(&chunk));
         if state.cursors.iter().all(Option::is_none) {
@@ -464,7 +555,7 @@ mod tests {
             StageId(0),
             JournalOptions {
                 capacity: 6,
-                retain_all: false,
+                ..JournalOptions::default()
             },
         );
         let mut reader = journal.reader(0).unwrap();

@@ -19,7 +19,7 @@ pub use disk::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy, R
 pub(crate) use durable::{DurableWriter, Written};
 pub use failure::JournalFailure;
 pub(crate) use memory::Spare;
-pub use memory::{JournalOptions, MemoryJournal, MemoryReader};
+pub use memory::{JournalOptions, MemoryJournal, MemoryReader, WINDOW_BYTES};
 pub use writer::JournalWriter;
 
 use crate::event::{Envelope, Payload};
