@@ -55,14 +55,19 @@ impl Sink<String> for SlowRecords {
     }
 }
 
-/// `records` records of 16 KiB through source -> map -> slow sink, with
-/// disk journals under a scratch directory if `durable`; prints the peak.
-fn large_records(records: u64, durable: bool) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime with 2 workers, as the machine has 2 cores.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("a tokio runtime");
+        .expect("a tokio runtime")
+}
+
+/// `records` records of 16 KiB through source -> map -> slow sink, with
+/// disk journals under a scratch directory if `durable`; prints the peak.
+fn large_records(records: u64, durable: bool) {
+    let runtime = runtime();
     let baseline = memory_mb("VmRSS:");
     let scratch =
         std::env::temp_dir().join(format!("obzenflow-memory-bound-{}", std::process::id()));
@@ -117,11 +122,7 @@ fn main() {
             assert!(status.success());
         }
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = runtime();
     let baseline = memory_mb("VmRSS:");
     let started = Instant::now();
     let report = runtime.block_on(async {

@@ -22,9 +22,12 @@ fn start_with(slow: bool, args: &[&str]) -> (Child, BufReader<ChildStdout>) {
     if slow {
         command.env("APP_ENDLESS_SLOW", "1");
     }
+    spawn(command.arg("--memory").args(args))
+}
+
+/// Starts `command` (the runner) and waits for its first line.
+fn spawn(command: &mut Command) -> (Child, BufReader<ChildStdout>) {
     let mut child = command
-        .arg("--memory")
-        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -186,17 +189,11 @@ fn the_printed_replay_command_survives_the_shell_and_logs_carry_no_colour_codes(
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&base);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_app_endless"))
-        .args(["--no-serve", "--log-level", "info", "--journal-dir"])
-        .arg(&base)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the child starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "started");
+    let (child, _stdout) = spawn(
+        Command::new(env!("CARGO_BIN_EXE_app_endless"))
+            .args(["--no-serve", "--log-level", "info", "--journal-dir"])
+            .arg(&base),
+    );
     interrupt(&child);
     let (status, stderr) = finish(child);
     assert!(status.success(), "{stderr}");
@@ -230,14 +227,7 @@ fn inspecting_an_archive_or_failing_to_replay_one_creates_nothing() {
         command.args(["--no-serve", "--journal-dir"]).arg(&base);
         command
     };
-    let mut child = runner()
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
+    let (child, _stdout) = spawn(&mut runner());
     interrupt(&child);
     let (status, stderr) = finish(child);
     assert!(status.success(), "{stderr}");

@@ -236,18 +236,14 @@ async fn a_directory_the_process_may_not_write_is_refused_by_name() {
         .map(|meta| std::os::unix::fs::MetadataExt::uid(&meta) == 0)
         .unwrap_or(false);
     if root {
-        let output = Command::new(env!("CARGO_BIN_EXE_app_endless"))
-            .arg("--no-serve")
-            .arg("--journal-dir")
-            .arg(&locked)
-            .current_dir(&dir)
-            .env_remove("RUST_BACKTRACE")
-            .uid_nobody()
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        let stderr = runner_refuses(
+            Command::new(env!("CARGO_BIN_EXE_app_endless"))
+                .arg("--no-serve")
+                .arg("--journal-dir")
+                .arg(&locked)
+                .current_dir(&dir)
+                .uid_nobody(),
+        );
         assert!(
             stderr.contains(&format!(
                 "error: flow `endless` cannot start: cannot create its run directory under {}",
@@ -262,6 +258,15 @@ async fn a_directory_the_process_may_not_write_is_refused_by_name() {
     assert_eq!(contents(&locked), Vec::<PathBuf>::new());
     set_mode(&locked, 0o755);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the runner, which must exit 1 without panicking; its stderr.
+fn runner_refuses(command: &mut Command) -> String {
+    let output = command.env_remove("RUST_BACKTRACE").output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -283,13 +288,11 @@ impl AsNobody for Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runner_reports_an_unusable_journal_directory_without_panicking() {
-    let output = Command::new(env!("CARGO_BIN_EXE_app_endless"))
-        .args(["--no-serve", "--journal-dir", "/dev/null/x"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stderr = runner_refuses(Command::new(env!("CARGO_BIN_EXE_app_endless")).args([
+        "--no-serve",
+        "--journal-dir",
+        "/dev/null/x",
+    ]));
     assert!(
         stderr.contains(
             "error: flow `endless` cannot start: cannot create its run directory under /dev/null/x: journal file /dev/null/x/endless/"
