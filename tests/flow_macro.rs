@@ -337,3 +337,30 @@ async fn a_sink_that_refuses_inputs_keeps_its_contract() {
     assert_eq!((out.events_in, out.events_out, out.errors), (100, 50, 50));
     assert_eq!(report.errors.len(), 50);
 }
+
+#[tokio::test]
+async fn a_stage_sets_its_window_in_entries_and_in_bytes() {
+    let (sink, out) = collect();
+    let mut flow = flow! {
+        name: "windows",
+        stages: {
+            numbers = source!(u32 => from_iter(0..100u32));
+            doubled = transform!(u32 -> u32 => map(|n: u32| n * 2), capacity: 8, capacity_bytes: 4096);
+            store = sink!(u32 => sink);
+        },
+        topology: { numbers |> doubled |> store; }
+    };
+    let plan = flow.plan();
+    let window = |stage: &str| {
+        let journal = plan.journals.iter().find(|j| j.stage == stage).unwrap();
+        (journal.capacity, journal.capacity_bytes)
+    };
+    assert_eq!(window("doubled"), (8, 4096));
+    let defaults = obzenflow::journal::JournalOptions::default();
+    assert_eq!(
+        window("numbers"),
+        (defaults.capacity, defaults.capacity_bytes)
+    );
+    flow.run().await.unwrap();
+    assert_eq!(out.len(), 100);
+}

@@ -137,11 +137,16 @@ pub(crate) fn flow(
             .capacity
             .as_ref()
             .map(|capacity| quote_spanned!(first=> #builder.next_stage_capacity(#capacity);));
+        let window_bytes = stage
+            .capacity_bytes
+            .as_ref()
+            .map(|bytes| quote_spanned!(first=> #builder.next_stage_capacity_bytes(#bytes);));
         let variable = var(stage);
         // The whole statement carries the handler's span: whatever rustc says
         // about the handler it says there, once.
         lets.push(quote_spanned! {first=>
             #window
+            #window_bytes
             #[allow(unused_variables)]
             let #variable: ::obzenflow::flow::StageRef<#out_ty> = #call;
         });

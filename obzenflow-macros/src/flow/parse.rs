@@ -38,6 +38,8 @@ pub(crate) struct StageDecl {
     pub(crate) max_rounds: Option<(Span, Expr)>,
     /// `capacity: n` after the handler: the window of this stage's journal.
     pub(crate) capacity: Option<Expr>,
+    /// `capacity_bytes: n` after the handler: the same window, in bytes.
+    pub(crate) capacity_bytes: Option<Expr>,
 }
 
 /// The payload types a stage declares. (A handful exist per macro call, so
@@ -291,6 +293,7 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         let handler: Expr = content.parse()?;
         let mut max_rounds = None;
         let mut capacity = None;
+        let mut capacity_bytes = None;
         while content.peek(Token![,]) {
             content.parse::<Token![,]>()?;
             if content.is_empty() {
@@ -300,12 +303,13 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
             let slot = match key.to_string().as_str() {
                 "max_rounds" => &mut max_rounds,
                 "capacity" => &mut capacity,
+                "capacity_bytes" => &mut capacity_bytes,
                 other => {
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown stage option `{other}`{}; a stage takes `capacity: n` (the window of its journal) and a feedback loop's head `max_rounds: n`",
-                            did_you_mean(other, ["capacity", "max_rounds"])
+                            "unknown stage option `{other}`{}; a stage takes `capacity: n` and `capacity_bytes: n` (the window of its journal, in entries and in bytes) and a feedback loop's head `max_rounds: n`",
+                            did_you_mean(other, ["capacity", "capacity_bytes", "max_rounds"])
                         ),
                     ));
                 }
@@ -322,9 +326,9 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         if !content.is_empty() {
             return Err(content.error("unexpected tokens after the handler"));
         }
-        Ok((signature, handler, max_rounds, capacity))
+        Ok((signature, handler, max_rounds, capacity, capacity_bytes))
     })();
-    let (signature, handler, max_rounds, capacity) = inner.map_err(|error| {
+    let (signature, handler, max_rounds, capacity, capacity_bytes) = inner.map_err(|error| {
         drain(&content);
         named(error)
     })?;
@@ -335,6 +339,7 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         handler,
         max_rounds,
         capacity: capacity.map(|(_, value)| value),
+        capacity_bytes: capacity_bytes.map(|(_, value)| value),
     })
 }
 

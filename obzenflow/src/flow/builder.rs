@@ -532,6 +532,7 @@ impl FlowBuilder {
             status: status_receiver,
             control,
             capacity: options.capacity,
+            capacity_bytes: options.capacity_bytes,
             durable,
             written,
             describe: super::replay::describe_body::<O>,

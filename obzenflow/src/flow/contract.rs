@@ -100,6 +100,7 @@ mod tests {
             status: tokio::sync::watch::channel(StageState::Drained).1,
             control: tokio::sync::mpsc::channel(1).0,
             capacity: 1,
+            capacity_bytes: 1,
             durable: false,
             written: Arc::default(),
             describe: |_| String::new(),

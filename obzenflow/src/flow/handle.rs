@@ -90,8 +90,9 @@ pub(crate) struct StageInfo {
     pub(crate) status: watch::Receiver<StageState>,
     /// Commands to the stage's supervisor.
     pub(crate) control: mpsc::Sender<StageCommand>,
-    /// Its journal's window.
+    /// Its journal's window, in entries and in bytes.
     pub(crate) capacity: usize,
+    pub(crate) capacity_bytes: usize,
     /// Whether its journal is also written to disk.
     pub(crate) durable: bool,
     /// How many records its disk journal holds, once it has one.

@@ -274,6 +274,8 @@ pub struct StageJournalPlan {
     pub stage: String,
     /// How many entries its writer may be ahead of its slowest reader.
     pub capacity: usize,
+    /// How many bytes those entries may take (estimated).
+    pub capacity_bytes: usize,
     /// Whether it is also written to disk, in the run directory.
     pub durable: bool,
 }
@@ -293,6 +295,7 @@ impl FlowPlan {
                 .map(|stage| StageJournalPlan {
                     stage: stage.name.to_string(),
                     capacity: stage.capacity,
+                    capacity_bytes: stage.capacity_bytes,
                     durable: stage.durable,
                 })
                 .collect(),
