@@ -72,7 +72,8 @@ async fn killed_runs_leave_journals_that_open_and_agree() {
             .read_line(&mut started)
             .unwrap();
         assert_eq!(started.trim(), "started");
-        // Kill it at a random moment while it writes.
+        // Kill it at a random moment while it writes: the moment, in a real
+        // process on a real clock, is what this test varies.
         std::thread::sleep(Duration::from_millis(5 + seed % 120));
         child.kill().unwrap();
         child.wait().unwrap();

@@ -212,6 +212,7 @@ impl obzenflow::stage::Source<u32> for Ticks {
         if self.next == self.n {
             return Ok(obzenflow::stage::Poll::End);
         }
+        // The source's pace, on the test's paused clock.
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.next += 1;
         Ok(obzenflow::stage::Poll::Events(vec![self.next - 1]))

@@ -17,6 +17,8 @@ impl Sink<u64> for Slow {
             if !std::mem::replace(&mut self.started, true) {
                 println!("consuming");
             }
+            // A real process's slow sink: the slowness is what the Ctrl-C
+            // tests drain against.
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
         Ok(Receipt::delivered())

@@ -42,11 +42,11 @@ where
 /// Stands in for a missing `initial:` header, which fsm! has already reported
 /// as a compile error; this code never runs.
 pub fn missing_initial<S>() -> S {
-    unreachable!("fsm! reported the missing `initial:` header as a compile error")
+    unreachable!("fsm! reported the missing `initial:` header as a compile error") // invariant: emitted only beside that compile_error!, so never compiled into a program that runs
 }
 
 /// Stands in for a machine whose state or event type is missing, which fsm!
 /// has already reported as a compile error; this code never runs.
 pub fn unknown_machine() -> ! {
-    unreachable!("fsm! reported the missing headers as a compile error")
+    unreachable!("fsm! reported the missing headers as a compile error") // invariant: emitted only beside that compile_error!, so never compiled into a program that runs
 }
