@@ -306,10 +306,7 @@ fn a_journal_opened_as_another_is_refused() {
         ..DiskJournalOptions::default()
     };
     write(&dir, 0..3, as_stage(7));
-    assert_eq!(
-        obzenflow::journal::disk::identity_of(&dir).unwrap(),
-        Some(7)
-    );
+    assert_eq!(read_journal::<String>(&dir).unwrap().1.identity, Some(7));
     let error = DiskJournal::<String>::open(&dir, as_stage(8)).unwrap_err();
     assert!(
         matches!(&error, DiskJournalError::Corrupt { offset: 8, .. }),

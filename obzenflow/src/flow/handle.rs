@@ -163,8 +163,6 @@ struct Supervisor {
     /// Each stage's final state, once it reported one.
     finals: Vec<Option<StageState>>,
     state: watch::Sender<FlowState>,
-    /// The run directory and its system journal, for flows with disk journals.
-    run: Option<(RunDir, DiskJournal<SystemEvent>)>,
     system: SystemLog,
     /// The sources owe no declared count: they replay an archive of a run
     /// that never ended.
@@ -243,9 +241,7 @@ fn flow_machine() -> FlowMachine {
 /// Publishes the flow's new state and records it in the system journal.
 fn announce(state: &FlowState, supervisor: &mut Supervisor) {
     supervisor.state.send_replace(state.clone());
-    supervisor
-        .system
-        .record(&mut supervisor.run, SystemEvent::Flow(state.clone()));
+    supervisor.system.record(SystemEvent::Flow(state.clone()));
 }
 
 /// A graceful stop in progress: when it runs out, and how long it was given.
@@ -306,7 +302,7 @@ async fn supervise(
             Some(completion) = completions.recv() => {
                 let failed = completion.failure().cloned();
                 cut_short |= completion.cut_short;
-                supervisor.system.record(&mut supervisor.run, SystemEvent::StageEnded {
+                supervisor.system.record(SystemEvent::StageEnded {
                     stage: stages[completion.stage].name.to_string(),
                     state: completion.state.clone(),
                 });
@@ -385,7 +381,8 @@ async fn supervise(
             report
         })
         .collect();
-    let run_dir = supervisor.run.as_mut().map(|(dir, system)| {
+    let system_records = supervisor.system.next_seq;
+    let run_dir = supervisor.system.run.as_mut().map(|(dir, system)| {
         // Every stage task has ended, and with it its journal thread: what
         // each wrote is all its journal will ever hold.
         let records = stages
@@ -397,7 +394,6 @@ async fn supervise(
                     .map_or(0, crate::journal::Written::records)
             })
             .collect();
-        let system_records = supervisor.system.next_seq;
         let finish = || dir.finish(system, &final_state, records, system_records);
         if let Err(error) = crate::supervise::blocking(finish) {
             tracing::error!(flow = %name, %error, "cannot record the run's end in its manifest");
@@ -413,15 +409,18 @@ async fn supervise(
     }
 }
 
-/// Appends lifecycle events to a run's system journal.
-#[derive(Default)]
+/// A run's directory and its system journal, for flows with disk journals,
+/// and the lifecycle events appended to that journal.
 struct SystemLog {
+    run: Option<(RunDir, DiskJournal<SystemEvent>)>,
     next_seq: u64,
 }
 
 impl SystemLog {
-    fn record(&mut self, run: &mut Option<(RunDir, DiskJournal<SystemEvent>)>, event: SystemEvent) {
-        let Some((_, journal)) = run else { return };
+    fn record(&mut self, event: SystemEvent) {
+        let Some((_, journal)) = &mut self.run else {
+            return;
+        };
         let envelope = crate::event::Envelope {
             id: crate::event::EventId {
                 stage: crate::event::StageId(u32::MAX),
@@ -826,8 +825,10 @@ impl FlowHandle {
             tasks: materialized.tasks,
             running: JoinSet::new(),
             state,
-            run: materialized.run,
-            system: SystemLog::default(),
+            system: SystemLog {
+                run: materialized.run,
+                next_seq: 0,
+            },
             sources_excused: self.replay.as_ref().is_some_and(|replay| replay.incomplete),
         };
         tokio::spawn(async move {

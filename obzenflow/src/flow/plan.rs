@@ -299,7 +299,7 @@ impl FlowPlan {
                     durable: stage.durable,
                 })
                 .collect(),
-            run_base: disk.map(|base| base.join(crate::journal::disk::sanitize_name(flow))),
+            run_base: disk.map(|base| super::run::flow_dir(base, flow)),
             replays: replays.map(Path::to_owned),
         }
     }

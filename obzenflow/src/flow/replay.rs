@@ -177,8 +177,12 @@ fn check_journals(
     manifest: &Manifest,
     topology: &Topology,
 ) -> Result<(), ReplayError> {
-    // Each journal must be its stage's: a journal listed in another's
-    // place would replay or verify the wrong records.
+    // Each journal must be its stage's (a journal listed in another's place
+    // would replay or verify the wrong records), and a run that ended must
+    // have left each whole. One read of a journal tells both (a run that did
+    // not end has only its headers read); every identity is checked first.
+    let ended = manifest.ended_at.is_some();
+    let mut surveys = Vec::new();
     for (index, (journal, stage)) in manifest
         .stage_journals
         .iter()
@@ -186,10 +190,16 @@ fn check_journals(
         .enumerate()
     {
         let dir = archive.join(journal);
-        let found = crate::journal::disk::identity_of(&dir)?;
-        if found.is_some_and(|found| {
-            found != crate::journal::disk::journal_identity(index, &stage.name)
-        }) {
+        let identity = if ended {
+            let survey = crate::journal::disk::survey(&dir)?;
+            let identity = survey.0.identity;
+            surveys.push((dir.clone(), survey));
+            identity
+        } else {
+            crate::journal::disk::identity_of(&dir)?
+        };
+        let expected = crate::journal::disk::journal_identity(index, &stage.name);
+        if identity.is_some_and(|identity| identity != expected) {
             return Err(ReplayError::Journal(DiskJournalError::Corrupt {
                 path: dir,
                 offset: 8,
@@ -197,54 +207,59 @@ fn check_journals(
             }));
         }
     }
-    if manifest.ended_at.is_none() {
+    if !ended {
         return Ok(());
     }
-    let ended = |journal: &str, expected: Option<u64>| -> Result<(), ReplayError> {
-        let dir = archive.join(journal);
-        let (found, last_segment) = crate::journal::disk::survey(&dir)?;
-        if let Some((path, offset, _)) = found.truncated {
-            return Err(ReplayError::Journal(DiskJournalError::Corrupt {
-                path,
-                offset,
-                reason: "damaged from here to its end, in a run that recorded its end (a crash's torn tail is only possible in a run that did not)".to_owned(),
-            }));
-        }
-        match expected {
-            Some(expected) if expected != found.records => {
-                // Gaps between segments are refused as they are read: what
-                // is short is the end, the last segment's (or the journal,
-                // when no segment is left).
-                let (path, offset) = match last_segment {
-                    Some(last) => {
-                        let size = std::fs::metadata(&last).map_or(0, |meta| meta.len());
-                        (last, size)
-                    }
-                    None => (dir, 0),
-                };
-                Err(ReplayError::Journal(DiskJournalError::Corrupt {
-                    path,
-                    offset,
-                    reason: format!(
-                        "the journal holds {} records up to here, and the run recorded {expected} when it ended: it was cut short, or a segment is missing",
-                        found.records
-                    ),
-                }))
-            }
-            _ => Ok(()),
-        }
-    };
     // Manifests before version 2 recorded no counts; their journals are
     // still checked for torn tails.
     let counts = manifest.stage_records.as_deref().unwrap_or_default();
-    for (index, journal) in manifest.stage_journals.iter().enumerate() {
-        ended(journal, counts.get(index).copied())?;
+    for (index, (dir, survey)) in surveys.into_iter().enumerate() {
+        check_whole(&dir, survey, counts.get(index).copied())?;
     }
-    ended("system", manifest.system_records)
+    let system = archive.join("system");
+    let survey = crate::journal::disk::survey(&system)?;
+    check_whole(&system, survey, manifest.system_records)
 }
 
-/// Whether a manifest's stage journal entry names a directory under the
-/// archive's `stages/` (and not, through `..` or a root, anything else).
+/// Checks what reading the journal in `dir` of a run that ended found: no
+/// torn tail, and `expected` records if the manifest says.
+fn check_whole(
+    dir: &Path,
+    (found, last_segment): (crate::journal::Recovery, Option<PathBuf>),
+    expected: Option<u64>,
+) -> Result<(), ReplayError> {
+    if let Some((path, offset, _)) = found.truncated {
+        return Err(ReplayError::Journal(DiskJournalError::Corrupt {
+            path,
+            offset,
+            reason: "damaged from here to its end, in a run that recorded its end (a crash's torn tail is only possible in a run that did not)".to_owned(),
+        }));
+    }
+    match expected {
+        Some(expected) if expected != found.records => {
+            // Gaps between segments are refused as they are read: what is
+            // short is the end, the last segment's (or the journal, when no
+            // segment is left).
+            let (path, offset) = match last_segment {
+                Some(last) => {
+                    let size = std::fs::metadata(&last).map_or(0, |meta| meta.len());
+                    (last, size)
+                }
+                None => (dir.to_owned(), 0),
+            };
+            Err(ReplayError::Journal(DiskJournalError::Corrupt {
+                path,
+                offset,
+                reason: format!(
+                    "the journal holds {} records up to here, and the run recorded {expected} when it ended: it was cut short, or a segment is missing",
+                    found.records
+                ),
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn inside_the_archive(journal: &str) -> bool {
     let mut parts = Path::new(journal).components();
     parts.next() == Some(std::path::Component::Normal("stages".as_ref()))

@@ -3,7 +3,7 @@
 
 use super::handle::FlowState;
 use super::topology::Topology;
-use crate::journal::disk::{create_private_dir, sanitize_name, sync_dir};
+use crate::journal::disk::{create_private_dir, missing_dirs, sanitize_name, sync_dir};
 use crate::journal::{DiskJournal, DiskJournalError, DiskJournalOptions, FsyncPolicy};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, OpenOptions};
@@ -98,13 +98,9 @@ impl RunDir {
             std::process::id(),
             RUNS.fetch_add(1, Ordering::Relaxed)
         );
-        let path = base.join(sanitize_name(flow)).join(&run_id);
+        let path = flow_dir(base, flow).join(&run_id);
         let stages = path.join("stages");
-        let created: Vec<PathBuf> = stages
-            .ancestors()
-            .take_while(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
-            .map(Path::to_owned)
-            .collect();
+        let created = missing_dirs(&stages);
         let unsynced = match create_private_dir(&stages) {
             Ok(unsynced) => unsynced,
             Err(error) => {
@@ -204,6 +200,11 @@ impl RunDir {
         self.manifest.final_state = Some(state.clone());
         self.write_manifest()
     }
+}
+
+/// Where the runs of flow `flow` go under `base`: `base/<flow>/`.
+pub(crate) fn flow_dir(base: &Path, flow: &str) -> PathBuf {
+    base.join(sanitize_name(flow))
 }
 
 /// Removes each of `dirs` (deepest first) that exists and is empty.

@@ -675,7 +675,7 @@ fn read_header(
 /// The identity in the header of the first segment of the journal in
 /// `dir` (see [`DiskJournalOptions::identity`]), if it has a segment whose
 /// header is whole and sound.
-pub fn identity_of(dir: &Path) -> Result<Option<u32>, DiskJournalError> {
+pub(crate) fn identity_of(dir: &Path) -> Result<Option<u32>, DiskJournalError> {
     let Some((_, first)) = segment_files(dir)?.into_iter().next() else {
         return Ok(None);
     };
@@ -881,7 +881,7 @@ fn create_segment(path: &Path, identity: u32) -> Result<u64, DiskJournalError> {
 /// Creates `dir` (and its missing parents) owner-only. Returns the
 /// directories that gained a name: fsync them to make the new ones durable.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<Vec<PathBuf>, DiskJournalError> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
+    let missing = missing_dirs(dir);
     if missing.is_empty() {
         return Ok(Vec::new());
     }
@@ -896,6 +896,15 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<Vec<PathBuf>, DiskJournal
         .filter(|parent| !parent.as_os_str().is_empty())
         .map(Path::to_owned)
         .collect())
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first:
+/// what creating `dir` makes.
+pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        .map(Path::to_owned)
+        .collect()
 }
 
 /// Fsyncs a directory, making the names it holds durable.
