@@ -13,12 +13,12 @@ mod support;
 #[path = "../examples/flight_delays/flights.rs"]
 mod flights;
 
-use flights::{CarrierDelays, NamedFlight, Tally};
+use flights::{CarrierDelays, FlightRow, NamedFlight, Tally};
 use obzenflow::flow::journals::{disk, memory};
-use obzenflow::stage::collect;
+use obzenflow::stage::csv::Numbered;
+use obzenflow::stage::{MAX_LINE_BYTES, collect};
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,7 +36,6 @@ fn scratch() -> PathBuf {
 
 /// The flow; returns the number of rows it accounted for (tallied + error lane).
 fn obzenflow_flagship(runtime: &tokio::runtime::Runtime, durable: bool) -> u64 {
-    let airlines = flights::airlines(&data("airlines.csv")).expect("airlines");
     let (table, rows) = collect::<CarrierDelays>();
     let journals = if durable {
         disk(scratch().join("journals"))
@@ -45,9 +44,9 @@ fn obzenflow_flagship(runtime: &tokio::runtime::Runtime, durable: bool) -> u64 {
     };
     let mut flow = flights::flow(
         journals,
-        data("flights.csv.gz"),
-        airlines,
-        flights::CsvFile::new(scratch().join("flow.csv")),
+        flights::read_flights(data("flights.csv.gz"), MAX_LINE_BYTES),
+        obzenflow::stage::csv::read(data("airlines.csv")),
+        obzenflow::stage::csv::write(scratch().join("flow.csv")),
         table,
     );
     let report = runtime.block_on(flow.run()).expect("the flow completes");
@@ -57,25 +56,36 @@ fn obzenflow_flagship(runtime: &tokio::runtime::Runtime, durable: bool) -> u64 {
 
 /// The same work as one loop; returns what it accounted for.
 fn plain_loop() -> u64 {
-    let names: HashMap<String, String> = flights::airlines(&data("airlines.csv"))
-        .expect("airlines")
-        .into_iter()
+    let mut airlines = csv::Reader::from_path(data("airlines.csv")).expect("airlines");
+    let names: HashMap<String, String> = airlines
+        .deserialize::<flights::Airline>()
+        .map(|airline| airline.expect("an airline"))
         .map(|airline| (airline.carrier, airline.name))
         .collect();
     let file = std::fs::File::open(data("flights.csv.gz")).expect("flights");
-    let mut lines = BufReader::new(flate2::read::GzDecoder::new(file)).lines();
-    let header = lines.next().expect("a header").expect("readable");
-    let columns = flights::columns(&header).expect("the columns");
+    let mut reader = csv::Reader::from_reader(flate2::read::GzDecoder::new(file));
+    let header = reader.headers().expect("a header").clone();
+    let column = |name: &str| header.iter().position(|h| h == name).expect("a column");
+    let (carrier, dep_time, dep_delay, arr_delay) = (
+        column("carrier"),
+        column("dep_time"),
+        column("dep_delay"),
+        column("arr_delay"),
+    );
     let mut tallies: HashMap<String, Tally> = HashMap::new();
     let mut errors = 0;
-    for (i, line) in lines.enumerate() {
-        let line = flights::Line {
-            number: i as u64 + 2,
-            text: line.expect("readable"),
-            columns,
-            bad_encoding: None,
+    let mut record = csv::StringRecord::new();
+    let mut line = 1;
+    while reader.read_record(&mut record).expect("readable") {
+        line += 1;
+        let field = |i: usize| Some(&record[i]).filter(|v| !v.is_empty() && *v != "NA");
+        let row = FlightRow {
+            carrier: field(carrier).map(str::to_owned),
+            dep_time: field(dep_time).and_then(|v| v.parse().ok()),
+            dep_delay: field(dep_delay).and_then(|v| v.parse().ok()),
+            arr_delay: field(arr_delay).and_then(|v| v.parse().ok()),
         };
-        match flights::parse(line) {
+        match flights::parse(Numbered { line, row }) {
             Ok(flight) => {
                 let airline = names
                     .get(&flight.carrier)

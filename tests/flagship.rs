@@ -10,7 +10,8 @@ mod flights;
 use flights::{Airline, CarrierDelays};
 use obzenflow::flow::journals::memory;
 use obzenflow::flow::{FlowError, FlowReport};
-use obzenflow::stage::collect;
+use obzenflow::stage::csv::CsvSource;
+use obzenflow::stage::{MAX_LINE_BYTES, collect, csv};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -35,11 +36,8 @@ fn gzip(path: &PathBuf, text: &str) {
     encoder.finish().unwrap();
 }
 
-fn carriers() -> Vec<Airline> {
-    flights::airlines(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/airlines.csv"),
-    )
-    .unwrap()
+fn carriers() -> CsvSource<Airline> {
+    csv::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/airlines.csv"))
 }
 
 /// Runs the flagship flow on `flights` with memory journals.
@@ -50,9 +48,9 @@ async fn run(
     let (table, rows) = collect::<CarrierDelays>();
     let mut flow = flights::flow(
         memory(),
-        flights,
+        flights::read_flights(flights, MAX_LINE_BYTES),
         carriers(),
-        flights::CsvFile::new(dir.join("out.csv")),
+        csv::write(dir.join("out.csv")),
         table,
     );
     let outcome = flow.run().await;
@@ -89,40 +87,57 @@ async fn bad_rows_go_to_the_error_lane_counted_and_named_by_line() {
     ];
     let path = dir.join("flights.csv.gz");
     gzip(&path, &format!("{HEADER}\n{}\n", rows.join("\n")));
-    let (outcome, table) = run(&dir, path).await;
+    let (outcome, table) = run(&dir, path.clone()).await;
     let report = outcome.unwrap();
 
-    let read = report.stage("flights").unwrap().events_out;
+    // Rows the source could not decode are in the error lane, from the source.
+    let source = report.stage("flights").unwrap();
+    let read = source.events_out + source.errors;
     let tallied = report.stage("named").unwrap().events_out;
     assert_eq!(read, 13);
     assert_eq!(tallied, 5);
     assert_eq!(read, tallied + report.errors.len() as u64, "nothing lost");
     let messages: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+    let file = path.display();
     let expected = [
-        "line 4: 7 fields where 19 were expected: `2013,1,1,542,540,2,923`",
-        "line 5: departure delay `minus one`: invalid float literal",
-        "line 6: no carrier",
-        "line 8: departure time and departure delay disagree about whether it departed",
-        "line 11: departure delay `NaN` is not a finite number",
-        "line 12: departure delay `inf` is not a finite number",
-        "line 13: departure delay `-1e308` is more than a week (10080 minutes) early or late",
-        "line 14: departure delay `10081` is more than a week (10080 minutes) early or late",
+        format!("{file} line 4: 7 fields where the header has 19: `2013,1,1,542,540,2,923`"),
+        format!(
+            "{file} line 5: column `dep_delay`: `minus one` is not a number: invalid float literal: `2013,1,1,544,545,minus one,"
+        ),
+        "line 6: no carrier".to_owned(),
+        "line 8: departure time and departure delay disagree about whether it departed".to_owned(),
+        "line 11: departure delay `NaN` is not a finite number".to_owned(),
+        "line 12: departure delay `inf` is not a finite number".to_owned(),
+        "line 13: departure delay `-1e308` is more than a week (10080 minutes) early or late"
+            .to_owned(),
+        "line 14: departure delay `10081.0` is more than a week (10080 minutes) early or late"
+            .to_owned(),
     ];
     assert_eq!(messages.len(), expected.len(), "{messages:#?}");
-    for start in expected {
+    for start in &expected {
         assert_eq!(
-            messages.iter().filter(|m| m.starts_with(start)).count(),
+            messages
+                .iter()
+                .filter(|m| m.starts_with(start.as_str()))
+                .count(),
             1,
             "{start} in {messages:#?}"
         );
     }
-    assert!(
-        report
-            .errors
-            .iter()
-            .all(|e| e.stage.as_ref() == "parsed" && e.input_id.is_some()),
-        "each names its stage and input"
-    );
+    // A row that did not decode is kept as it was, to be fixed and driven
+    // again; one that decoded but cannot be tallied names its input event.
+    for record in &report.errors {
+        match record.stage.as_ref() {
+            "flights" => assert!(
+                record
+                    .input
+                    .as_deref()
+                    .is_some_and(|row| row.starts_with("\"2013,1,1,54")),
+                "{record:?}"
+            ),
+            stage => assert!(stage == "parsed" && record.input_id.is_some(), "{record:?}"),
+        }
+    }
     // Every tallied flight is in the table: UA 2 (one diverted), EV 2 (one
     // cancelled), ZZ 1.
     let flights_in_table: u64 = table.iter().map(|row| row.flights).sum();
@@ -146,7 +161,7 @@ async fn a_plain_csv_file_with_only_a_header_has_nothing_to_tally() {
     let dir = scratch("header_only");
     let path = dir.join("flights.csv");
     std::fs::write(&path, format!("{HEADER}\n")).unwrap();
-    let (outcome, table) = run(&dir, path).await;
+    let (outcome, table) = run(&dir, path.clone()).await;
     let report = outcome.unwrap();
     assert_eq!(report.stage("flights").unwrap().events_out, 0);
     assert!(report.errors.is_empty());
@@ -202,34 +217,50 @@ async fn a_missing_file_fails_the_flow_naming_it() {
         )),
         "{error}"
     );
-    // The airlines table is read before the flow: its error names it too.
+    // A missing airlines table fails its own stage, naming the file.
     let missing = dir.join("airlines.csv");
-    let error = flights::airlines(&missing).unwrap_err();
+    let (table, _rows) = collect::<CarrierDelays>();
+    let flights =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
+    let mut flow = flights::flow(
+        memory(),
+        flights::read_flights(flights, MAX_LINE_BYTES),
+        csv::read(missing.clone()),
+        csv::write(dir.join("out.csv")),
+        table,
+    );
+    let error = flow.run().await.unwrap_err().to_string();
     assert!(
-        error.starts_with(&format!("cannot read {}", missing.display())),
+        error.starts_with(&format!(
+            "stage `airlines` failed: cannot open {}: ",
+            missing.display()
+        )),
         "{error}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_that_is_not_gzip_or_lacks_a_column_fails_naming_it() {
+async fn a_file_named_gz_that_is_plain_is_read_and_a_missing_column_fails_naming_it() {
     let dir = scratch("garbled");
+    // Gzip is told by content, not by name.
     let path = dir.join("flights.csv.gz");
-    std::fs::write(&path, format!("{HEADER}\n")).unwrap();
-    let error = failure(&dir, path.clone()).await;
-    assert!(
-        error.starts_with(&format!(
-            "stage `flights` failed: cannot read {} line 1: ",
-            path.display()
-        )),
-        "{error}"
-    );
+    std::fs::write(
+        &path,
+        format!(
+            "{HEADER}\n2013,1,1,517,515,2,830,819,11,UA,1545,N14228,EWR,IAH,227,1400,5,15,2013-01-01T10:00:00Z\n"
+        ),
+    )
+    .unwrap();
+    let (outcome, table) = run(&dir, path.clone()).await;
+    assert_eq!(outcome.unwrap().stage("named").unwrap().events_out, 1);
+    assert_eq!(table.len(), 1);
+    // A header without a column the rows need fails at once, rows or not.
     let path = dir.join("flights.csv");
     std::fs::write(&path, "year,month,day,dep_time,dep_delay,arr_delay\n").unwrap();
     assert_eq!(
         failure(&dir, path.clone()).await,
         format!(
-            "stage `flights` failed: {}: the header has no `carrier` column (it needs dep_time, dep_delay, arr_delay, carrier)",
+            "stage `flights` failed: {}: the header has no column `carrier`, which `FlightRow` needs (it has: year, month, day, dep_time, dep_delay, arr_delay)",
             path.display()
         )
     );
@@ -279,8 +310,14 @@ async fn stopped_run(
     let flights =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
     let (table, rows) = collect::<CarrierDelays>();
-    let file = flights::CsvFile::new(out.clone()).writing_partial(write_partial);
-    let mut flow = flights::flow(memory(), flights, carriers(), file, table);
+    let file = csv::write(out.clone()).write_partial(write_partial);
+    let mut flow = flights::flow(
+        memory(),
+        flights::read_flights(flights, MAX_LINE_BYTES),
+        carriers(),
+        file,
+        table,
+    );
     flow.start().unwrap();
     // Stop once the join has seen some flights, long before the 336,776th.
     let mut state = flow.watch();
@@ -333,7 +370,7 @@ async fn the_flagship_gives_the_known_mean_delays_by_carrier() {
     let dir = scratch("known");
     let flights =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
-    let mut reader = csv::Reader::from_reader(flate2::read::GzDecoder::new(
+    let mut reader = ::csv::Reader::from_reader(flate2::read::GzDecoder::new(
         std::fs::File::open(&flights).unwrap(),
     ));
     let header = reader.headers().unwrap().clone();
@@ -391,10 +428,10 @@ async fn a_row_that_is_not_utf8_goes_to_the_error_lane_with_its_bytes_escaped() 
     )
     .into_bytes();
     text.extend_from_slice(
-        b"2013,1,1,557,600,-3,709,723,-14,EV,5708,N829\xffAS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z\r\n",
+        b"2013,1,1,557,600,-3,709,723,-14,E\xffV,5708,N829AS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z\r\n",
     );
     std::fs::write(&path, text).unwrap();
-    let (outcome, table) = run(&dir, path).await;
+    let (outcome, table) = run(&dir, path.clone()).await;
     let report = outcome.unwrap();
     assert_eq!(report.stage("named").unwrap().events_out, 1);
     assert_eq!(table.len(), 1);
@@ -403,7 +440,10 @@ async fn a_row_that_is_not_utf8_goes_to_the_error_lane_with_its_bytes_escaped() 
     };
     assert_eq!(
         record.message,
-        "line 3: not UTF-8 (from byte 44): `2013,1,1,557,600,-3,709,723,-14,EV,5708,N829\\xffAS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z`"
+        format!(
+            "{} line 3: column `carrier`: not UTF-8 (from byte 1): `E\\xffV`: `2013,1,1,557,600,-3,709,723,-14,E\\xffV,5708,N829AS,LGA,IAD,53,229,6,0,2013-01-01T11:00:00Z`",
+            path.display()
+        )
     );
 }
 
@@ -416,12 +456,11 @@ async fn a_line_longer_than_the_cap_fails_the_source_naming_it_with_bounded_memo
     text.extend(std::iter::repeat_n(b'0', 64 << 10));
     std::fs::write(&path, text).unwrap();
     let (table, _rows) = collect::<CarrierDelays>();
-    let source = flights::CsvLines::new(path.clone()).max_line_bytes(4 << 10);
-    let mut flow = flights::flow_from(
+    let mut flow = flights::flow(
         memory(),
-        source,
+        flights::read_flights(path.clone(), 4 << 10),
         carriers(),
-        flights::CsvFile::new(dir.join("out.csv")),
+        csv::write(dir.join("out.csv")),
         table,
     );
     let error = flow.run().await.unwrap_err();

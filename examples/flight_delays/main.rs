@@ -32,8 +32,8 @@
 
 mod flights;
 
-use flights::{CarrierDelays, airlines};
-use obzenflow::stage::collect;
+use flights::CarrierDelays;
+use obzenflow::stage::{MAX_LINE_BYTES, collect, csv};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,18 +49,11 @@ fn main() -> ExitCode {
     let flights_path = path("OBZENFLOW_FLIGHTS", "data/nycflights13/flights.csv.gz");
     let airlines_path = path("OBZENFLOW_AIRLINES", "data/nycflights13/airlines.csv");
     let out_path = path("OBZENFLOW_OUT", "target/obzenflow/flight_delays.csv");
-    let airlines = match airlines(&airlines_path) {
-        Ok(airlines) => airlines,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(2);
-        }
-    };
     let (table, rows) = collect::<CarrierDelays>();
     let written = out_path.clone();
     let partial = std::env::var_os("OBZENFLOW_WRITE_PARTIAL").is_some_and(|v| v == "1");
     let max_line = match std::env::var("OBZENFLOW_MAX_LINE_BYTES") {
-        Err(_) => flights::MAX_LINE_BYTES,
+        Err(_) => MAX_LINE_BYTES,
         Ok(text) => match text.parse::<usize>() {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -96,9 +89,13 @@ fn main() -> ExitCode {
     )
     .run_then(
         |app| {
-            let out = flights::CsvFile::new(out_path).writing_partial(partial);
-            let source = flights::CsvLines::new(flights_path).max_line_bytes(max_line);
-            flights::flow_from(app.journals(), source, airlines, out, table)
+            flights::flow(
+                app.journals(),
+                flights::read_flights(flights_path, max_line),
+                csv::read(airlines_path),
+                csv::write(out_path).write_partial(partial),
+                table,
+            )
         },
         |report| {
             print!(

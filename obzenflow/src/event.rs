@@ -116,6 +116,24 @@ pub enum Control {
     /// it comes back and the head has emitted nothing since sending it, the
     /// loop is empty.
     Probe(u32),
+    /// Where a source had read up to when it wrote the entries before this
+    /// one: what a resumed run continues from.
+    Position(SourcePosition),
+}
+
+/// How far a source has read its input: written into its journal after each
+/// batch it hands over (see [`Source::position`](crate::stage::Source::position)).
+/// A file source fills in all three; a queue its `offset`; an iterator its
+/// `records`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourcePosition {
+    /// Records taken from the input so far, including any that went to the
+    /// error lane.
+    pub records: u64,
+    /// Lines read so far (for line-oriented input; 0 otherwise).
+    pub line: u64,
+    /// Bytes read so far (of the decompressed input), or a queue's offset.
+    pub offset: u64,
 }
 
 /// Whether a failure may go away if the same input is tried again.

@@ -1,8 +1,8 @@
 //! Contracts, checked with cheap counters when every stage of a flow has
 //! drained: on every edge, what the writer wrote is what the reader read;
 //! every event a sink consumed has a delivery receipt (or is in the error
-//! lane); a source that declared how many events it would produce produced
-//! exactly that many. Slowness is never a violation: nothing here is timed.
+//! lane); a source that declared how many records it would produce produced
+//! exactly that many (events, and records it sent to the error lane). Slowness is never a violation: nothing here is timed.
 
 use super::handle::StageInfo;
 use crate::supervise::{ContractViolation, StageCounters, StageKind};
@@ -61,15 +61,16 @@ pub(crate) fn check(
                 ));
             }
         }
+        let produced = out + StageCounters::get(&counters.errors);
         if let (StageKind::Source, Some(expected), false) = (stage.kind, stage.expected, excused)
-            && out != expected
+            && produced != expected
         {
             return Some((
                 stage.name.to_string(),
                 ContractViolation::SourceCount {
                     source_stage: stage.name.to_string(),
                     declared: expected,
-                    produced: out,
+                    produced,
                 },
             ));
         }
@@ -175,5 +176,14 @@ mod tests {
             }
         );
         assert_eq!(check(&stages, &edges, true), None);
+        // Records it sent to the error lane (rows it could not decode) count.
+        StageCounters::add(&stages[0].counters.errors, 5);
+        let (_, violation) = check(&stages, &edges, false).unwrap();
+        assert!(matches!(
+            violation,
+            ContractViolation::SourceCount { produced: 9, .. }
+        ));
+        StageCounters::add(&stages[0].counters.errors, 1);
+        assert_eq!(check(&stages, &edges, false), None);
     }
 }

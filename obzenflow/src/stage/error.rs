@@ -37,6 +37,9 @@ pub struct StageError {
     /// What caused it, in memory only (it is not recorded in journals).
     #[serde(skip)]
     source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    /// The input it failed on, as JSON text, for the error lane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    input: Option<String>,
 }
 
 impl PartialEq for StageError {
@@ -68,7 +71,33 @@ impl StageError {
             severity,
             message: message.to_string(),
             source: None,
+            input: None,
         }
+    }
+
+    /// The same failure, with the input it failed on kept for the error
+    /// lane (as JSON text): a source that cannot decode a row keeps the row,
+    /// so that a fixed copy can be driven through the flow again. (A stage
+    /// with an input event keeps a copy of that event without being asked.)
+    ///
+    /// ```
+    /// use obzenflow::stage::StageError;
+    ///
+    /// let error = StageError::permanent("line 7: no carrier").with_input("2013,1,1,,");
+    /// assert_eq!(error.input(), Some(r#""2013,1,1,,""#));
+    /// ```
+    pub fn with_input(mut self, input: impl Serialize) -> Self {
+        self.input = serde_json::to_string(&input).ok();
+        self
+    }
+
+    /// The input it failed on, as JSON text, if it was kept.
+    pub fn input(&self) -> Option<&str> {
+        self.input.as_deref()
+    }
+
+    pub(crate) fn take_input(&mut self) -> Option<String> {
+        self.input.take()
     }
 
     /// The same failure, with `source` kept as what caused it.

@@ -5,8 +5,8 @@
 
 use super::traits::{Emitter, Join, Observer, Poll, Sink, Stateful, Transform};
 use super::{Source, StageError};
-use crate::event::Receipt;
 use crate::event::{Envelope, Payload};
+use crate::event::{Receipt, SourcePosition};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -267,26 +267,45 @@ where
 
 /// A finite source over an iterator. See [`from_iter`].
 #[derive(Debug)]
-pub struct IterSource<It>(It);
+pub struct IterSource<It> {
+    items: It,
+    /// How many it has handed out.
+    taken: u64,
+}
 
 /// A finite source that emits what `items` yields, then ends.
 pub fn from_iter<It: IntoIterator>(items: It) -> IterSource<It::IntoIter>
 where
     It::IntoIter: Send + 'static,
 {
-    IterSource(items.into_iter())
+    IterSource {
+        items: items.into_iter(),
+        taken: 0,
+    }
 }
 
 impl<T: Send, It: Iterator<Item = T> + Send + 'static> Source<T> for IterSource<It> {
     fn expected_count(&self) -> Option<u64> {
-        match self.0.size_hint() {
-            (lower, Some(upper)) if lower == upper => u64::try_from(lower).ok(),
+        match self.items.size_hint() {
+            (lower, Some(upper)) if lower == upper => {
+                u64::try_from(lower).ok().map(|left| left + self.taken)
+            }
             _ => None,
         }
     }
 
+    /// The number of items handed out: an iterator is re-read and skipped
+    /// to continue from it.
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition {
+            records: self.taken,
+            ..SourcePosition::default()
+        })
+    }
+
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send {
-        let batch: Vec<T> = self.0.by_ref().take(SOURCE_BATCH).collect();
+        let batch: Vec<T> = self.items.by_ref().take(SOURCE_BATCH).collect();
+        self.taken += batch.len() as u64;
         std::future::ready(Ok(if batch.is_empty() {
             Poll::End
         } else {

@@ -6,6 +6,7 @@
 //! | source | [`Source`] | [`from_iter`], [`from_receiver`] |
 //! | transform | [`Transform`] (with middleware: [`TransformExt`]) | [`map`], [`filter`], [`flat_map`], [`try_map`] |
 //! | sink | [`Sink`] | [`console`], [`collect`] |
+//! | files (feature `files`) | | [`csv::read`], [`csv::write`], [`jsonl::read`], [`jsonl::write`] |
 //! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`] |
 //! | join | [`Join`] | [`inner_join`], [`left_join`], [`strict_join`] |
 //! | observer | [`Observer`] | [`observe`] |
@@ -15,12 +16,16 @@
 //! fails the stage and the flow.
 
 mod error;
+#[cfg(feature = "files")]
+mod file;
 mod helpers;
 mod middleware;
 mod traits;
 
-pub use crate::event::Receipt;
+pub use crate::event::{Receipt, SourcePosition};
 pub use error::{Severity, StageError};
+#[cfg(feature = "files")]
+pub use file::{MAX_LINE_BYTES, csv, jsonl};
 pub use helpers::*;
 #[cfg(feature = "metrics")]
 pub(crate) use middleware::BREAKER_STATES;

@@ -3,7 +3,7 @@
 //! implements the asynchronous one.
 
 use super::StageError;
-use crate::event::{Envelope, Receipt};
+use crate::event::{Envelope, Receipt, SourcePosition};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -63,6 +63,13 @@ pub trait Source<T>: Send + 'static {
 
     /// How many events it will produce in all, if it knows (for progress).
     fn expected_count(&self) -> Option<u64> {
+        None
+    }
+
+    /// How far it has read, after the events (or the error) it just gave:
+    /// journaled after each batch, so that a resumed run knows where to
+    /// continue. `None` (the default) for a source that cannot say.
+    fn position(&self) -> Option<SourcePosition> {
         None
     }
 }

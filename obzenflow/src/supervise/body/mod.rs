@@ -131,7 +131,7 @@ impl<O: Payload> Output<O> {
     #[inline(never)]
     pub(crate) fn failed(
         &mut self,
-        error: StageError,
+        mut error: StageError,
         input: Option<EventId>,
     ) -> Result<(), StageFailure> {
         if error.severity() == Severity::Fatal {
@@ -142,7 +142,7 @@ impl<O: Payload> Output<O> {
             kind: error.lane_kind(),
             message: error.message().to_owned(),
             input_id: input,
-            input: None,
+            input: error.take_input(),
         };
         self.errors.push(record.clone());
         self.writer
@@ -354,7 +354,7 @@ impl<T> ChunkData<T> {
                 self.probe = Some(round);
                 return true;
             }
-            Control::Probe(_) => {}
+            Control::Probe(_) | Control::Position(_) => {}
         }
         false
     }

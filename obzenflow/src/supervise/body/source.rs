@@ -3,7 +3,7 @@
 //! mark so that every stage downstream drains as stopped.
 
 use super::{Output, StageBody, Step};
-use crate::event::{Body, Parents, Payload};
+use crate::event::{Body, Control, Parents, Payload};
 use crate::stage::{Poll, Source, StageError};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::status::StageCounters;
@@ -54,13 +54,28 @@ impl<T: Payload, S> SourceBody<T, S> {
                 .map_err(cannot)?
                 .into_iter()
                 .map(|record| record.body)
-                .filter(|body| !matches!(body, Body::Control(_)))
+                // Positions are kept, so that the replay's journal holds
+                // the same entries at the same places as the archive's.
+                .filter(|body| {
+                    !matches!(body, Body::Control(control) if !matches!(control, Control::Position(_)))
+                })
                 .collect();
             if !bodies.is_empty() {
                 return Ok(bodies);
             }
         }
         Ok(Vec::new())
+    }
+}
+
+impl<T: Payload, S: Source<T>> SourceBody<T, S> {
+    /// Journals where the handler has read up to, if it says.
+    fn mark_position(&mut self) {
+        if let Some(position) = self.handler.position() {
+            self.output
+                .writer
+                .push(Parents::None, Body::Control(Control::Position(position)));
+        }
     }
 }
 
@@ -84,12 +99,14 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
             SourceWork::Polled(Ok(Poll::Events(events))) => {
                 let count = events.len() as u64;
                 self.output.writer.push_all(None, events);
+                self.mark_position();
                 self.output.busy_since(started, count);
                 self.output.flush(count).await?;
                 Step::Continue
             }
             SourceWork::Polled(Err(error)) => {
                 self.output.failed(error, None)?;
+                self.mark_position();
                 self.output.busy_since(started, 0);
                 self.output.flush(0).await?;
                 Step::Continue
@@ -108,6 +125,11 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                             self.output.errors.push((*record).clone());
                             StageCounters::add(&self.output.counters.errors, 1);
                             self.output.writer.push(Parents::None, Body::Error(record));
+                        }
+                        Body::Control(Control::Position(position)) => {
+                            self.output
+                                .writer
+                                .push(Parents::None, Body::Control(Control::Position(position)));
                         }
                         Body::Control(_) => {}
                     }
