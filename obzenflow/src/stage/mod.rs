@@ -7,7 +7,7 @@
 //! | transform | [`Transform`] (with middleware: [`TransformExt`]) | [`map`], [`filter`], [`flat_map`], [`try_map`] |
 //! | sink | [`Sink`] | [`console`], [`collect`] |
 //! | files (feature `files`) | | [`csv::read`], [`csv::write`], [`jsonl::read`], [`jsonl::write`] |
-//! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`] |
+//! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`]; by event time: [`window::tumbling`], [`window::sliding`], [`window::session`] |
 //! | join | [`Join`] | [`inner_join`], [`left_join`], [`strict_join`] |
 //! | observer | [`Observer`] | [`observe`] |
 //!
@@ -21,6 +21,7 @@ mod file;
 mod helpers;
 mod middleware;
 mod traits;
+pub mod window;
 
 pub use crate::event::{Receipt, SourcePosition};
 pub use error::{Severity, StageError};

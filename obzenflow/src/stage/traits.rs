@@ -144,6 +144,10 @@ pub enum EmitPolicy {
     OnEof,
     /// Every time the window passes with new inputs in it, and at the end.
     Window(Duration),
+    /// After every input, whatever the handler's `emit` says is ready (the
+    /// event-time windows the watermark passed), and its `emit_final` at
+    /// the end: what the [event-time windows](super::window) use.
+    Watermark,
 }
 
 /// Accumulates inputs and emits on a policy.

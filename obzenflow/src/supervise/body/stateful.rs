@@ -101,6 +101,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
             self.last_input = Some(id);
             match self.policy {
                 EmitPolicy::EveryN(n) if self.pending >= n.max(1) => produced += self.emit(),
+                EmitPolicy::Watermark => produced += self.emit(),
                 EmitPolicy::Window(window) if self.window_ends.is_none() => {
                     self.window_ends = Some(Instant::now() + window);
                 }
@@ -119,7 +120,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
 
     async fn finish(&mut self) -> Result<(), StageFailure> {
         let produced = match self.policy {
-            EmitPolicy::OnEof => true,
+            EmitPolicy::OnEof | EmitPolicy::Watermark => true,
             _ => self.pending > 0,
         };
         let produced = if produced {
