@@ -25,6 +25,14 @@
 //! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`; with the
 //! feature `http`, `--serve ADDR` (where to serve `/metrics`, `/topology` and
 //! `/health`; by default `127.0.0.1:9464`, loopback only) and `--no-serve`.
+//! `--errors-to FILE` writes the run's error lane there as JSON lines.
+//! Without the feature `http`, `--serve` says which feature to enable.
+//!
+//! A program extends the runner with its own options and subcommands
+//! ([`Program::arg`], [`Program::subcommand`], with [`clap`], re-exported
+//! here), reads them when it builds its flow ([`App::matches`]), and gets
+//! the flow and its report after the run ([`Program::run_with`]).
+//!
 //! While it runs, a progress line shows what the sources have read; Ctrl-C
 //! stops gracefully and a second Ctrl-C cancels. At the end it prints the
 //! per-stage summary (events, errors, busy time, processing time per event,
@@ -35,7 +43,8 @@ use crate::flow::journals::{Journals, disk, memory};
 use crate::flow::replay::ReplayOptions;
 use crate::flow::{FlowError, FlowHandle, FlowReport};
 use crate::supervise::StageKind;
-use clap::{Arg, ArgAction, Command, value_parser};
+pub use clap;
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,6 +52,7 @@ use std::time::Duration;
 /// What the runner was asked to do, for the code that builds the flow.
 #[derive(Clone, Debug)]
 pub struct App {
+    matches: ArgMatches,
     journal_dir: Option<PathBuf>,
     replay_from: Option<PathBuf>,
     verify: bool,
@@ -64,10 +74,36 @@ impl App {
     pub fn replay_from(&self) -> Option<&std::path::Path> {
         self.replay_from.as_deref()
     }
+
+    /// The whole command line as clap parsed it: the program's own options
+    /// (added with [`Program::arg`]) beside the runner's.
+    pub fn matches(&self) -> &ArgMatches {
+        &self.matches
+    }
+
+    /// The value of the program's option `id`, if it was given (or has a
+    /// default): `app.value::<String>("postgres")`.
+    pub fn value<T: Clone + Send + Sync + 'static>(&self, id: &str) -> Option<&T> {
+        self.matches.try_get_one::<T>(id).ok().flatten()
+    }
+
+    /// Whether the program's flag `id` (an `ArgAction::SetTrue` option) was given.
+    pub fn flag(&self, id: &str) -> bool {
+        self.matches
+            .try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    }
 }
 
+/// The heading of the runner's own options in `--help`, below the program's.
+const RUNNER_OPTIONS: &str = "Runner options";
+
 fn command() -> Command {
-    let command = Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()));
+    let command = Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()))
+        .next_help_heading(RUNNER_OPTIONS);
     #[cfg(feature = "http")]
     let command = command
         .arg(
@@ -83,6 +119,21 @@ fn command() -> Command {
                 .action(ArgAction::SetTrue)
                 .conflicts_with("serve")
                 .help("Do not serve /metrics, /topology and /health"),
+        );
+    // Accepted without the feature, so that using them says what to enable.
+    #[cfg(not(feature = "http"))]
+    let command = command
+        .arg(
+            Arg::new("serve")
+                .long("serve")
+                .value_name("ADDR")
+                .help("Serve /metrics, /topology and /health (needs obzenflow's feature `http`)"),
+        )
+        .arg(
+            Arg::new("no-serve")
+                .long("no-serve")
+                .action(ArgAction::SetTrue)
+                .hide(true),
         );
     command
         .about("Runs an ObzenFlow flow")
@@ -138,6 +189,13 @@ fn command() -> Command {
                 .help("Let sinks deliver again during a replay"),
         )
         .arg(
+            Arg::new("errors-to")
+                .long("errors-to")
+                .value_name("FILE")
+                .value_parser(value_parser!(PathBuf))
+                .help("After the run, write its error lane to FILE as JSON lines (to fix and drive again)"),
+        )
+        .arg(
             Arg::new("stop-timeout")
                 .long("stop-timeout")
                 .value_name("SECONDS")
@@ -191,10 +249,28 @@ pub fn run_then(
 ///         })
 /// }
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct Program {
     about: Option<String>,
+    flow: Option<String>,
     environment: Vec<(String, String)>,
+    args: Vec<Arg>,
+    subcommands: Vec<(Command, Subcommand)>,
+}
+
+/// What runs a program's own subcommand instead of the flow.
+type Subcommand = Box<dyn FnOnce(&ArgMatches) -> ExitCode>;
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("about", &self.about)
+            .field("flow", &self.flow)
+            .field("environment", &self.environment)
+            .field("args", &self.args.len())
+            .field("subcommands", &self.subcommands.len())
+            .finish()
+    }
 }
 
 impl Program {
@@ -202,8 +278,14 @@ impl Program {
     pub fn new(about: impl Into<String>) -> Self {
         Program {
             about: Some(about.into()),
-            environment: Vec::new(),
+            ..Program::default()
         }
+    }
+
+    /// Names the flow it runs, for `--help` ("Runs the flow `name`").
+    pub fn flow(mut self, name: impl Into<String>) -> Self {
+        self.flow = Some(name.into());
+        self
     }
 
     /// Says in `--help` that the program reads the environment variable
@@ -213,15 +295,72 @@ impl Program {
         self
     }
 
-    /// [`run`](fn@run), for this program.
-    pub fn run(self, build: impl FnOnce(&App) -> FlowHandle) -> ExitCode {
-        self.run_then(build, |_| {})
+    /// Adds an option of the program's own (a [`clap::Arg`]), listed in
+    /// `--help` above the runner's; the flow's builder reads it with
+    /// [`App::value`], [`App::flag`] or [`App::matches`].
+    ///
+    /// ```no_run
+    /// use obzenflow::app::{Program, clap::Arg};
+    /// # use obzenflow::prelude::*;
+    /// # use obzenflow::stage::{console, from_iter};
+    /// fn main() -> std::process::ExitCode {
+    ///     Program::new("Counts to a number")
+    ///         .arg(Arg::new("to").long("to").value_parser(obzenflow::app::clap::value_parser!(u32)).default_value("10"))
+    ///         .run(|app| {
+    ///             let to = *app.value::<u32>("to").unwrap_or(&10);
+    ///             flow! {
+    ///                 name: "count",
+    ///                 journals: app.journals(),
+    ///                 stages: { numbers = source!(u32 => from_iter(0..to)); out = sink!(u32 => console()); },
+    ///                 topology: { numbers |> out; }
+    ///             }
+    ///         })
+    /// }
+    /// ```
+    pub fn arg(mut self, arg: Arg) -> Self {
+        self.args.push(arg);
+        self
     }
 
-    fn command(&self) -> Command {
+    /// Adds a subcommand of the program's own: when the command line names
+    /// it, `run` runs with its options instead of the flow, and its exit
+    /// code is the program's.
+    pub fn subcommand(
+        mut self,
+        command: Command,
+        run: impl FnOnce(&ArgMatches) -> ExitCode + 'static,
+    ) -> Self {
+        self.subcommands.push((command, Box::new(run)));
+        self
+    }
+
+    /// [`run`](fn@run), for this program.
+    pub fn run(self, build: impl FnOnce(&App) -> FlowHandle) -> ExitCode {
+        self.run_with(build, |_, _| {})
+    }
+
+    fn command(&mut self) -> Command {
         let mut command = command();
-        if let Some(about) = &self.about {
-            command = command.about(about.clone());
+        let about = match (&self.about, &self.flow) {
+            (Some(about), Some(flow)) => Some(format!("{about}\n(runs the flow `{flow}`)")),
+            (Some(about), None) => Some(about.clone()),
+            (None, Some(flow)) => Some(format!("Runs the flow `{flow}`")),
+            (None, None) => None,
+        };
+        if let Some(about) = about {
+            command = command.about(about);
+        }
+        // The program's own options come first, under "Options".
+        for arg in std::mem::take(&mut self.args) {
+            let arg = if arg.get_help_heading().is_none() {
+                arg.help_heading("Options")
+            } else {
+                arg
+            };
+            command = command.arg(arg);
+        }
+        for (subcommand, _) in &self.subcommands {
+            command = command.subcommand(subcommand.clone());
         }
         if !self.environment.is_empty() {
             let width = self
@@ -246,16 +385,44 @@ impl Program {
         build: impl FnOnce(&App) -> FlowHandle,
         then: impl FnOnce(&FlowReport),
     ) -> ExitCode {
-        run_program(self.command(), build, then)
+        self.run_with(build, |_, report| then(report))
+    }
+
+    /// Parses the command line, runs the program's subcommand if one was
+    /// named, and otherwise builds the flow with `build`, runs it, and calls
+    /// `after` with the flow (to verify, inspect or export it) and the
+    /// report of a run that completed or was stopped, before the summary.
+    pub fn run_with(
+        mut self,
+        build: impl FnOnce(&App) -> FlowHandle,
+        after: impl FnOnce(&FlowHandle, &FlowReport),
+    ) -> ExitCode {
+        let matches = self.command().get_matches();
+        if let Some((name, sub)) = matches.subcommand()
+            && let Some(index) = self
+                .subcommands
+                .iter()
+                .position(|(command, _)| command.get_name() == name)
+        {
+            let (_, run) = self.subcommands.swap_remove(index);
+            return run(sub);
+        }
+        run_program(matches, build, after)
     }
 }
 
 fn run_program(
-    command: Command,
+    matches: ArgMatches,
     build: impl FnOnce(&App) -> FlowHandle,
-    then: impl FnOnce(&FlowReport),
+    after: impl FnOnce(&FlowHandle, &FlowReport),
 ) -> ExitCode {
-    let matches = command.get_matches();
+    #[cfg(not(feature = "http"))]
+    if matches.get_one::<String>("serve").is_some() || matches.get_flag("no-serve") {
+        eprintln!(
+            "error: --serve needs obzenflow's feature `http`: in Cargo.toml, `obzenflow = {{ version = \"0.1\", features = [\"app\", \"http\"] }}`"
+        );
+        return ExitCode::from(2);
+    }
     let level = matches
         .get_one::<String>("log-level")
         .and_then(|level| level.parse::<tracing::Level>().ok())
@@ -266,7 +433,9 @@ fn run_program(
         // Colour codes only for a person at a terminal, not in a log file.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    let errors_to = matches.get_one::<PathBuf>("errors-to").cloned();
     let app = App {
+        matches: matches.clone(),
         journal_dir: if matches.get_flag("memory") {
             None
         } else {
@@ -323,6 +492,26 @@ fn run_program(
             Err(()) => return ExitCode::FAILURE,
         };
         let outcome = drive(&mut flow, &app, &mut ctrl_c).await;
+        let written = match (&errors_to, &outcome) {
+            (Some(path), Ok(report)) => Some((path, report.write_error_lane(path))),
+            (Some(path), Err(error)) => error
+                .report()
+                .map(|report| (path, report.write_error_lane(path))),
+            (None, _) => None,
+        };
+        match written {
+            Some((path, Ok(count))) => {
+                eprintln!("{count} error-lane records written to {}", path.display())
+            }
+            Some((path, Err(error))) => {
+                eprintln!(
+                    "error: cannot write the error lane to {}: {error}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            None => {}
+        }
         let report = match outcome {
             Ok(report) => report,
             Err(error) => {
@@ -333,7 +522,7 @@ fn run_program(
                 return ExitCode::FAILURE;
             }
         };
-        then(&report);
+        after(&flow, &report);
         eprintln!("\n{report}");
         if let Some(run) = &report.run_dir {
             let program = std::env::args().next().unwrap_or_else(|| "flow".to_owned());

@@ -180,6 +180,24 @@ pub(crate) fn now_micros() -> u64 {
         })
 }
 
+/// What a sink can deduplicate its deliveries by: the run and the input
+/// event being delivered. The same input of the same run (a delivery
+/// repeated after a crash, by a resumed run) has the same key; another run
+/// has other keys. Printed as `run/stage#seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeliveryKey {
+    /// The run's id (its directory's name, for disk journals).
+    pub run: Arc<str>,
+    /// The input event.
+    pub event: EventId,
+}
+
+impl fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.run, self.event)
+    }
+}
+
 /// Proof that a sink delivered an event: the record a sink journals for
 /// each input it consumed (re-exported as `obzenflow::stage::Receipt`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

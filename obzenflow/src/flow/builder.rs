@@ -291,7 +291,7 @@ impl FlowBuilder {
     ) -> StageRef<Receipt> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Sink, move |output, mode| {
-            SinkBody::new(handler, inputs, output, mode.dry_run)
+            SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone())
         })
     }
 

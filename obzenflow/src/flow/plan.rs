@@ -146,9 +146,14 @@ fn make_stages(
     if let Some(dir) = &mut run {
         dir.manifest.topology = topology.clone();
     }
+    let run_id: Arc<str> = match &run {
+        Some(dir) => dir.id().into(),
+        None => super::run::new_run_id().into(),
+    };
     let mut tasks = Vec::with_capacity(factories.len());
     for ((index, stage), factory) in stages.iter().enumerate().zip(factories) {
         let mode = RunMode {
+            run: Arc::clone(&run_id),
             replaying: replay.is_some(),
             archived_journal: match (replay, stage.kind) {
                 (Some(replay), StageKind::Source) => replay

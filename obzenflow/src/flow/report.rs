@@ -29,6 +29,33 @@ impl FlowReport {
         self.stages.iter().find(|stage| stage.name == name)
     }
 
+    /// Writes the error lane to `path` as JSON lines, one
+    /// [`ErrorRecord`] a line (its `input` holds the input that failed, as
+    /// JSON text, where the stage kept it), and returns how many: a
+    /// dead-letter file that `jsonl::read::<ErrorRecord>` (feature `files`)
+    /// reads back, so that fixed records can be driven through a flow
+    /// again. The file is written beside its target and renamed into place.
+    pub fn write_error_lane(&self, path: &std::path::Path) -> std::io::Result<u64> {
+        use std::io::Write as _;
+        let mut name = std::ffi::OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(format!(".{}.tmp", std::process::id()));
+        let temporary = path.with_file_name(name);
+        let write = || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+            for record in &self.errors {
+                serde_json::to_writer(&mut out, record)?;
+                out.write_all(b"\n")?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&temporary, path)
+        };
+        write().inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })?;
+        Ok(self.errors.len() as u64)
+    }
+
     pub(crate) fn into_result(self) -> Result<FlowReport, FlowError> {
         match &self.state {
             FlowState::Failed { stage, failure } => Err(FlowError::StageFailed {

@@ -83,21 +83,34 @@ pub(crate) struct RunDir {
     created: Vec<PathBuf>,
 }
 
+/// A new run's id: when it started (UTC), the process and a counter, so
+/// that no two runs on a machine share one.
+pub(crate) fn new_run_id() -> String {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}-{}",
+        utc(SystemTime::now(), true),
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl RunDir {
+    /// The run's id: its directory's name.
+    pub(crate) fn id(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned())
+    }
+
     /// Creates `base/<flow>/<run id>/` owner-only.
     pub(crate) fn create(
         base: &Path,
         flow: &str,
         options: DiskJournalOptions,
     ) -> Result<Self, DiskJournalError> {
-        static RUNS: AtomicU32 = AtomicU32::new(0);
         let started = SystemTime::now();
-        let run_id = format!(
-            "{}-{}-{}",
-            utc(started, true),
-            std::process::id(),
-            RUNS.fetch_add(1, Ordering::Relaxed)
-        );
+        let run_id = new_run_id();
         let path = flow_dir(base, flow).join(&run_id);
         let stages = path.join("stages");
         let created = missing_dirs(&stages);

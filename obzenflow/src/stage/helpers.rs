@@ -589,3 +589,41 @@ impl<T, F: FnMut(&T) + Send + 'static> Observer<T> for ObserveFn<F> {
         }
     }
 }
+
+/// An optional sink, for a sink that the command line or the configuration
+/// turns on: `Some(sink)` delivers through it; `None` delivers nothing and
+/// says so in each receipt (the stage stays in the flow, so that the
+/// topology, and a replay of the run, are the same either way).
+impl<T: Send + 'static, S: Sink<T>> Sink<T> for Option<S> {
+    async fn consume(&mut self, input: T) -> Result<Receipt, StageError> {
+        match self {
+            Some(sink) => sink.consume(input).await,
+            None => Ok(Receipt::with_detail("not delivered: no sink configured")),
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        key: &crate::event::DeliveryKey,
+        input: T,
+    ) -> Result<Receipt, StageError> {
+        match self {
+            Some(sink) => sink.deliver(key, input).await,
+            None => Ok(Receipt::with_detail("not delivered: no sink configured")),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), StageError> {
+        match self {
+            Some(sink) => sink.flush().await,
+            None => Ok(()),
+        }
+    }
+
+    async fn drain(&mut self, reason: super::DrainReason) -> Result<(), StageError> {
+        match self {
+            Some(sink) => sink.drain(reason).await,
+            None => Ok(()),
+        }
+    }
+}

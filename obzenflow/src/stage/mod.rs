@@ -6,6 +6,7 @@
 //! | source | [`Source`] | [`from_iter`], [`from_receiver`] |
 //! | transform | [`Transform`] (with middleware: [`TransformExt`]) | [`map`], [`filter`], [`flat_map`], [`try_map`] |
 //! | sink | [`Sink`] | [`console`], [`collect`] |
+//! | PostgreSQL (feature `postgres`) | | [`postgres::insert`] |
 //! | files (feature `files`) | | [`csv::read`], [`csv::write`], [`jsonl::read`], [`jsonl::write`] |
 //! | stateful | [`Stateful`] + [`EmitPolicy`] | [`reduce`], [`group_by`], [`top_n`]; by event time: [`window::tumbling`], [`window::sliding`], [`window::session`] |
 //! | join | [`Join`] | [`inner_join`], [`left_join`], [`strict_join`] |
@@ -20,10 +21,12 @@ mod error;
 mod file;
 mod helpers;
 mod middleware;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod traits;
 pub mod window;
 
-pub use crate::event::{Receipt, SourcePosition};
+pub use crate::event::{DeliveryKey, Receipt, SourcePosition};
 pub use error::{Severity, StageError};
 #[cfg(feature = "files")]
 pub use file::{MAX_LINE_BYTES, csv, jsonl};

@@ -3,7 +3,7 @@
 //! implements the asynchronous one.
 
 use super::StageError;
-use crate::event::{Envelope, Receipt, SourcePosition};
+use crate::event::{DeliveryKey, Envelope, Receipt, SourcePosition};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -97,6 +97,20 @@ pub trait Transform<I, O>: Send + 'static {
 pub trait Sink<T>: Send + 'static {
     /// Delivers one event.
     fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send;
+
+    /// Delivers one event with its idempotency key: what the flow calls. By
+    /// default it forgets the key and calls [`consume`](Self::consume); a
+    /// sink that can deduplicate (a database with a key column) keeps it,
+    /// so that a delivery repeated for the same input of the same run has
+    /// its effect once.
+    fn deliver(
+        &mut self,
+        key: &DeliveryKey,
+        input: T,
+    ) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+        let _ = key;
+        self.consume(input)
+    }
 
     /// Called after each batch of inputs.
     fn flush(&mut self) -> impl Future<Output = Result<(), StageError>> + Send {

@@ -83,6 +83,9 @@ impl ErrorLane {
 /// How a stage's flow runs, fixed when the flow starts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RunMode {
+    /// The run's id (its directory's name, for disk journals): with an
+    /// event's id, the key a sink can deduplicate its deliveries by.
+    pub(crate) run: Arc<str>,
     /// The flow replays an archived run.
     pub(crate) replaying: bool,
     /// For a source in a replay: the archived journal it reads instead of

@@ -4,7 +4,7 @@
 //! told why the stage drains.
 
 use super::{ChunkData, Output, StageBody, Step};
-use crate::event::{EventId, Payload, Receipt};
+use crate::event::{DeliveryKey, EventId, Payload, Receipt, StageId};
 use crate::stage::Sink;
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
@@ -18,6 +18,8 @@ pub(crate) struct SinkBody<T: Payload, K> {
     pub(crate) dry_run: bool,
     /// The chunk's receipts, with the inputs they are for, written together.
     pub(crate) receipts: Vec<(EventId, Receipt)>,
+    /// The key of the delivery under way (its event changes each time).
+    pub(crate) key: DeliveryKey,
 }
 
 impl<T: Payload, K> SinkBody<T, K> {
@@ -26,6 +28,7 @@ impl<T: Payload, K> SinkBody<T, K> {
         inputs: Inputs<T>,
         output: Output<Receipt>,
         dry_run: bool,
+        run: std::sync::Arc<str>,
     ) -> Self {
         SinkBody {
             handler,
@@ -33,6 +36,13 @@ impl<T: Payload, K> SinkBody<T, K> {
             output,
             dry_run,
             receipts: Vec::new(),
+            key: DeliveryKey {
+                run,
+                event: EventId {
+                    stage: StageId(0),
+                    seq: 0,
+                },
+            },
         }
     }
 
@@ -63,7 +73,8 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
                     .push((id, Receipt::with_detail("replay: delivery skipped")));
                 continue;
             }
-            match self.handler.consume(item).await {
+            self.key.event = id;
+            match self.handler.deliver(&self.key, item).await {
                 Ok(receipt) => {
                     delivered += 1;
                     self.receipts.push((id, receipt));
