@@ -1,9 +1,11 @@
 //! A supervised pipeline declared with `flow!`: sensor readings arrive as
 //! text lines (some of them garbled), are parsed (failures go to the error
 //! lane, counted, nothing dropped silently), joined with a reference table of
-//! sensor sites, and averaged per site at the end of input. An observer keeps
-//! an eye on the parsed stream, and the run ends with a per-stage report and
-//! the flow's topology as a Mermaid chart.
+//! sensor sites, and averaged per site at the end of input, written to a CSV
+//! file by the library's CSV sink (which replaces the file only when the
+//! input ends). An observer keeps an eye on the parsed stream; the error
+//! lane is written as JSON lines, to be mended and driven again; and the run
+//! ends with a per-stage report and the flow's topology as a Mermaid chart.
 //!
 //! The shape is checked at compile time: misspell a stage in `topology`,
 //! connect a stage to one that expects another payload type, or leave a
@@ -13,7 +15,7 @@
 //! Run: `cargo run --release --example pipeline`
 
 use obzenflow::flow;
-use obzenflow::stage::{collect, console, from_iter, group_by, inner_join, observe, try_map};
+use obzenflow::stage::{collect, csv, from_iter, group_by, inner_join, map, observe, try_map};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +42,22 @@ struct SiteReading {
 struct Mean {
     count: u64,
     total: f64,
+}
+
+/// A row of the result file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SiteMean {
+    site: String,
+    readings: u64,
+    mean_celsius: f64,
+}
+
+fn site_mean((site, mean): (String, Mean)) -> SiteMean {
+    SiteMean {
+        site,
+        readings: mean.count,
+        mean_celsius: mean.total / mean.count.max(1) as f64,
+    }
 }
 
 /// `sensor,celsius` lines: 100,000 of them, with a garbled one now and then.
@@ -108,12 +126,13 @@ async fn main() {
                     mean.total += r.celsius;
                 },
             ).emit_on_eof());
-            table     = sink!((String, Mean) => table);
-            print     = sink!((String, Mean) => console());
+            summary   = transform!((String, Mean) -> SiteMean => map(site_mean));
+            table     = sink!(SiteMean => table);
+            file      = sink!(SiteMean => csv::write("target/obzenflow/sensor_means.csv"));
         },
         topology: {
             lines |> parsed |> hot_watch;
-            (sites, parsed) |> located |> per_site |> (table, print);
+            (sites, parsed) |> located |> per_site |> summary |> (table, file);
         }
     };
     let report = match handle.run().await {
@@ -125,13 +144,13 @@ async fn main() {
     };
 
     println!("\nmean temperature per site:");
-    for (site, mean) in rows.snapshot() {
+    for row in rows.snapshot() {
         println!(
-            "  {site:<8} {:>6.2} °C over {} readings",
-            mean.total / mean.count as f64,
-            mean.count
+            "  {:<8} {:>6.2} °C over {} readings",
+            row.site, row.mean_celsius, row.readings
         );
     }
+    println!("written to target/obzenflow/sensor_means.csv");
     println!(
         "readings above 34 °C seen by the observer: {}",
         hot.load(Ordering::Relaxed)
@@ -139,6 +158,11 @@ async fn main() {
     println!("\nerror lane ({} records):", report.errors.len());
     for record in &report.errors {
         println!("  {record}");
+    }
+    let dead_letters = std::path::Path::new("target/obzenflow/sensor_errors.jsonl");
+    match report.write_error_lane(dead_letters) {
+        Ok(count) => println!("  ({count} written to {})", dead_letters.display()),
+        Err(error) => eprintln!("cannot write {}: {error}", dead_letters.display()),
     }
     println!("\n{report}");
     println!(

@@ -7,7 +7,9 @@
 use obzenflow::event::{Body, Control, Envelope, SourcePosition};
 use obzenflow::flow::{FlowError, FlowReport, FlowState};
 use obzenflow::prelude::*;
-use obzenflow::stage::{Emitter, Observer, StageError, Transform, collect, csv, from_iter, jsonl};
+use obzenflow::stage::{
+    Emitter, Observer, StageError, Transform, collect, csv, from_iter, jsonl, try_map,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -486,4 +488,47 @@ async fn append_mode_adds_rows_with_one_header() {
     outcome.unwrap();
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[5].station, "r2.1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_lane_written_as_json_lines_is_read_back_and_driven_again() {
+    let dir = scratch("dead_letters");
+    let path = dir.join("readings.csv");
+    std::fs::write(&path, READINGS).unwrap();
+    let (outcome, rows) = read_csv(csv::read(&path)).await;
+    let report = outcome.unwrap();
+    assert_eq!(rows.len(), 4);
+    let dead = dir.join("errors.jsonl");
+    assert_eq!(report.write_error_lane(&dead).unwrap(), 3);
+
+    // A flow that reads the dead letters, mends the rows it can (an
+    // unknown temperature becomes missing, a short row is padded) and
+    // decodes them again.
+    use obzenflow::event::ErrorRecord;
+    let (sink, mended) = collect::<Reading>();
+    let report = flow! {
+        name: "redrive",
+        journals: memory(),
+        stages: {
+            dead   = source!(ErrorRecord => jsonl::read(&dead));
+            mended = transform!(ErrorRecord -> Reading => try_map(|record: ErrorRecord| {
+                let row: String = serde_json::from_str(record.input.as_deref().unwrap_or("null"))?;
+                let mut fields: Vec<&str> = row.split(',').collect();
+                fields.resize(3, "true");
+                let celsius = fields[1].parse::<f64>().ok();
+                let ok = fields[2] == "true";
+                Ok::<_, serde_json::Error>(Reading { station: fields[0].to_owned(), celsius, ok })
+            }));
+            out    = sink!(Reading => sink);
+        },
+        topology: { dead |> mended |> out; }
+    }
+    .run()
+    .await
+    .unwrap();
+    assert!(report.errors.is_empty());
+    let mended = mended.snapshot();
+    let stations: Vec<&str> = mended.iter().map(|r| r.station.as_str()).collect();
+    assert_eq!(stations, ["c", "e", "f"]);
+    assert_eq!((mended[0].celsius, mended[1].celsius), (None, Some(2.0)));
 }

@@ -3,7 +3,7 @@
 //! the error lane with their time and the watermark, every open window
 //! emitted at the end of the input, and a replay that verifies.
 
-use obzenflow::flow::journals::{disk, memory};
+use obzenflow::flow::journals::disk;
 use obzenflow::flow::replay::ReplayOptions;
 use obzenflow::prelude::*;
 use obzenflow::stage::window::{Timestamp, Window, session, sliding, tumbling};

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
     obzenflow::app::Program::new(
         "Departure delays per airline from every flight that left New York City in 2013",
     )
+    .flow("flight-delays")
     .env(
         "OBZENFLOW_FLIGHTS",
         "the flights CSV file, gzipped or not (the bundled one by default)",

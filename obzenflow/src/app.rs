@@ -101,8 +101,11 @@ impl App {
 /// The heading of the runner's own options in `--help`, below the program's.
 const RUNNER_OPTIONS: &str = "Runner options";
 
-fn command() -> Command {
+/// The runner's command line, after the program's own options (`own`),
+/// which `--help` lists first.
+fn command(own: Vec<Arg>) -> Command {
     let command = Command::new(std::env::args().next().unwrap_or_else(|| "flow".to_owned()))
+        .args(own)
         .next_help_heading(RUNNER_OPTIONS);
     #[cfg(feature = "http")]
     let command = command
@@ -340,7 +343,7 @@ impl Program {
     }
 
     fn command(&mut self) -> Command {
-        let mut command = command();
+        let mut command = command(std::mem::take(&mut self.args));
         let about = match (&self.about, &self.flow) {
             (Some(about), Some(flow)) => Some(format!("{about}\n(runs the flow `{flow}`)")),
             (Some(about), None) => Some(about.clone()),
@@ -349,15 +352,6 @@ impl Program {
         };
         if let Some(about) = about {
             command = command.about(about);
-        }
-        // The program's own options come first, under "Options".
-        for arg in std::mem::take(&mut self.args) {
-            let arg = if arg.get_help_heading().is_none() {
-                arg.help_heading("Options")
-            } else {
-                arg
-            };
-            command = command.arg(arg);
         }
         for (subcommand, _) in &self.subcommands {
             command = command.subcommand(subcommand.clone());
@@ -696,7 +690,71 @@ async fn drive(
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quoted;
+    use super::{Program, shell_quoted};
+    use clap::{Arg, Command};
+
+    fn program() -> Program {
+        Program::new("Delays by hour")
+            .flow("hourly-delays")
+            .arg(
+                Arg::new("postgres")
+                    .long("postgres")
+                    .value_name("URL")
+                    .help("Also write to PostgreSQL"),
+            )
+            .subcommand(Command::new("list").about("Lists the airports"), |_| {
+                std::process::ExitCode::SUCCESS
+            })
+            .env("OUT", "where to write")
+    }
+
+    #[test]
+    fn help_names_the_flow_and_lists_the_programs_options_above_the_runners() {
+        let help = program().command().render_help().to_string();
+        assert!(
+            help.starts_with("Delays by hour\n(runs the flow `hourly-delays`)"),
+            "{help}"
+        );
+        let own = help.find("Options:").expect(&help);
+        let runner = help.find("Runner options:").expect(&help);
+        assert!(own < runner, "{help}");
+        let postgres = help.find("--postgres <URL>").expect(&help);
+        assert!(own < postgres && postgres < runner, "{help}");
+        assert!(help[runner..].contains("--journal-dir <DIR>"), "{help}");
+        assert!(help[runner..].contains("--errors-to <FILE>"), "{help}");
+        assert!(
+            help.contains("list") && help.contains("Lists the airports"),
+            "{help}"
+        );
+        assert!(
+            help.contains("Environment:\n  OUT  where to write"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn the_programs_options_reach_the_app() {
+        let mut program = program();
+        let matches = program
+            .command()
+            .try_get_matches_from(["prog", "--postgres", "host=db", "--memory"])
+            .unwrap();
+        let app = super::App {
+            matches,
+            journal_dir: None,
+            replay_from: None,
+            verify: false,
+            replay: Default::default(),
+            stop_timeout: std::time::Duration::ZERO,
+        };
+        assert_eq!(
+            app.value::<String>("postgres").map(String::as_str),
+            Some("host=db")
+        );
+        assert_eq!(app.value::<String>("no-such-option"), None);
+        assert!(app.flag("memory"));
+        assert!(!app.flag("verify"));
+    }
 
     #[test]
     fn words_the_shell_would_split_or_run_are_quoted() {

@@ -201,6 +201,24 @@ pub struct WithPolicy<X> {
     policy: EmitPolicy,
 }
 
+impl<X> WithPolicy<X> {
+    /// `handler` with `policy`: what a helper that decides its own policy
+    /// (the event-time windows) returns.
+    pub(crate) fn new(handler: X, policy: EmitPolicy) -> Self {
+        WithPolicy { handler, policy }
+    }
+
+    /// The handler, to configure it further.
+    pub(crate) fn handler_mut(&mut self) -> &mut X {
+        &mut self.handler
+    }
+
+    /// The handler.
+    pub(crate) fn handler(&self) -> &X {
+        &self.handler
+    }
+}
+
 /// Gives a stateful handler its emit policy: `group_by(..).emit_on_eof()`.
 pub trait StatefulExt: Sized {
     /// Emit once, after the last input.

@@ -9,7 +9,7 @@
 //!   its inputs keep coming, and closes `gap` of event time after its last.
 //!
 //! The **watermark** is the latest event time seen minus the allowed
-//! lateness ([`allowed_lateness`](Windows::allowed_lateness), none by
+//! lateness ([`allowed_lateness`](WithPolicy::allowed_lateness), none by
 //! default): a window is emitted once the watermark passes its end, and at
 //! the end of the input every window still open is. An input whose every
 //! window has already been emitted is **late**: it goes to the error lane
@@ -36,7 +36,7 @@
 //! ```
 
 use super::StageError;
-use super::traits::{DrainReason, EmitPolicy, Stateful, StatefulStage};
+use super::traits::{DrainReason, EmitPolicy, Stateful, WithPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -175,17 +175,27 @@ fn millis(duration: Duration) -> i64 {
         .max(1)
 }
 
-fn windows<K, A, KF, TF, F>(shape: Shape, key: KF, time: TF, fold: F) -> Windows<K, A, KF, TF, F> {
-    Windows {
-        shape,
-        lateness: 0,
-        key,
-        time,
-        fold,
-        open: BTreeMap::new(),
-        session_ends: BTreeMap::new(),
-        latest: None,
-    }
+/// Windows emit as the data moves the watermark: a stateful stage takes
+/// them with their policy, [`EmitPolicy::Watermark`], already given.
+fn windows<K, A, KF, TF, F>(
+    shape: Shape,
+    key: KF,
+    time: TF,
+    fold: F,
+) -> WithPolicy<Windows<K, A, KF, TF, F>> {
+    WithPolicy::new(
+        Windows {
+            shape,
+            lateness: 0,
+            key,
+            time,
+            fold,
+            open: BTreeMap::new(),
+            session_ends: BTreeMap::new(),
+            latest: None,
+        },
+        EmitPolicy::Watermark,
+    )
 }
 
 /// Back-to-back windows of `size` (aligned on the Unix epoch: a day's
@@ -200,7 +210,7 @@ pub fn tumbling<I, K, A, KF, TF, F>(
     key: KF,
     time: TF,
     fold: F,
-) -> Windows<K, A, KF, TF, F>
+) -> WithPolicy<Windows<K, A, KF, TF, F>>
 where
     K: Ord + Clone + Send + 'static,
     A: Default + Clone + Send + 'static,
@@ -220,7 +230,7 @@ pub fn sliding<I, K, A, KF, TF, F>(
     key: KF,
     time: TF,
     fold: F,
-) -> Windows<K, A, KF, TF, F>
+) -> WithPolicy<Windows<K, A, KF, TF, F>>
 where
     I: Clone,
     K: Ord + Clone + Send + 'static,
@@ -250,7 +260,7 @@ pub fn session<I, K, A, KF, TF, F>(
     key: KF,
     time: TF,
     fold: F,
-) -> Windows<K, A, KF, TF, F>
+) -> WithPolicy<Windows<K, A, KF, TF, F>>
 where
     K: Ord + Clone + Send + 'static,
     A: Default + Clone + Send + 'static,
@@ -261,14 +271,21 @@ where
     windows(Shape::Session { gap: millis(gap) }, key, time, fold)
 }
 
-impl<K, A, KF, TF, F> Windows<K, A, KF, TF, F> {
+impl<K, A, KF, TF, F> WithPolicy<Windows<K, A, KF, TF, F>> {
     /// How far behind the latest event time an input may be and still be
     /// folded in: windows close that much later (none by default).
     pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
-        self.lateness = i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX);
+        self.handler_mut().lateness = i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX);
         self
     }
 
+    /// The watermark so far (see [`Windows::watermark`]).
+    pub fn watermark(&self) -> Option<Timestamp> {
+        self.handler().watermark()
+    }
+}
+
+impl<K, A, KF, TF, F> Windows<K, A, KF, TF, F> {
     /// The latest event time seen minus the allowed lateness: no window
     /// ending at or before it will take more input.
     pub fn watermark(&self) -> Option<Timestamp> {
@@ -435,34 +452,19 @@ where
     }
 }
 
-/// Windows emit as the data moves the watermark: a stateful stage takes
-/// them as they are, without an emit policy.
-impl<I, K, A, KF, TF, F> StatefulStage<I, Window<K, A>> for Windows<K, A, KF, TF, F>
-where
-    I: Clone,
-    K: Ord + Clone + Send + 'static,
-    A: Default + Clone + Send + 'static,
-    KF: FnMut(&I) -> K + Send + 'static,
-    TF: FnMut(&I) -> Result<Timestamp, StageError> + Send + 'static,
-    F: FnMut(&mut A, I) + Send + 'static,
-{
-    type Handler = Self;
-
-    fn into_parts(self) -> (Self, EmitPolicy) {
-        (self, EmitPolicy::Watermark)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stage::StatefulStage;
 
     type Reading = (&'static str, i64, u32);
+    /// A window as the tests compare it: key, start, end, count, value.
+    type Shown = (String, i64, i64, u64, u32);
 
     fn feed<W: Stateful<Reading, Window<&'static str, u32>>>(
         windows: &mut W,
         inputs: &[Reading],
-    ) -> (Vec<(String, i64, i64, u64, u32)>, Vec<String>) {
+    ) -> (Vec<Shown>, Vec<String>) {
         let mut out = Vec::new();
         let mut late = Vec::new();
         let show =
@@ -493,7 +495,9 @@ mod tests {
             |r: &Reading| r.0,
             |r: &Reading| Ok(Timestamp(r.1)),
             sum,
-        );
+        )
+        .into_parts()
+        .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -532,7 +536,9 @@ mod tests {
             |r: &Reading| Ok(Timestamp(r.1)),
             sum,
         )
-        .allowed_lateness(Duration::from_millis(5));
+        .allowed_lateness(Duration::from_millis(5))
+        .into_parts()
+        .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -560,7 +566,9 @@ mod tests {
             |r: &Reading| r.0,
             |r: &Reading| Ok(Timestamp(r.1)),
             sum,
-        );
+        )
+        .into_parts()
+        .0;
         let (out, late) = feed(
             &mut w,
             &[("a", 4, 1), ("a", 5, 2), ("a", 9, 4), ("a", 10, 8)],
@@ -584,7 +592,9 @@ mod tests {
             |r: &Reading| r.0,
             |r: &Reading| Ok(Timestamp(r.1)),
             sum,
-        );
+        )
+        .into_parts()
+        .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -617,7 +627,9 @@ mod tests {
             |r: &(String, String)| r.0.clone(),
             |r: &(String, String)| Timestamp::parse(&r.1),
             |n: &mut u32, _| *n += 1,
-        );
+        )
+        .into_parts()
+        .0;
         let error = w.accumulate(("a".into(), "soon".into())).unwrap_err();
         assert!(
             error

@@ -1,10 +1,10 @@
 //! CSV files in and out (feature `files`): [`read`] decodes each row into
-//! your type by its header's column names, [`write`] writes your type's
+//! your type by its header's column names, [`write()`] writes your type's
 //! fields as columns and replaces the target file only when its input ends.
 //!
 //! ```no_run
 //! use obzenflow::prelude::*;
-//! use obzenflow::stage::{csv, map};
+//! use obzenflow::stage::{csv, filter};
 //! use serde::{Deserialize, Serialize};
 //!
 //! #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -380,7 +380,7 @@ impl<T: Payload> Source<Numbered<T>> for NumberedCsvSource<T> {
     }
 }
 
-/// A sink that writes each input as a CSV row. See [`write`].
+/// A sink that writes each input as a CSV row. See [`write()`].
 #[derive(Debug)]
 pub struct CsvSink {
     file: OutputFile,

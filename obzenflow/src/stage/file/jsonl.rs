@@ -1,5 +1,5 @@
 //! JSON-lines files in and out (feature `files`): one JSON value per line.
-//! [`read`] decodes each line into your type; [`write`] writes each input
+//! [`read`] decodes each line into your type; [`write()`] writes each input
 //! as one line and replaces the target file only when its input ends. The
 //! runner's `--errors-to FILE` writes a run's error lane in this format, so
 //! that `jsonl::read::<ErrorRecord>` can drive fixed records again.
@@ -151,7 +151,7 @@ impl<T: Payload> Source<T> for JsonlSource<T> {
     }
 }
 
-/// A sink that writes each input as one JSON line. See [`write`].
+/// A sink that writes each input as one JSON line. See [`write()`].
 #[derive(Debug)]
 pub struct JsonlSink {
     file: OutputFile,
