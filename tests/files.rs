@@ -532,3 +532,61 @@ async fn the_error_lane_written_as_json_lines_is_read_back_and_driven_again() {
     assert_eq!(stations, ["c", "e", "f"]);
     assert_eq!((mended[0].celsius, mended[1].celsius), (None, Some(2.0)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_runs_error_lane_gets_the_inputs_its_stages_did_not_keep() {
+    let base = scratch("error_inputs");
+    let items: Vec<Reading> = ["1.5", "warm", "2", "hot"]
+        .iter()
+        .enumerate()
+        .map(|(i, celsius)| Reading {
+            station: format!("{celsius}"),
+            celsius: None,
+            ok: i % 2 == 0,
+        })
+        .collect();
+    let (sink, _rows) = collect::<f64>();
+    let mut flow = flow! {
+        name: "inputs",
+        journals: obzenflow::flow::journals::disk(base.clone()),
+        stages: {
+            readings = source!(Reading => from_iter(items));
+            parsed   = transform!(Reading -> f64 => try_map(|r: Reading| r.station.parse::<f64>()));
+            out      = sink!(f64 => sink);
+        },
+        topology: { readings |> parsed |> out; }
+    };
+    let report = flow.run().await.unwrap();
+    assert_eq!(report.errors.len(), 2);
+    assert!(
+        report.errors.iter().all(|e| e.input.is_none()),
+        "the transform kept no copy"
+    );
+    let records = flow.error_lane(&report).unwrap();
+    let inputs: Vec<Reading> = records
+        .iter()
+        .map(|record| serde_json::from_str(record.input.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        inputs
+            .iter()
+            .map(|r| r.station.as_str())
+            .collect::<Vec<_>>(),
+        ["warm", "hot"]
+    );
+    assert_eq!((inputs[0].ok, inputs[1].ok), (false, false));
+    // Written as dead letters, they read back as they were.
+    let dead = base.join("dead.jsonl");
+    obzenflow::flow::FlowReport {
+        errors: records.clone(),
+        ..report.clone()
+    }
+    .write_error_lane(&dead)
+    .unwrap();
+    let text = std::fs::read_to_string(&dead).unwrap();
+    let back: Vec<obzenflow::event::ErrorRecord> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(back, records);
+}

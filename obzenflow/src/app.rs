@@ -486,12 +486,21 @@ fn run_program(
             Err(()) => return ExitCode::FAILURE,
         };
         let outcome = drive(&mut flow, &app, &mut ctrl_c).await;
-        let written = match (&errors_to, &outcome) {
-            (Some(path), Ok(report)) => Some((path, report.write_error_lane(path))),
-            (Some(path), Err(error)) => error
-                .report()
-                .map(|report| (path, report.write_error_lane(path))),
-            (None, _) => None,
+        // The error lane, with the inputs the failing stages did not keep
+        // filled in from the run's journals where it has them.
+        let ended = match &outcome {
+            Ok(report) => Some(report),
+            Err(error) => error.report(),
+        };
+        let written = match (&errors_to, ended) {
+            (Some(path), Some(report)) => {
+                let records = flow.error_lane(report).unwrap_or_else(|error| {
+                    eprintln!("warning: cannot read the inputs of the error lane from the journals: {error}");
+                    report.errors.clone()
+                });
+                Some((path, crate::flow::report::write_error_lane(&records, path)))
+            }
+            _ => None,
         };
         match written {
             Some((path, Ok(count))) => {

@@ -721,6 +721,22 @@ impl FlowHandle {
         super::replay::inspect(run, &self.stages, out)
     }
 
+    /// The error lane of `report` (this flow's), with the input of each
+    /// record that names its input event but kept no copy filled in from
+    /// the run's journals (for a run with disk journals; with memory
+    /// journals the records are as they were): the input as the payload it
+    /// was, as JSON text, ready to be mended and driven again.
+    pub fn error_lane(
+        &self,
+        report: &FlowReport,
+    ) -> Result<Vec<crate::event::ErrorRecord>, super::replay::ReplayError> {
+        let mut records = report.errors.clone();
+        if let Some(run) = &report.run_dir {
+            super::replay::fill_inputs(run, &self.stages, &mut records)?;
+        }
+        Ok(records)
+    }
+
     /// After a replay has run: compares every stage's output with the
     /// archive's. Needs the replay's journals on disk (`journals: disk(..)`).
     pub fn verify_replay(&self) -> Result<super::replay::Verification, super::replay::ReplayError> {

@@ -21,7 +21,7 @@ pub mod journals;
 mod metrics;
 mod plan;
 pub mod replay;
-mod report;
+pub(crate) mod report;
 pub mod run;
 mod topology;
 

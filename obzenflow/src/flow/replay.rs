@@ -510,6 +510,58 @@ pub(crate) fn verify(
 /// Writes every record of every stage journal of the run in `run` (and its
 /// system journal) to `out` as JSON lines: stage, sequence number, parents,
 /// timestamp and body, decoded with the stages' own payload types.
+/// Fills in, from the run's journals, the input of each error-lane record
+/// that names its input event but did not keep a copy: the input as the
+/// payload it was, as JSON text. Each upstream journal is read once.
+pub(crate) fn fill_inputs(
+    run: &Path,
+    stages: &[StageInfo],
+    records: &mut [crate::event::ErrorRecord],
+) -> Result<(), ReplayError> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut wanted: BTreeMap<u32, BTreeSet<u64>> = BTreeMap::new();
+    for record in records.iter() {
+        if let (Some(id), None) = (record.input_id, &record.input) {
+            wanted.entry(id.stage.0).or_default().insert(id.seq);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let manifest = read_manifest(run)?;
+    let mut found: BTreeMap<(u32, u64), String> = BTreeMap::new();
+    for (stage, seqs) in &wanted {
+        let index = *stage as usize;
+        let (Some(info), Some(journal)) = (stages.get(index), manifest.stage_journals.get(index))
+        else {
+            continue;
+        };
+        let last = seqs.last().copied().unwrap_or(0);
+        let mut stream = stream_raw(&run.join(journal), 4096)?;
+        'reading: for batch in stream.by_ref() {
+            for record in batch? {
+                if record.seq > last {
+                    break 'reading;
+                }
+                if seqs.contains(&record.seq) {
+                    let body: serde_json::Value =
+                        serde_json::from_str(&(info.describe)(&record.body))
+                            .unwrap_or(serde_json::Value::Null);
+                    if let Some(data) = body.get("Data") {
+                        found.insert((*stage, record.seq), data.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for record in records.iter_mut() {
+        if let (Some(id), None) = (record.input_id, &record.input) {
+            record.input = found.remove(&(id.stage.0, id.seq));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn inspect(
     run: &Path,
     stages: &[StageInfo],

@@ -36,24 +36,7 @@ impl FlowReport {
     /// reads back, so that fixed records can be driven through a flow
     /// again. The file is written beside its target and renamed into place.
     pub fn write_error_lane(&self, path: &std::path::Path) -> std::io::Result<u64> {
-        use std::io::Write as _;
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(format!(".{}.tmp", std::process::id()));
-        let temporary = path.with_file_name(name);
-        let write = || -> std::io::Result<()> {
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
-            for record in &self.errors {
-                serde_json::to_writer(&mut out, record)?;
-                out.write_all(b"\n")?;
-            }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&temporary, path)
-        };
-        write().inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })?;
-        Ok(self.errors.len() as u64)
+        write_error_lane(&self.errors, path)
     }
 
     pub(crate) fn into_result(self) -> Result<FlowReport, FlowError> {
@@ -70,6 +53,32 @@ impl FlowReport {
             _ => Ok(self),
         }
     }
+}
+
+/// Writes `errors` to `path` as JSON lines, through a temporary file
+/// renamed into place (see [`FlowReport::write_error_lane`]).
+pub(crate) fn write_error_lane(
+    errors: &[ErrorRecord],
+    path: &std::path::Path,
+) -> std::io::Result<u64> {
+    use std::io::Write as _;
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let write = || -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
+        for record in errors {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&temporary, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })?;
+    Ok(errors.len() as u64)
 }
 
 impl fmt::Display for FlowReport {
