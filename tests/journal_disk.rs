@@ -385,6 +385,12 @@ fn every_kind_of_parents_and_a_clock_set_back_read_back_exactly() {
         },
         Envelope {
             id: id(7, 2),
+            parents: Parents::Range([id(1, 5), id(1, u64::MAX)]),
+            timestamp_micros: 1_699_999_999_000_000,
+            body: Body::Data("b".to_owned()),
+        },
+        Envelope {
+            id: id(7, 3),
             parents: Parents::One(id(2, 1 << 40)),
             timestamp_micros: u64::MAX,
             body: Body::Control(obzenflow::event::Control::Eof),
@@ -473,8 +479,9 @@ fn records_of_every_shape_read_back_exactly() {
                     // Mostly later, sometimes earlier (a clock set back).
                     time = time.wrapping_add(next(1_000_000)).wrapping_sub(next(1_000));
                 }
-                let parents = match next(10) {
+                let parents = match next(11) {
                     0 => Parents::None,
+                    10 => Parents::Range([id(1, next(1000)), id(1, 1000 + next(1000))]),
                     1 => Parents::Many(
                         (0..next(4))
                             .map(|k| id(next(3) as u32, k * 1000 + next(9)))

@@ -277,3 +277,45 @@ async fn late_events_go_to_the_error_lane_with_their_time_and_the_watermark() {
         ]
     );
 }
+
+/// Sees the parents of every data entry of the stage it watches.
+#[derive(Clone, Default)]
+struct Lineage(std::sync::Arc<std::sync::Mutex<Vec<obzenflow::event::Parents>>>);
+
+impl<T> obzenflow::stage::Observer<T> for Lineage {
+    fn observe(&mut self, entry: &obzenflow::event::Envelope<T>) {
+        if entry.data().is_some() {
+            self.0.lock().unwrap().push(entry.parents.clone());
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_a_stateful_stage_emits_names_the_range_of_inputs_it_was_folded_from() {
+    use obzenflow::event::{EventId, Parents, StageId};
+    use obzenflow::stage::group_by;
+    let lineage = Lineage::default();
+    let seen = lineage.clone();
+    let (sink, _totals) = collect::<(u32, u32)>();
+    flow! {
+        name: "lineage",
+        journals: memory(),
+        stages: {
+            numbers = source!(u32 => from_iter(0..100u32));
+            totals  = stateful!(u32 -> (u32, u32) => group_by(|n: &u32| n % 3, |sum: &mut u32, n: u32| *sum += n).emit_on_eof());
+            watch   = observer!((u32, u32) => seen);
+            out     = sink!((u32, u32) => sink);
+        },
+        topology: { numbers |> totals |> (watch, out); }
+    }
+    .run()
+    .await
+    .unwrap();
+    let id = |seq| EventId {
+        stage: StageId(0),
+        seq,
+    };
+    let parents = lineage.0.lock().unwrap().clone();
+    assert_eq!(parents, vec![Parents::Range([id(0), id(99)]); 3]);
+    assert_eq!(parents[0].ids(), [id(0), id(99)]);
+}

@@ -43,6 +43,11 @@ pub enum Parents {
     One(EventId),
     /// Several inputs (a join's reference and stream events).
     Many(Arc<[EventId]>),
+    /// The inputs of one upstream journal from the first to the last of
+    /// these two (inclusive): what a stateful stage's result was folded
+    /// from lies between them (its key's or its window's inputs among
+    /// them), recorded compactly however many there were.
+    Range([EventId; 2]),
 }
 
 impl Parents {
@@ -52,6 +57,7 @@ impl Parents {
             Parents::None => &[],
             Parents::One(id) => std::slice::from_ref(id),
             Parents::Many(ids) => ids,
+            Parents::Range(ends) => ends,
         }
     }
 }

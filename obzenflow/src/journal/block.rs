@@ -46,6 +46,7 @@ const NO_PARENTS: u64 = 0;
 const NEXT_PARENTS: u64 = 1;
 const SAME_PARENT: u64 = 2;
 const MANY_PARENTS: u64 = 3;
+const RANGE_PARENTS: u64 = 4;
 
 /// Encodes envelopes into framed blocks, checking that their sequence
 /// numbers continue each other. Its buffers are kept between calls.
@@ -353,6 +354,12 @@ impl Columns {
                         }
                         ParentRun::Closed
                     }
+                    Parents::Range([first, last]) => {
+                        put_varint(&mut self.parents, RANGE_PARENTS);
+                        put_id(&mut self.parents, *first);
+                        put_id(&mut self.parents, *last);
+                        ParentRun::Closed
+                    }
                 }
             }
         };
@@ -623,6 +630,11 @@ impl ParentsColumn<'_> {
                         .map(|_| self.bytes.id())
                         .collect::<Option<Vec<_>>>()?;
                     return Some(Parents::Many(ids.into()));
+                }
+                RANGE_PARENTS => {
+                    let first = self.bytes.id()?;
+                    let last = self.bytes.id()?;
+                    return Some(Parents::Range([first, last]));
                 }
                 _ => return None,
             }

@@ -17,6 +17,9 @@ pub(crate) struct StatefulBody<I: Payload, O: Payload, X> {
     pub(crate) output: Output<O>,
     /// Inputs taken since the last emit.
     pub(crate) pending: u64,
+    /// The first input taken: with the last, the range of inputs what the
+    /// stage emits was folded from.
+    pub(crate) first_input: Option<EventId>,
     /// The last input taken, the parent of what the next emit writes.
     pub(crate) last_input: Option<EventId>,
     /// When the current window closes (only while inputs are pending).
@@ -36,6 +39,7 @@ impl<I: Payload, O: Payload, X> StatefulBody<I, O, X> {
             inputs,
             output,
             pending: 0,
+            first_input: None,
             last_input: None,
             window_ends: None,
         }
@@ -51,7 +55,14 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StatefulBody<I, O, X> {
     /// Writes `items` as emitted now, after the last input taken.
     fn write(&mut self, items: Vec<O>) -> u64 {
         let count = items.len() as u64;
-        let parents = Parents::from(self.last_input);
+        // Folded state holds what every input so far brought: its parents
+        // are the range of them (one journal's), compactly.
+        let parents = match (self.first_input, self.last_input) {
+            (Some(first), Some(last)) if first != last && first.stage == last.stage => {
+                Parents::Range([first, last])
+            }
+            (_, last) => Parents::from(last),
+        };
         for item in items {
             self.output.emit(parents.clone(), item);
         }
@@ -98,6 +109,7 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StageBody for StatefulBody<I, O,
                 continue;
             }
             self.pending += 1;
+            self.first_input.get_or_insert(id);
             self.last_input = Some(id);
             match self.policy {
                 EmitPolicy::EveryN(n) if self.pending >= n.max(1) => produced += self.emit(),
