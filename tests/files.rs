@@ -540,7 +540,7 @@ async fn a_durable_runs_error_lane_gets_the_inputs_its_stages_did_not_keep() {
         .iter()
         .enumerate()
         .map(|(i, celsius)| Reading {
-            station: format!("{celsius}"),
+            station: (*celsius).to_owned(),
             celsius: None,
             ok: i % 2 == 0,
         })
