@@ -82,8 +82,16 @@ fn sink(
     schema: &Schema,
 ) -> postgres::PgSink<Reading, impl FnMut(&Reading) -> (String, Option<f64>, i64) + Send + 'static>
 {
+    // Named after the schema, so that a test can find its session.
+    let url = match url() {
+        url if url.contains("://") && url.contains('?') => {
+            format!("{url}&application_name={}", schema.name)
+        }
+        url if url.contains("://") => format!("{url}?application_name={}", schema.name),
+        url => format!("{url} application_name={}", schema.name),
+    };
     postgres::insert(
-        url(),
+        url,
         format!("{}.readings", schema.name),
         ["station", "celsius", "n"],
         |r: &Reading| (r.station.clone(), r.celsius, r.n),
@@ -230,5 +238,47 @@ async fn a_bad_mapping_or_table_fails_the_stage_naming_the_table() {
     .to_string();
     assert!(error.contains("cannot prepare the table"), "{error}");
     assert!(error.contains("does not exist"), "{error}");
+    schema.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_made_again_and_the_batch_written_once() {
+    let schema = Schema::new("reconnect").await;
+    let mut sink = sink(&schema);
+    let run: Arc<str> = Arc::from("run-1");
+    let key = |seq| DeliveryKey {
+        run: Arc::clone(&run),
+        event: EventId {
+            stage: StageId(0),
+            seq,
+        },
+    };
+    let rows = readings(600);
+    for seq in 0..200u64 {
+        sink.deliver(&key(seq), rows[seq as usize].clone())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    // The server ends the sink's session (as a restart or a dropped
+    // network would).
+    let ended: i64 = schema
+        .client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND application_name = $1",
+            &[&schema.name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ended, 1, "the sink's session was found and ended");
+    for seq in 100..600u64 {
+        sink.deliver(&key(seq), rows[seq as usize].clone())
+            .await
+            .unwrap();
+    }
+    sink.flush().await.unwrap();
+    assert_eq!(schema.count("readings").await, 600);
     schema.drop().await;
 }

@@ -45,6 +45,7 @@ use crate::event::{DeliveryKey, Receipt};
 use crate::stage::{DrainReason, Sink, StageError};
 use std::fmt;
 use std::marker::PhantomData;
+use std::time::Duration;
 use tokio_postgres::types::ToSql;
 
 /// One value of a row, as tokio-postgres sends it.
@@ -93,6 +94,9 @@ tuple_rows! {
 
 /// The sink's key column.
 pub const KEY_COLUMN: &str = "obzenflow_key";
+
+/// How many times a batch is tried when the connection is lost.
+pub const ATTEMPTS: u32 = 4;
 
 /// The most parameters one statement may have (PostgreSQL's protocol).
 const MAX_PARAMETERS: usize = 65_535;
@@ -226,51 +230,49 @@ impl<T, F> PgSink<T, F> {
         Ok(())
     }
 
-    /// Writes the buffered rows, in one transaction.
+    /// Writes the buffered rows, in one transaction. A connection that was
+    /// lost (the server restarted, the network dropped) is made again and
+    /// the batch written again, up to [`ATTEMPTS`] times with a growing
+    /// pause: rows with a key cannot be written twice, so this is safe even
+    /// when a commit's answer was lost. An error the server gives (a type
+    /// that does not fit, a constraint) fails at once.
     async fn write(&mut self) -> Result<(), StageError> {
         if self.buffered.is_empty() {
             return Ok(());
         }
-        self.connect().await?;
-        let per_row = self.columns.len() + 1;
-        let rows_per_statement = (MAX_PARAMETERS / per_row).clamp(1, self.batch_rows);
-        let names: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| quoted(c))
-            .chain([KEY_COLUMN.to_owned()])
-            .collect();
-        let table = quoted_path(&self.table);
-        let rows = std::mem::take(&mut self.buffered);
-        let Some(connected) = self.client.as_mut() else {
-            // invariant: connected just above.
-            return Err(StageError::fatal("not connected to PostgreSQL"));
-        };
-        let outcome = async {
-            let transaction = connected.client.transaction().await?;
-            for chunk in rows.chunks(rows_per_statement) {
-                let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
-                let mut parameters: Vec<&(dyn ToSql + Sync)> =
-                    Vec::with_capacity(chunk.len() * per_row);
-                for (r, (key, values)) in chunk.iter().enumerate() {
-                    sql.push_str(if r == 0 { "(" } else { ", (" });
-                    for (c, value) in values.iter().enumerate() {
-                        if c > 0 {
-                            sql.push_str(", ");
-                        }
-                        sql.push_str(&format!("${}", parameters.len() + 1));
-                        parameters.push(value.as_ref() as &(dyn ToSql + Sync));
-                    }
-                    sql.push_str(&format!(", ${})", parameters.len() + 1));
-                    parameters.push(key);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.connect().await?;
+            let Some(connected) = self.client.as_mut() else {
+                // invariant: connected just above.
+                return Err(StageError::fatal("not connected to PostgreSQL"));
+            };
+            let inserted = insert_rows(
+                &mut connected.client,
+                &self.table,
+                &self.columns,
+                &self.buffered,
+                self.batch_rows,
+            )
+            .await;
+            match inserted {
+                Ok(()) => {
+                    self.buffered.clear();
+                    return Ok(());
                 }
-                sql.push_str(&format!(" ON CONFLICT ({KEY_COLUMN}) DO NOTHING"));
-                transaction.execute(sql.as_str(), &parameters).await?;
+                Err(error) if error.as_db_error().is_none() && attempt < ATTEMPTS => {
+                    tracing::warn!(
+                        "PostgreSQL table `{}`: {error}; connecting again (attempt {} of {ATTEMPTS})",
+                        self.table,
+                        attempt + 1
+                    );
+                    self.client = None;
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+                Err(error) => return Err(self.failed("insert rows", error)),
             }
-            transaction.commit().await
         }
-        .await;
-        outcome.map_err(|error| self.failed("insert rows", error))
     }
 
     /// Buffers one row, checking it has a value per column.
@@ -325,6 +327,44 @@ where
         let _ = reason;
         self.write().await
     }
+}
+
+/// Inserts `rows` into `table` in one transaction, with their keys.
+async fn insert_rows(
+    client: &mut tokio_postgres::Client,
+    table: &str,
+    columns: &[String],
+    rows: &[(Option<String>, Vec<Value>)],
+    batch_rows: usize,
+) -> Result<(), tokio_postgres::Error> {
+    let per_row = columns.len() + 1;
+    let rows_per_statement = (MAX_PARAMETERS / per_row).clamp(1, batch_rows);
+    let names: Vec<String> = columns
+        .iter()
+        .map(|c| quoted(c))
+        .chain([KEY_COLUMN.to_owned()])
+        .collect();
+    let table = quoted_path(table);
+    let transaction = client.transaction().await?;
+    for chunk in rows.chunks(rows_per_statement) {
+        let mut sql = format!("INSERT INTO {table} ({}) VALUES ", names.join(", "));
+        let mut parameters: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(chunk.len() * per_row);
+        for (r, (key, values)) in chunk.iter().enumerate() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for (c, value) in values.iter().enumerate() {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", parameters.len() + 1));
+                parameters.push(value.as_ref() as &(dyn ToSql + Sync));
+            }
+            sql.push_str(&format!(", ${})", parameters.len() + 1));
+            parameters.push(key);
+        }
+        sql.push_str(&format!(" ON CONFLICT ({KEY_COLUMN}) DO NOTHING"));
+        transaction.execute(sql.as_str(), &parameters).await?;
+    }
+    transaction.commit().await
 }
 
 /// An identifier in double quotes.
