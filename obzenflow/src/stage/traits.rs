@@ -212,11 +212,6 @@ impl<X> WithPolicy<X> {
     pub(crate) fn handler_mut(&mut self) -> &mut X {
         &mut self.handler
     }
-
-    /// The handler.
-    pub(crate) fn handler(&self) -> &X {
-        &self.handler
-    }
 }
 
 /// Gives a stateful handler its emit policy: `group_by(..).emit_on_eof()`.

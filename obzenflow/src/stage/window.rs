@@ -278,11 +278,6 @@ impl<K, A, KF, TF, F> WithPolicy<Windows<K, A, KF, TF, F>> {
         self.handler_mut().lateness = i64::try_from(lateness.as_millis()).unwrap_or(i64::MAX);
         self
     }
-
-    /// The watermark so far (see [`Windows::watermark`]).
-    pub fn watermark(&self) -> Option<Timestamp> {
-        self.handler().watermark()
-    }
 }
 
 impl<K, A, KF, TF, F> Windows<K, A, KF, TF, F> {
@@ -617,6 +612,90 @@ mod tests {
                 ("b".into(), 30, 40, 1, 16),
                 ("a".into(), 40, 50, 1, 32),
             ]
+        );
+    }
+
+    #[test]
+    fn a_window_closes_as_soon_as_the_watermark_reaches_its_end() {
+        let mut w = tumbling(
+            Duration::from_millis(10),
+            |r: &Reading| r.0,
+            |r: &Reading| Ok(Timestamp(r.1)),
+            sum,
+        )
+        .into_parts()
+        .0;
+        assert_eq!(w.watermark(), None);
+        w.accumulate(("a", 3, 1)).unwrap();
+        assert!(
+            w.emit().is_empty(),
+            "[0, 10) is open while the watermark is 3"
+        );
+        w.accumulate(("a", 10, 2)).unwrap();
+        assert_eq!(w.watermark(), Some(Timestamp(10)));
+        let closed = w.emit();
+        assert_eq!(
+            closed.len(),
+            1,
+            "the watermark is at its end: it closes now"
+        );
+        assert_eq!(
+            (closed[0].start, closed[0].end, closed[0].value),
+            (Timestamp(0), Timestamp(10), 1)
+        );
+        assert!(format!("{w:?}").starts_with("Windows { shape: Tumbling { size: 10 }, open: 1"));
+        let policy = tumbling(
+            Duration::from_millis(10),
+            |r: &Reading| r.0,
+            |r: &Reading| Ok(Timestamp(r.1)),
+            sum,
+        )
+        .allowed_lateness(Duration::from_millis(4));
+        let (mut w, policy) = policy.into_parts();
+        assert_eq!(policy, EmitPolicy::Watermark);
+        w.accumulate(("a", 12, 1)).unwrap();
+        assert_eq!(w.watermark(), Some(Timestamp(8)));
+    }
+
+    #[test]
+    fn a_session_ends_at_exactly_gap_and_a_keys_next_session_survives_the_last_closing() {
+        let mut w = session(
+            Duration::from_millis(10),
+            |r: &Reading| r.0,
+            |r: &Reading| Ok(Timestamp(r.1)),
+            sum,
+        )
+        .into_parts()
+        .0;
+        // An input exactly `gap` after the last starts a new session.
+        let (out, late) = feed(&mut w, &[("a", 0, 1), ("a", 10, 2)]);
+        assert!(late.is_empty());
+        assert_eq!(out, [("a".into(), 0, 10, 1, 1), ("a".into(), 10, 20, 1, 2)]);
+        // a's first session closes while its second is open; the second
+        // still takes a's next input.
+        let (out, _) = feed(
+            &mut w,
+            &[("a", 100, 1), ("a", 115, 2), ("b", 121, 4), ("a", 122, 8)],
+        );
+        assert_eq!(
+            out,
+            [
+                ("a".into(), 100, 110, 1, 1),
+                ("b".into(), 121, 131, 1, 4),
+                ("a".into(), 115, 132, 2, 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn timestamps_count_milliseconds_either_side_of_the_epoch() {
+        assert_eq!(Timestamp::from_secs(2).millis(), 2000);
+        assert_eq!(Timestamp::from_millis(-5).millis(), -5);
+        let before = UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(Timestamp::from(before), Timestamp(-1500));
+        assert_eq!(
+            Timestamp::from(UNIX_EPOCH + Duration::from_millis(7)),
+            Timestamp(7)
         );
     }
 

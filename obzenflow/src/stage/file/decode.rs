@@ -462,6 +462,11 @@ mod tests {
         assert_eq!(flight.kind, Kind::International);
         let tuple: (u32, String) = decode("a,b", "7,x").unwrap();
         assert_eq!(tuple, (7, "x".to_owned()));
+        // Numbers padded on either side are trimmed; text is kept as it is.
+        for padded in [" 7, x", "7 , x", " 7 , x"] {
+            let tuple: (u32, String) = decode("a,b", padded).unwrap();
+            assert_eq!(tuple, (7, " x".to_owned()), "{padded:?}");
+        }
         let any: serde_json::Value = decode("a,b,c,d", "1,-2,x,NA").unwrap();
         assert_eq!(
             any,
