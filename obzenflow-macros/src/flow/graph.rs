@@ -297,9 +297,9 @@ fn check_edges<P: Pos>(
         let (from, to) = (&decls[edge.from], &decls[edge.to]);
         let problem = if !from.kind.has_output() {
             Some(format!(
-                "stage `{}` is a {}: it has no output to connect to `{}`",
+                "stage `{}` is {}: it has no output to connect to `{}`",
                 from.name,
-                from.kind.name(),
+                with_article(from.kind.name()),
                 to.name
             ))
         } else if !to.kind.has_input() {
@@ -314,9 +314,9 @@ fn check_edges<P: Pos>(
             ))
         } else if edge.feedback && to.kind != Kind::Transform {
             Some(format!(
-                "feedback goes into a transform, and `{}` is a {}",
+                "feedback goes into a transform, and `{}` is {}",
                 to.name,
-                to.kind.name()
+                with_article(to.kind.name())
             ))
         } else {
             kept.iter()
@@ -504,6 +504,16 @@ fn check_cycles_and_order<P: Pos>(
     order
 }
 
+/// A stage kind's name with its article: "a sink", "an observer".
+fn with_article(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,6 +634,21 @@ mod tests {
         );
         assert!(
             got[0].1.contains("stage `out` is a sink: it has no output"),
+            "{got:?}"
+        );
+        let mut decls = linear();
+        decls.push(decl("audit", Kind::Observer, 4));
+        let got = messages(
+            &decls,
+            &[
+                link(&["orders"], &["priced"], 5),
+                link(&["priced"], &["out", "audit"], 5),
+                link(&["audit"], &["out"], 6),
+            ],
+        );
+        assert!(
+            got.iter()
+                .any(|(_, m)| m.contains("stage `audit` is an observer: it has no output")),
             "{got:?}"
         );
         let got = messages(
