@@ -347,7 +347,11 @@ impl<K: Ord + Clone, A: Default, KF, TF, F> Windows<K, A, KF, TF, F> {
                     if self.open_at(Timestamp(start.saturating_add(size))) {
                         starts.push(start);
                     }
-                    start -= slide;
+                    // Times near the end of `i64` stop here rather than wrap.
+                    match start.checked_sub(slide) {
+                        Some(earlier) => start = earlier,
+                        None => break,
+                    }
                 }
                 let Some((&first, rest)) = starts.split_last() else {
                     return Err(self.late(time));
@@ -684,6 +688,38 @@ mod tests {
                 ("b".into(), 121, 131, 1, 4),
                 ("a".into(), 115, 132, 2, 10),
             ]
+        );
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_do_not_overflow() {
+        let mut w = sliding(
+            Duration::from_millis(10),
+            Duration::from_millis(5),
+            |r: &Reading| r.0,
+            |r: &Reading| Ok(Timestamp(r.1)),
+            sum,
+        )
+        .into_parts()
+        .0;
+        let (out, late) = feed(&mut w, &[("a", i64::MIN + 3, 1), ("a", i64::MAX - 1, 2)]);
+        assert!(late.is_empty());
+        // Each in the windows that hold it: the first has no window before
+        // its own at the bottom of the range, the second has both.
+        assert_eq!(out.iter().map(|w| w.3).sum::<u64>(), 3);
+        let mut w = session(
+            Duration::from_millis(10),
+            |r: &Reading| r.0,
+            |r: &Reading| Ok(Timestamp(r.1)),
+            sum,
+        )
+        .into_parts()
+        .0;
+        let (out, _) = feed(&mut w, &[("a", i64::MAX - 1, 1), ("a", i64::MIN, 2)]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            Timestamp(i64::MIN).to_string(),
+            format!("{} ms from the Unix epoch", i64::MIN)
         );
     }
 

@@ -168,7 +168,7 @@ impl<T> CsvSource<T> {
                     shown(header.as_slice())
                 ))
             })?;
-        self.position.line = reader.position().line() - 1;
+        self.position.line = reader.position().line().saturating_sub(1);
         self.position.offset = reader.position().byte();
         self.reader = Some(reader);
         Ok(())
@@ -311,7 +311,7 @@ impl<T: Payload> CsvSource<T> {
                 .map_or(self.position.line + 1, ::csv::Position::line);
             self.position = SourcePosition {
                 records: self.position.records + 1,
-                line: next.line() - 1,
+                line: next.line().saturating_sub(1),
                 offset: next.byte(),
             };
             match self.decode(line) {
