@@ -231,7 +231,8 @@ impl<T, F> PgSink<T, F> {
     }
 
     /// Writes the buffered rows, in one transaction. A connection that was
-    /// lost (the server restarted, the network dropped) is made again and
+    /// lost (the server restarted or ended the session, the network
+    /// dropped) is made again and
     /// the batch written again, up to [`ATTEMPTS`] times with a growing
     /// pause: rows with a key cannot be written twice, so this is safe even
     /// when a commit's answer was lost. An error the server gives (a type
@@ -261,7 +262,7 @@ impl<T, F> PgSink<T, F> {
                     self.buffered.clear();
                     return Ok(());
                 }
-                Err(error) if error.as_db_error().is_none() && attempt < ATTEMPTS => {
+                Err(error) if connection_lost(&error) && attempt < ATTEMPTS => {
                     tracing::warn!(
                         "PostgreSQL table `{}`: {error}; connecting again (attempt {} of {ATTEMPTS})",
                         self.table,
@@ -365,6 +366,29 @@ async fn insert_rows(
         transaction.execute(sql.as_str(), &parameters).await?;
     }
     transaction.commit().await
+}
+
+/// Whether `error` says the connection was lost (closed, broken, or ended
+/// by the server: a shutdown, a restart, an administrator), rather than
+/// that the server refused the statement.
+fn connection_lost(error: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if error.is_closed() {
+        return true;
+    }
+    match error.as_db_error() {
+        // A broken socket; not a value that would not convert.
+        None => {
+            std::error::Error::source(error).is_some_and(|source| source.is::<std::io::Error>())
+        }
+        Some(db) => {
+            let code = db.code();
+            code.code().starts_with("08")
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+        }
+    }
 }
 
 /// An identifier in double quotes.
