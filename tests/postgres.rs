@@ -35,6 +35,32 @@ impl Schema {
             ),
         };
         tokio::spawn(connection);
+        // Schemas left by runs that died before dropping theirs (their
+        // process is gone) are dropped; those of live runs are not touched.
+        let stale: Vec<String> = client
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'obzenflow\\_%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, String>(0))
+            .filter(|name| {
+                // Only where a process's liveness can be read from /proc.
+                cfg!(target_os = "linux")
+                    && name
+                        .rsplit('_')
+                        .next()
+                        .and_then(|pid| pid.parse::<u32>().ok())
+                        .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            })
+            .collect();
+        for name in stale {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await;
+        }
         let name = format!("obzenflow_{test}_{}", std::process::id());
         client
             .batch_execute(&format!(
