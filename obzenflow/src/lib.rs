@@ -48,4 +48,6 @@ pub mod supervise;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use obzenflow_macros::{flow, fsm};
+#[doc = include_str!("flow_macro.md")]
+pub use obzenflow_macros::flow;
+pub use obzenflow_macros::fsm;
