@@ -50,4 +50,5 @@ pub struct ReadmeDoctests;
 
 #[doc = include_str!("flow_macro.md")]
 pub use obzenflow_macros::flow;
+#[doc = include_str!("fsm/fsm_macro.md")]
 pub use obzenflow_macros::fsm;
