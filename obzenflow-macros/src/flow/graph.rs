@@ -270,6 +270,7 @@ pub(crate) fn analyze<P: Pos>(
         excused[stage] = true;
     }
     check_edges(decls, &mut edges, &mut excused, &mut problems);
+    check_observers(decls, &mut edges, &mut problems);
     check_loops(decls, &edges, &mut problems);
     if !known.broken_topology {
         for (i, decl) in decls.iter().enumerate() {
@@ -282,6 +283,39 @@ pub(crate) fn analyze<P: Pos>(
     }
     let order = check_cycles_and_order(decls, &edges, &mut problems);
     (Graph { edges, order }, problems)
+}
+
+/// An observer watches one stage's journal: a second input is refused (and
+/// dropped, so that nothing else is reported of it).
+fn check_observers<P: Pos>(
+    decls: &[Decl<P>],
+    edges: &mut Vec<Edge<P>>,
+    problems: &mut Vec<Problem<P>>,
+) {
+    let mut watched: HashMap<usize, usize> = HashMap::new();
+    edges.retain(|edge| {
+        if decls[edge.to].kind != Kind::Observer {
+            return true;
+        }
+        match watched.get(&edge.to) {
+            None => {
+                watched.insert(edge.to, edge.from);
+                true
+            }
+            Some(&first) => {
+                let (observer, first, second) =
+                    (&decls[edge.to].name, &decls[first].name, &decls[edge.from].name);
+                problems.push(Problem {
+                    pos: edge.pos,
+                    message: format!(
+                        "observer `{observer}` watches one stage, and is fed by `{first}` and `{second}`: \
+                         give each an observer of its own, or merge them in a transform and watch that"
+                    ),
+                });
+                false
+            }
+        }
+    });
 }
 
 /// Kinds at each end, self-loops, duplicates, feedback targets; drops the
@@ -650,6 +684,22 @@ mod tests {
             got.iter()
                 .any(|(_, m)| m.contains("stage `audit` is an observer: it has no output")),
             "{got:?}"
+        );
+        // An observer watches one stage.
+        let got = messages(
+            &decls,
+            &[
+                link(&["orders"], &["priced"], 5),
+                link(&["priced"], &["out"], 5),
+                link(&["orders", "priced"], &["audit"], 6),
+            ],
+        );
+        assert_eq!(
+            got,
+            [(
+                6,
+                "observer `audit` watches one stage, and is fed by `orders` and `priced`: give each an observer of its own, or merge them in a transform and watch that".to_owned()
+            )]
         );
         let got = messages(
             &linear(),
