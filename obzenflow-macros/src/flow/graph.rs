@@ -189,14 +189,12 @@ pub(crate) fn analyze<P: Pos>(
                         .to_owned(),
             });
         }
-        if !decls.iter().any(|d| d.kind == Kind::Sink) {
-            problems.push(Problem {
-                pos: whole,
-                message: "the flow has no sink: declare one with `name = sink!(In => handler)`"
-                    .to_owned(),
-            });
-        }
     }
+    // Said after the edges: an edge into a stage that was never declared is
+    // the mistake to report, with the hint, rather than "no sink".
+    let no_sink = !decls.is_empty()
+        && known.broken_stages.is_empty()
+        && !decls.iter().any(|d| d.kind == Kind::Sink);
 
     let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
     // Stages whose connections are not judged because a link that touched
@@ -268,6 +266,37 @@ pub(crate) fn analyze<P: Pos>(
 
     for stage in dropped {
         excused[stage] = true;
+    }
+    if no_sink {
+        // The last names of chains that name no stage: sinks yet to declare.
+        let undeclared_ends: Vec<&str> = links
+            .iter()
+            .flat_map(|link| &link.to)
+            .map(|(name, _)| name.as_str())
+            .filter(|name| {
+                !index.contains_key(name) && !known.broken_stages.iter().any(|b| b == *name)
+            })
+            .filter(|name| !links.iter().any(|l| l.from.iter().any(|(n, _)| n == name)))
+            .collect();
+        let mut hinted = false;
+        for problem in &mut problems {
+            if let Some(name) = undeclared_ends
+                .iter()
+                .find(|name| problem.message == format!("no stage is named `{name}`"))
+            {
+                problem.message = format!(
+                    "no stage is named `{name}`, and the flow has no sink: declare it in `stages` with `{name} = sink!(In => handler)`"
+                );
+                hinted = true;
+            }
+        }
+        if !hinted {
+            problems.push(Problem {
+                pos: whole,
+                message: "the flow has no sink: declare one with `name = sink!(In => handler)`"
+                    .to_owned(),
+            });
+        }
     }
     check_edges(decls, &mut edges, &mut excused, &mut problems);
     check_observers(decls, &mut edges, &mut problems);
@@ -684,6 +713,24 @@ mod tests {
             got.iter()
                 .any(|(_, m)| m.contains("stage `audit` is an observer: it has no output")),
             "{got:?}"
+        );
+        // An edge into a sink never declared: one error, with the fix.
+        let got = messages(
+            &[
+                decl("orders", Kind::Source, 1),
+                decl("priced", Kind::Transform, 2),
+            ],
+            &[
+                link(&["orders"], &["priced"], 5),
+                link(&["priced"], &["receipts"], 5),
+            ],
+        );
+        assert_eq!(
+            got,
+            [(
+                5,
+                "no stage is named `receipts`, and the flow has no sink: declare it in `stages` with `receipts = sink!(In => handler)`".to_owned()
+            )]
         );
         // An observer watches one stage.
         let got = messages(
