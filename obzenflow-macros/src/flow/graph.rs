@@ -180,15 +180,12 @@ pub(crate) fn analyze<P: Pos>(
             pos: whole,
             message: "`stages` is empty: a flow needs at least a source and a sink".to_owned(),
         });
-    } else if known.broken_stages.is_empty() {
-        if !decls.iter().any(|d| d.kind == Kind::Source) {
-            problems.push(Problem {
-                pos: whole,
-                message:
-                    "the flow has no source: declare one with `name = source!(Out => handler)`"
-                        .to_owned(),
-            });
-        }
+    } else if known.broken_stages.is_empty() && !decls.iter().any(|d| d.kind == Kind::Source) {
+        problems.push(Problem {
+            pos: whole,
+            message: "the flow has no source: declare one with `name = source!(Out => handler)`"
+                .to_owned(),
+        });
     }
     // Said after the edges: an edge into a stage that was never declared is
     // the mistake to report, with the hint, rather than "no sink".
