@@ -72,6 +72,7 @@ impl Source<u64> for RandomSource {
             return Ok(Poll::End);
         }
         if self.rng.chance(3) && self.pace {
+            // `pace` is set only under tokio's paused clock: a pause costs no time.
             tokio::time::sleep(Duration::from_millis(self.rng.range(1, 20))).await;
         }
         let batch = self.rng.range(1, 300).min(self.remaining);
@@ -91,6 +92,7 @@ struct Jittery {
 impl Transform<u64, u64> for Jittery {
     async fn process(&mut self, input: u64, out: &mut Emitter<u64>) -> Result<(), StageError> {
         if self.rng.chance(40) && self.pace {
+            // As above: paused clock only.
             tokio::time::sleep(Duration::from_millis(self.rng.range(1, 10))).await;
         }
         if self.rng.chance(25) {

@@ -62,10 +62,7 @@ pub(crate) fn write_error_lane(
     path: &std::path::Path,
 ) -> std::io::Result<u64> {
     use std::io::Write as _;
-    let mut name = std::ffi::OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".{}.tmp", std::process::id()));
-    let temporary = path.with_file_name(name);
+    let temporary = crate::journal::disk::temporary_beside(path);
     let write = || -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
         for record in errors {

@@ -907,6 +907,15 @@ pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Where a file that replaces `path` is written first: a hidden name beside
+/// it (so that the rename stays on one file system), unique to the process.
+pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
 /// Fsyncs a directory, making the names it holds durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
     #[cfg(unix)]

@@ -483,20 +483,23 @@ mod tests {
         (out, late)
     }
 
+    fn key(r: &Reading) -> &'static str {
+        r.0
+    }
+
+    fn time(r: &Reading) -> Result<Timestamp, StageError> {
+        Ok(Timestamp(r.1))
+    }
+
     fn sum(total: &mut u32, r: Reading) {
         *total += r.2;
     }
 
     #[test]
     fn tumbling_windows_close_when_the_watermark_passes_their_end() {
-        let mut w = tumbling(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .into_parts()
-        .0;
+        let mut w = tumbling(Duration::from_millis(10), key, time, sum)
+            .into_parts()
+            .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -529,15 +532,10 @@ mod tests {
 
     #[test]
     fn allowed_lateness_keeps_windows_open_longer() {
-        let mut w = tumbling(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .allowed_lateness(Duration::from_millis(5))
-        .into_parts()
-        .0;
+        let mut w = tumbling(Duration::from_millis(10), key, time, sum)
+            .allowed_lateness(Duration::from_millis(5))
+            .into_parts()
+            .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -562,8 +560,8 @@ mod tests {
         let mut w = sliding(
             Duration::from_millis(10),
             Duration::from_millis(5),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
+            key,
+            time,
             sum,
         )
         .into_parts()
@@ -586,14 +584,9 @@ mod tests {
 
     #[test]
     fn a_session_expires_gap_after_its_keys_last_input() {
-        let mut w = session(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .into_parts()
-        .0;
+        let mut w = session(Duration::from_millis(10), key, time, sum)
+            .into_parts()
+            .0;
         let (out, late) = feed(
             &mut w,
             &[
@@ -621,14 +614,9 @@ mod tests {
 
     #[test]
     fn a_window_closes_as_soon_as_the_watermark_reaches_its_end() {
-        let mut w = tumbling(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .into_parts()
-        .0;
+        let mut w = tumbling(Duration::from_millis(10), key, time, sum)
+            .into_parts()
+            .0;
         assert_eq!(w.watermark(), None);
         w.accumulate(("a", 3, 1)).unwrap();
         assert!(
@@ -648,13 +636,8 @@ mod tests {
             (Timestamp(0), Timestamp(10), 1)
         );
         assert!(format!("{w:?}").starts_with("Windows { shape: Tumbling { size: 10 }, open: 1"));
-        let policy = tumbling(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .allowed_lateness(Duration::from_millis(4));
+        let policy = tumbling(Duration::from_millis(10), key, time, sum)
+            .allowed_lateness(Duration::from_millis(4));
         let (mut w, policy) = policy.into_parts();
         assert_eq!(policy, EmitPolicy::Watermark);
         w.accumulate(("a", 12, 1)).unwrap();
@@ -663,14 +646,9 @@ mod tests {
 
     #[test]
     fn a_session_ends_at_exactly_gap_and_a_keys_next_session_survives_the_last_closing() {
-        let mut w = session(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .into_parts()
-        .0;
+        let mut w = session(Duration::from_millis(10), key, time, sum)
+            .into_parts()
+            .0;
         // An input exactly `gap` after the last starts a new session.
         let (out, late) = feed(&mut w, &[("a", 0, 1), ("a", 10, 2)]);
         assert!(late.is_empty());
@@ -696,8 +674,8 @@ mod tests {
         let mut w = sliding(
             Duration::from_millis(10),
             Duration::from_millis(5),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
+            key,
+            time,
             sum,
         )
         .into_parts()
@@ -707,14 +685,9 @@ mod tests {
         // Each in the windows that hold it: the first has no window before
         // its own at the bottom of the range, the second has both.
         assert_eq!(out.iter().map(|w| w.3).sum::<u64>(), 3);
-        let mut w = session(
-            Duration::from_millis(10),
-            |r: &Reading| r.0,
-            |r: &Reading| Ok(Timestamp(r.1)),
-            sum,
-        )
-        .into_parts()
-        .0;
+        let mut w = session(Duration::from_millis(10), key, time, sum)
+            .into_parts()
+            .0;
         let (out, _) = feed(&mut w, &[("a", i64::MAX - 1, 1), ("a", i64::MIN, 2)]);
         assert_eq!(out.len(), 1);
         assert_eq!(

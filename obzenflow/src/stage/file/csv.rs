@@ -411,9 +411,7 @@ impl CsvSink {
     /// Whether a stopped run replaces the target with its partial rows (by
     /// default it leaves the target as it was).
     pub fn write_partial(mut self, partial: bool) -> Self {
-        if let super::Mode::Replace { .. } = self.file.mode {
-            self.file.mode = super::Mode::Replace { partial };
-        }
+        self.file.write_partial(partial);
         self
     }
 
@@ -421,7 +419,7 @@ impl CsvSink {
     /// instead of replacing it at the end; the header is written only if
     /// the file was empty.
     pub fn append(mut self) -> Self {
-        self.file.mode = super::Mode::Append;
+        self.file.append();
         self
     }
 

@@ -174,32 +174,29 @@ pub fn write(path: impl Into<PathBuf>) -> JsonlSink {
 impl JsonlSink {
     /// Whether a stopped run replaces the target with its partial output.
     pub fn write_partial(mut self, partial: bool) -> Self {
-        if let super::Mode::Replace { .. } = self.file.mode {
-            self.file.mode = super::Mode::Replace { partial };
-        }
+        self.file.write_partial(partial);
         self
     }
 
     /// Appends to the target as records arrive, flushed after each batch.
     pub fn append(mut self) -> Self {
-        self.file.mode = super::Mode::Append;
+        self.file.append();
         self
     }
 }
 
 impl<T: Payload> Sink<T> for JsonlSink {
     async fn consume(&mut self, record: T) -> Result<Receipt, StageError> {
-        let path = self.file.path.clone();
         let writer = self.file.writer()?;
-        serde_json::to_writer(&mut *writer, &record).map_err(|error| {
-            StageError::fatal(format!(
+        if let Err(error) = serde_json::to_writer(&mut *writer, &record) {
+            return Err(StageError::fatal(format!(
                 "cannot write a record to {}: {error}",
-                path.display()
-            ))
-        })?;
-        writer
-            .write_all(b"\n")
-            .map_err(|e| cannot("write", &path, e))?;
+                self.file.path.display()
+            )));
+        }
+        if let Err(error) = writer.write_all(b"\n") {
+            return Err(cannot("write", &self.file.path, error));
+        }
         self.rows += 1;
         Ok(Receipt::with_detail(format!("line {}", self.rows)))
     }

@@ -172,16 +172,25 @@ struct OutputFile {
 
 impl OutputFile {
     fn new(path: PathBuf) -> Self {
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(format!(".{}.tmp", std::process::id()));
         OutputFile {
-            temporary: path.with_file_name(name),
+            temporary: crate::journal::disk::temporary_beside(&path),
             path,
             mode: Mode::Replace { partial: false },
             writer: None,
             appending_to_content: false,
         }
+    }
+
+    /// Whether a stopped run replaces the target (in replace mode).
+    fn write_partial(&mut self, partial: bool) {
+        if let Mode::Replace { .. } = self.mode {
+            self.mode = Mode::Replace { partial };
+        }
+    }
+
+    /// Appends to the target as it goes instead of replacing it.
+    fn append(&mut self) {
+        self.mode = Mode::Append;
     }
 
     /// The open writer, opening it first if need be.
@@ -267,7 +276,10 @@ impl OutputFile {
         if let Mode::Replace { .. } = self.mode {
             std::fs::rename(&self.temporary, &self.path)
                 .map_err(|e| cannot("replace", &self.path, e))?;
-            sync_directory(&self.path);
+            // Best effort: the rename is done; a directory that cannot be
+            // synced (where the platform has no such thing) leaves it as it is.
+            let parent = self.path.parent().filter(|p| !p.as_os_str().is_empty());
+            let _ = crate::journal::disk::sync_dir(parent.unwrap_or(Path::new(".")));
         }
         Ok(())
     }
@@ -278,21 +290,6 @@ impl Drop for OutputFile {
         // A failed or cancelled stage leaves no temporary file behind.
         if matches!(self.mode, Mode::Replace { .. }) && self.writer.take().is_some() {
             let _ = std::fs::remove_file(&self.temporary);
-        }
-    }
-}
-
-/// Makes a rename into `path`'s directory durable (where the platform can).
-fn sync_directory(path: &Path) {
-    #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        if let Ok(directory) = File::open(parent) {
-            let _ = directory.sync_all();
         }
     }
 }
