@@ -268,6 +268,7 @@ async fn observers_see_every_entry_and_change_nothing() {
                 Body::Data(n) => format!("data {n}"),
                 Body::Error(e) => format!("error {}", e.message),
                 Body::Control(c) => format!("{c:?}"),
+                other => format!("{other:?}"),
             };
             self.0.lock().unwrap().push(text);
         }
@@ -448,6 +449,7 @@ async fn a_sinks_receipts_and_errors_are_journaled_in_input_order() {
                     seen.push((record.input_id.unwrap().seq, record.message.clone()));
                 }
                 Body::Control(_) => ended = true,
+                _ => {}
             }
         }
         if ended {

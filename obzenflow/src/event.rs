@@ -98,6 +98,7 @@ impl<T> Envelope<T> {
 
 /// The body of an envelope.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Body<T> {
     /// A payload.
     Data(T),
@@ -106,6 +107,27 @@ pub enum Body<T> {
     Error(Box<ErrorRecord>),
     /// A control marker.
     Control(Control),
+    /// A stateful stage's state, written into its journal so that a
+    /// resumed run restores it rather than folding every input again.
+    /// Readers downstream skip it; verification does not compare it.
+    Snapshot(Box<StateSnapshot>),
+}
+
+/// What a stateful stage journals to be resumed from: its handler's state
+/// (as [`Stateful::snapshot`](crate::stage::Stateful::snapshot) encoded
+/// it) after the inputs before `consumed`, and what the stage itself kept
+/// about them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateSnapshot {
+    /// For each input the state has folded: the first event not folded
+    /// (its upstream stage, and the sequence number after the last one taken).
+    pub consumed: Vec<EventId>,
+    /// Inputs taken since the stage last emitted.
+    pub pending: u64,
+    /// The first input taken and the last (what the next emit's parents span).
+    pub inputs: Option<[EventId; 2]>,
+    /// The handler's state.
+    pub state: Vec<u8>,
 }
 
 /// Control markers that travel in journals with the data, so that their order
@@ -125,6 +147,10 @@ pub enum Control {
     /// Where a source had read up to when it wrote the entries before this
     /// one: what a resumed run continues from.
     Position(SourcePosition),
+    /// The writing stage has taken every event of stage `.stage` before
+    /// sequence number `.seq` (for inputs that produced nothing, which no
+    /// record's parents name): what a resumed run continues reading from.
+    Consumed(EventId),
 }
 
 /// How far a source has read its input: written into its journal after each

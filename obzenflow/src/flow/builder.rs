@@ -17,7 +17,8 @@ use crate::journal::{
 };
 use crate::stage::{EmitPolicy, Join, Observer, Sink, Source, Stateful, Transform};
 use crate::supervise::{
-    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, RunMode, Runner, SinkBody,
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Resumable, RunMode, Runner,
+    SinkBody,
     SourceBody, StageBody, StageCounters, StageKind, StageState, StatefulBody, TransformBody,
     run_stage,
 };
@@ -117,6 +118,8 @@ pub struct FlowBuilder {
     next_capacity: Option<usize>,
     /// The same in bytes.
     next_capacity_bytes: Option<usize>,
+    /// When stateful stages journal their state.
+    snapshots: super::journals::Snapshots,
 }
 
 /// The feedback input of a loop head, to close the loop with
@@ -154,6 +157,7 @@ impl FlowBuilder {
             contracts: Vec::new(),
             next_capacity: None,
             next_capacity_bytes: None,
+            snapshots: super::journals::Snapshots::default(),
         }
     }
 
@@ -164,6 +168,7 @@ impl FlowBuilder {
     pub fn journals(&mut self, journals: impl Into<super::journals::Journals>) -> &mut Self {
         let journals = journals.into();
         self.options = journals.memory;
+        self.snapshots = journals.snapshots;
         self.durable = journals.disk.is_some();
         if journals.disk.is_some() {
             self.disk = journals.disk;
@@ -196,7 +201,15 @@ impl FlowBuilder {
     pub fn source<T: Payload>(&mut self, name: &str, handler: impl Source<T>) -> StageRef<T> {
         let expected = handler.expected_count();
         let stage = self.add(name, StageKind::Source, move |output, mode| {
-            SourceBody::new(handler, output, mode.archived_journal.clone())
+            let mut handler = handler;
+            if let Some(resume) = &mode.resume {
+                super::resume::seek_source(&mut handler, resume)?;
+            }
+            Ok(SourceBody::new(
+                handler,
+                output,
+                mode.archived_journal.clone(),
+            ))
         });
         self.stages[stage.index].expected = expected;
         stage
@@ -213,8 +226,12 @@ impl FlowBuilder {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         let mut middleware = Vec::new();
         handler.instruments(&mut middleware);
-        let stage = self.add(name, StageKind::Transform, move |output, _| {
-            TransformBody::new(handler, inputs, output, None)
+        let stage = self.add(name, StageKind::Transform, move |output, mode| {
+            let mut inputs = inputs;
+            if let Some(resume) = &mode.resume {
+                inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
+            }
+            Ok(TransformBody::new(handler, inputs, output, None))
         });
         self.stages[stage.index].middleware = middleware;
         stage
@@ -247,7 +264,12 @@ impl FlowBuilder {
         let mut middleware = Vec::new();
         handler.instruments(&mut middleware);
         let output = self.add(name, StageKind::Transform, move |output, _| {
-            TransformBody::new(handler, inputs, output, Some((readers, max_rounds)))
+            Ok(TransformBody::new(
+                handler,
+                inputs,
+                output,
+                Some((readers, max_rounds)),
+            ))
         });
         self.stages[output.index].middleware = middleware;
         (output, port)
@@ -291,7 +313,11 @@ impl FlowBuilder {
     ) -> StageRef<Receipt> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Sink, move |output, mode| {
-            SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone())
+            let mut body = SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone());
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
         })
     }
 
@@ -304,8 +330,13 @@ impl FlowBuilder {
         policy: EmitPolicy,
     ) -> StageRef<O> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
-        self.add(name, StageKind::Stateful, move |output, _| {
-            StatefulBody::new(handler, policy, inputs, output)
+        let snapshots = self.snapshots;
+        self.add(name, StageKind::Stateful, move |output, mode| {
+            let mut body = StatefulBody::new(handler, policy, inputs, output, snapshots);
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
         })
     }
 
@@ -331,8 +362,12 @@ impl FlowBuilder {
     ) -> StageRef<O> {
         let reference = self.connect(name, reference, EdgeRole::Reference);
         let stream = self.connect(name, stream, EdgeRole::Stream);
-        self.add(name, StageKind::Join, move |output, _| {
-            JoinBody::new(handler, reference, stream, output)
+        self.add(name, StageKind::Join, move |output, mode| {
+            let mut body = JoinBody::new(handler, reference, stream, output);
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
         })
     }
 
@@ -344,10 +379,16 @@ impl FlowBuilder {
         handler: impl Observer<T>,
     ) -> StageRef<()> {
         let inputs = self.connect(name, target, EdgeRole::Observed);
-        self.add(name, StageKind::Observer, move |output, _| ObserverBody {
-            handler,
-            inputs,
-            output,
+        self.add(name, StageKind::Observer, move |output, mode| {
+            let mut inputs = inputs;
+            if let Some(resume) = &mode.resume {
+                inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
+            }
+            Ok(ObserverBody {
+                handler,
+                inputs,
+                output,
+            })
         })
     }
 
@@ -403,6 +444,7 @@ impl FlowBuilder {
         role: EdgeRole,
     ) -> Inputs<T> {
         let mut readers = Vec::new();
+        let mut stages = Vec::new();
         for upstream in inputs.stages() {
             self.edges.push(TopologyEdge {
                 from: self.stages[upstream.index].name.to_string(),
@@ -412,7 +454,10 @@ impl FlowBuilder {
             });
             let read = self.contract(upstream.index, self.stages.len());
             match crate::journal::Journal::reader(&upstream.journal, 0) {
-                Ok(reader) => readers.push((reader, read)),
+                Ok(reader) => {
+                    readers.push((reader, read));
+                    stages.push(upstream.index);
+                }
                 Err(error) => self
                     .problems
                     .push(format!("stage `{name}` cannot read its input: {error}")),
@@ -422,7 +467,7 @@ impl FlowBuilder {
             self.problems
                 .push(format!("stage `{name}` has no input stage"));
         }
-        Inputs::new(readers)
+        Inputs::of_stages(readers, stages)
     }
 
     /// The read counter of a new edge `from -> to`, whose contract the flow
@@ -444,7 +489,7 @@ impl FlowBuilder {
         &mut self,
         name: &str,
         kind: StageKind,
-        body: impl FnOnce(Output<O>, &RunMode) -> B + Send + 'static,
+        body: impl FnOnce(Output<O>, &RunMode) -> Result<B, String> + Send + 'static,
     ) -> StageRef<O> {
         let index = self.stages.len();
         if self.stages.iter().any(|stage| &*stage.name == name) {
@@ -472,14 +517,21 @@ impl FlowBuilder {
             let errors = self.errors.clone();
             let completions: mpsc::UnboundedSender<Completion> = self.completions.0.clone();
             move |materials: &mut Materials<'_>| {
+                let mut resumed = None;
                 let durable = match (&mut materials.run, durable) {
                     (Some(run), true) => {
-                        let disk = run.stage_journal(index, &name).map_err(|error| {
-                            StartError::StageJournal {
+                        let mut facts = super::resume::JournalFacts::default();
+                        let disk = run
+                            .stage_journal(index, &name, |record| facts.visit(record))
+                            .map_err(|error| StartError::StageJournal {
                                 stage: name.to_string(),
                                 failure: JournalFailure::from(&error),
-                            }
-                        })?;
+                            })?;
+                        if let Some(plan) = materials.resume.as_deref_mut() {
+                            // The live journal continues the archived one.
+                            journal.start_at(facts.records);
+                            resumed = Some(plan.reopened(index, facts));
+                        }
                         let writer = DurableWriter::start(
                             &name,
                             disk,
@@ -503,6 +555,19 @@ impl FlowBuilder {
                     }
                     _ => None,
                 };
+                if let Some(resumed) = &resumed {
+                    // The counters (and the contracts checked with them)
+                    // cover the whole run, the interrupted part included.
+                    let own = &resumed.own;
+                    StageCounters::add(&counters.events_out, own.data);
+                    StageCounters::add(&counters.errors, own.errors.len() as u64);
+                    StageCounters::add(&counters.failed_inputs, own.failed_inputs);
+                    for record in &own.errors {
+                        errors.push(record.clone());
+                    }
+                }
+                let ended = resumed.as_ref().is_some_and(|resumed| resumed.own.ended);
+                materials.mode.resume = resumed;
                 let output = Output {
                     name: Arc::clone(&name),
                     counters: Arc::clone(&counters),
@@ -511,11 +576,21 @@ impl FlowBuilder {
                     errors,
                     replaying: materials.mode.replaying,
                     stopped: false,
+                    marks_consumed: !matches!(kind, StageKind::Source | StageKind::Stateful),
                 };
+                let body = body(output, &materials.mode).map_err(|reason| {
+                    super::resume::refused(&name, reason)
+                })?;
                 let runner = Runner {
                     index,
                     name,
-                    body: body(output, &materials.mode),
+                    // A stage that had finished before the run was
+                    // interrupted stays finished.
+                    body: if ended {
+                        Resumable::Ended
+                    } else {
+                        Resumable::Live(body)
+                    },
                     counters,
                     status,
                     completions,

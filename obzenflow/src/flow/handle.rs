@@ -119,6 +119,7 @@ impl StageInfo {
             wakeups: StageCounters::get(&counters.wakeups),
             processing: counters.processing.percentiles(),
             middleware: self.middleware.iter().map(|m| m.report()).collect(),
+            possible_duplicates: StageCounters::get(&counters.possible_duplicates),
         }
     }
 }
@@ -598,6 +599,8 @@ pub struct FlowHandle {
     run_base: Option<std::path::PathBuf>,
     /// The archive this run replays, if it does.
     replay: Option<ReplayPlan>,
+    /// The interrupted run this run resumes, if it does.
+    resume: Option<super::resume::ResumePlan>,
 }
 
 impl fmt::Debug for FlowHandle {
@@ -635,6 +638,7 @@ impl FlowHandle {
             }),
             refused: None,
             replay: None,
+            resume: None,
         }
     }
 
@@ -700,6 +704,51 @@ impl FlowHandle {
             incomplete: manifest.ended_at.is_none(),
             stage_journals: manifest.stage_journals,
             repeat_sink_effects: options.repeat_sink_effects,
+        });
+        Ok(())
+    }
+
+    /// Makes this run continue the interrupted run in `run_dir` (which must
+    /// be of this flow, with disk journals for every stage, and must not
+    /// have ended), appending to its journals, so that its final result is
+    /// the one the run would have given uninterrupted: each source goes on
+    /// after the last position it journaled, each stage after the last
+    /// input its journal shows taken (a stateful stage from its last
+    /// snapshot), and each sink after its last receipt (see
+    /// [`Delivery`](crate::stage::Delivery) for what it delivers again).
+    /// The manifest records the resumption. Call before the flow starts;
+    /// what a stage's resume refuses (a source that cannot seek) is then
+    /// [`StartError::Resume`](super::StartError::Resume).
+    pub fn resume_from(
+        &mut self,
+        run_dir: impl AsRef<std::path::Path>,
+        options: super::resume::ResumeOptions,
+    ) -> Result<(), super::resume::ResumeError> {
+        let _ = options;
+        if self.pending.is_none() {
+            return Err(super::resume::ResumeError::AlreadyStarted);
+        }
+        let archive = run_dir.as_ref();
+        let durable: Vec<(String, bool)> = self
+            .stages
+            .iter()
+            .map(|stage| (stage.name.to_string(), stage.durable))
+            .collect();
+        let manifest = super::resume::check(archive, &self.topology, &durable)?;
+        let mut upstreams = vec![Vec::new(); self.stages.len()];
+        for edge in self.edges.iter() {
+            if let Some(list) = upstreams.get_mut(edge.to)
+                && !list.contains(&edge.from)
+            {
+                list.push(edge.from);
+            }
+        }
+        self.resume = Some(super::resume::ResumePlan {
+            archive: archive.to_owned(),
+            stage_journals: manifest.stage_journals.clone(),
+            facts: vec![None; self.stages.len()],
+            manifest,
+            upstreams,
         });
         Ok(())
     }
@@ -821,6 +870,7 @@ impl FlowHandle {
             &stages,
             factories,
             self.replay.as_ref(),
+            self.resume.take(),
         );
         let materialized = match materialized {
             Ok(materialized) => materialized,
@@ -842,8 +892,11 @@ impl FlowHandle {
             running: JoinSet::new(),
             state,
             system: SystemLog {
+                next_seq: materialized
+                    .run
+                    .as_ref()
+                    .map_or(0, |(_, journal)| journal.next_seq()),
                 run: materialized.run,
-                next_seq: 0,
             },
             sources_excused: self.replay.as_ref().is_some_and(|replay| replay.incomplete),
         };

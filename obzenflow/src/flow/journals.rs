@@ -7,12 +7,34 @@
 
 use crate::journal::{DiskJournalOptions, FsyncPolicy, JournalOptions};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Journal settings for a flow.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Journals {
     pub(crate) memory: JournalOptions,
     pub(crate) disk: Option<(PathBuf, DiskJournalOptions)>,
+    pub(crate) snapshots: Snapshots,
+}
+
+/// When a stateful stage with a disk journal journals its state, besides
+/// with every batch it emits in: after so many inputs, or so much time
+/// with new inputs, whichever comes first (see
+/// [`Journals::snapshot_every`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshots {
+    pub(crate) every_inputs: u64,
+    pub(crate) every: Duration,
+}
+
+impl Default for Snapshots {
+    /// Every 100,000 inputs or 10 seconds.
+    fn default() -> Self {
+        Snapshots {
+            every_inputs: 100_000,
+            every: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Memory journals with the default window.
@@ -20,6 +42,7 @@ pub fn memory() -> Journals {
     Journals {
         memory: JournalOptions::default(),
         disk: None,
+        snapshots: Snapshots::default(),
     }
 }
 
@@ -40,6 +63,7 @@ pub fn disk(base: impl Into<PathBuf>) -> Journals {
             ..JournalOptions::default()
         },
         disk: Some((base.into(), DiskJournalOptions::default())),
+        snapshots: Snapshots::default(),
     }
 }
 
@@ -73,6 +97,19 @@ impl Journals {
         self
     }
 
+    /// How often a stateful stage journals its state besides with every
+    /// batch it emits in (what a resumed run restores, then folds the
+    /// inputs since): after `inputs` inputs, or `interval` with new inputs.
+    /// Fewer snapshots cost less while running and more folding when
+    /// resuming.
+    pub fn snapshot_every(mut self, inputs: u64, interval: Duration) -> Self {
+        self.snapshots = Snapshots {
+            every_inputs: inputs.max(1),
+            every: interval,
+        };
+        self
+    }
+
     /// The size at which a disk journal starts a new segment file.
     pub fn segment_bytes(mut self, bytes: u64) -> Self {
         if let Some((_, options)) = &mut self.disk {
@@ -84,6 +121,10 @@ impl Journals {
 
 impl From<JournalOptions> for Journals {
     fn from(memory: JournalOptions) -> Self {
-        Journals { memory, disk: None }
+        Journals {
+            memory,
+            disk: None,
+            snapshots: Snapshots::default(),
+        }
     }
 }

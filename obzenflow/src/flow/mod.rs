@@ -21,6 +21,7 @@ pub mod journals;
 mod metrics;
 mod plan;
 pub mod replay;
+pub mod resume;
 pub(crate) mod report;
 pub mod run;
 mod topology;

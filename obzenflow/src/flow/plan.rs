@@ -31,6 +31,8 @@ pub(crate) struct Materials<'a> {
     pub(crate) run: Option<&'a mut RunDir>,
     /// How this stage runs (a replay, a dry run).
     pub(crate) mode: RunMode,
+    /// The resume under way, for a resumed run.
+    pub(crate) resume: Option<&'a mut super::resume::ResumePlan>,
 }
 
 /// Makes a stage's body, disk journal and journal thread, and returns its task.
@@ -87,17 +89,52 @@ pub(crate) fn materialize(
     stages: &[StageInfo],
     factories: Vec<StageFactory>,
     replay: Option<&ReplayPlan>,
+    mut resume: Option<super::resume::ResumePlan>,
 ) -> Result<Materialized, StartError> {
-    let mut run = match disk {
-        Some((base, options)) => Some(RunDir::create(&base, name, options).map_err(|error| {
-            StartError::RunDirectory {
-                base: base.clone(),
-                failure: JournalFailure::from(&error),
-            }
-        })?),
-        None => None,
+    let mut run = match (disk, &resume) {
+        (Some((_, options)), Some(resume)) => Some(RunDir::reopen(
+            &resume.archive,
+            options,
+            resume.manifest.clone(),
+        )),
+        (Some((base, options)), None) => {
+            Some(RunDir::create(&base, name, options).map_err(|error| {
+                StartError::RunDirectory {
+                    base: base.clone(),
+                    failure: JournalFailure::from(&error),
+                }
+            })?)
+        }
+        (None, _) => None,
     };
-    let tasks = match make_stages(run.as_mut(), topology, stages, factories, replay) {
+    let made = make_stages(
+        run.as_mut(),
+        topology,
+        stages,
+        factories,
+        replay,
+        resume.as_mut(),
+    );
+    if let (Ok(_), Some(dir), Some(resume)) = (&made, &mut run, &resume) {
+        dir.manifest.resumptions.push(super::resume::Resumption {
+            at: super::run::utc(std::time::SystemTime::now(), false),
+            stage_records: resume
+                .facts
+                .iter()
+                .map(|facts| facts.as_ref().map_or(0, |facts| facts.records))
+                .collect(),
+            positions: resume
+                .facts
+                .iter()
+                .zip(stages)
+                .map(|(facts, stage)| match (facts, stage.kind) {
+                    (Some(facts), StageKind::Source) if !facts.ended => facts.position,
+                    _ => None,
+                })
+                .collect(),
+        });
+    }
+    let tasks = match made {
         Ok(tasks) => tasks,
         Err(error) => {
             // The tasks made so far were dropped, and with them their
@@ -142,6 +179,7 @@ fn make_stages(
     stages: &[StageInfo],
     factories: Vec<StageFactory>,
     replay: Option<&ReplayPlan>,
+    mut resume: Option<&mut super::resume::ResumePlan>,
 ) -> Result<Vec<StageTask>, StartError> {
     if let Some(dir) = &mut run {
         dir.manifest.topology = topology.clone();
@@ -163,10 +201,12 @@ fn make_stages(
                 _ => None,
             },
             dry_run: replay.is_some_and(|replay| !replay.repeat_sink_effects),
+            resume: None,
         };
         let mut materials = Materials {
             run: run.as_deref_mut(),
             mode,
+            resume: resume.as_deref_mut(),
         };
         tasks.push(factory(&mut materials)?);
     }
@@ -214,12 +254,27 @@ pub enum StartError {
         /// What failed, and where.
         failure: JournalFailure,
     },
+    /// A stage of a resumed run cannot continue where it stopped.
+    #[error("stage `{stage}` cannot resume: {reason}")]
+    Resume {
+        /// The stage.
+        stage: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StartError {
     /// What failed, where, and the kind of I/O error.
     pub fn failure(&self) -> &JournalFailure {
+        static NONE: std::sync::OnceLock<JournalFailure> = std::sync::OnceLock::new();
         match self {
+            StartError::Resume { .. } => NONE.get_or_init(|| JournalFailure {
+                path: None,
+                offset: None,
+                kind: std::io::ErrorKind::InvalidInput,
+                message: String::new(),
+            }),
             StartError::RunDirectory { failure, .. }
             | StartError::StageJournal { failure, .. }
             | StartError::JournalThread { failure, .. }

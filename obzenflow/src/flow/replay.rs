@@ -316,17 +316,70 @@ pub(crate) fn describe_body<T: Payload>(bytes: &[u8]) -> String {
     }
 }
 
-/// Whether stored body bytes are a `Body::Control`, read off the encoded
-/// variant tag (postcard writes an enum's variant index first), which is
-/// taken from the encoding of a real control body rather than written down.
+/// Whether stored body bytes are a `Body::Control` or a `Body::Snapshot`
+/// (how a run went, not what it computed), read off the encoded variant
+/// tag (postcard writes an enum's variant index first), which is taken from
+/// the encoding of real bodies rather than written down.
 fn is_control(body: &[u8]) -> bool {
-    static CONTROL_TAG: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
-    let tag = CONTROL_TAG.get_or_init(|| {
-        postcard::to_allocvec(&Body::<()>::Control(crate::event::Control::Eof))
-            .ok()
-            .and_then(|bytes| bytes.first().copied())
+    static TAGS: std::sync::OnceLock<[Option<u8>; 2]> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let tag = |body: &Body<()>| {
+            postcard::to_allocvec(body)
+                .ok()
+                .and_then(|bytes| bytes.first().copied())
+        };
+        [
+            tag(&Body::Control(crate::event::Control::Eof)),
+            tag(&Body::Snapshot(Box::default())),
+        ]
     });
-    tag.is_some() && body.first() == tag.as_ref()
+    body.first()
+        .is_some_and(|first| tags.iter().any(|tag| *tag == Some(*first)))
+}
+
+/// Where control records and snapshots sit in each stage's journal:
+/// verification compares a record's parents by their places among the
+/// compared records, since marks (a stage's consumed-up-to marks, a
+/// stateful stage's snapshots) fall wherever a run's batches ended.
+#[derive(Debug, Default)]
+struct Uncompared(Vec<Vec<u64>>);
+
+impl Uncompared {
+    fn read(run: &Path, manifest: &Manifest) -> Result<Self, ReplayError> {
+        let mut all = Vec::new();
+        for journal in &manifest.stage_journals {
+            let mut seqs = Vec::new();
+            for batch in stream_raw(&run.join(journal), 4096)? {
+                seqs.extend(
+                    batch?
+                        .into_iter()
+                        .filter(|record| is_control(&record.body))
+                        .map(|record| record.seq),
+                );
+            }
+            all.push(seqs);
+        }
+        Ok(Uncompared(all))
+    }
+
+    /// `parents` with each id's sequence number made its place among its
+    /// journal's compared records.
+    fn places(&self, parents: &Parents) -> Vec<crate::event::EventId> {
+        parents
+            .ids()
+            .iter()
+            .map(|id| {
+                let before = self
+                    .0
+                    .get(id.stage.0 as usize)
+                    .map_or(0, |seqs| seqs.partition_point(|&seq| seq < id.seq));
+                crate::event::EventId {
+                    stage: id.stage,
+                    seq: id.seq - before as u64,
+                }
+            })
+            .collect()
+    }
 }
 
 /// A record as verification compares it: parents and body bytes (ids follow
@@ -446,6 +499,8 @@ pub(crate) fn verify(
 ) -> Result<Verification, ReplayError> {
     let archived_manifest = read_manifest(archive)?;
     let replayed_manifest = read_manifest(replay)?;
+    let archived_marks = Uncompared::read(archive, &archived_manifest)?;
+    let replayed_marks = Uncompared::read(replay, &replayed_manifest)?;
     let mut out = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
         let journal = |manifest: &Manifest| {
@@ -484,7 +539,8 @@ pub(crate) fn verify(
             if first_difference.is_none() {
                 let same = match (&old, &new) {
                     (Some(old), Some(new)) => {
-                        old.parents == new.parents && (!bodies_matter || old.body == new.body)
+                        archived_marks.places(&old.parents) == replayed_marks.places(&new.parents)
+                            && (!bodies_matter || old.body == new.body)
                     }
                     _ => false,
                 };
@@ -627,6 +683,7 @@ mod tests {
         assert!(is_control(&encode(&Body::Control(Control::Eof))));
         assert!(is_control(&encode(&Body::Control(Control::Probe(3)))));
         assert!(!is_control(&encode(&Body::Data(2))));
+        assert!(is_control(&encode(&Body::Snapshot(Box::default()))));
         let record = ErrorRecord {
             stage: "s".into(),
             kind: ErrorKind::Permanent,

@@ -48,6 +48,9 @@ pub struct Manifest {
     /// Once the run has ended: how many records its system journal holds.
     #[serde(default)]
     pub system_records: Option<u64>,
+    /// Each time the run was resumed after it was interrupted, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumptions: Vec<super::resume::Resumption>,
 }
 
 /// The identity of a run's system journal (see
@@ -81,6 +84,9 @@ pub(crate) struct RunDir {
     unsynced: Option<Vec<PathBuf>>,
     /// The directories this run made, deepest first (removed by [`RunDir::remove`]).
     created: Vec<PathBuf>,
+    /// A resumed run's directory, which holds what the interrupted run
+    /// wrote: never removed.
+    resumed: bool,
 }
 
 /// A new run's id: when it started (UTC), the process and a counter, so
@@ -122,6 +128,7 @@ impl RunDir {
             }
         };
         Ok(RunDir {
+            resumed: false,
             created,
             unsynced: Some(unsynced.into_iter().filter(|dir| *dir != path).collect()),
             path,
@@ -143,13 +150,33 @@ impl RunDir {
                 stage_journals: Vec::new(),
                 stage_records: None,
                 system_records: None,
+                resumptions: Vec::new(),
             },
         })
+    }
+
+    /// Opens the directory of the interrupted run in `path`, whose
+    /// manifest is `manifest`, to resume it: its journals are reopened
+    /// where they end, and nothing of it is ever removed.
+    pub(crate) fn reopen(path: &Path, options: DiskJournalOptions, mut manifest: Manifest) -> Self {
+        manifest.stage_journals.clear();
+        manifest.status = "running".to_owned();
+        RunDir {
+            path: path.to_owned(),
+            options,
+            manifest,
+            unsynced: None,
+            created: Vec::new(),
+            resumed: true,
+        }
     }
 
     /// Removes the run's directory and every directory its creation made:
     /// for a run that failed to start, so that it leaves nothing behind.
     pub(crate) fn remove(self) {
+        if self.resumed {
+            return;
+        }
         let _ = fs::remove_dir_all(&self.path);
         remove_empty(&self.created);
     }
@@ -159,16 +186,19 @@ impl RunDir {
         &mut self,
         index: usize,
         name: &str,
+        visit: impl FnMut(&crate::event::Envelope<T>),
     ) -> Result<DiskJournal<T>, DiskJournalError> {
         let relative = format!("stages/{index:03}-{}", sanitize_name(name));
         let options = DiskJournalOptions {
             identity: crate::journal::disk::journal_identity(index, name),
             ..self.options
         };
-        let (journal, _) = DiskJournal::open(&self.path.join(&relative), options)?;
+        let (journal, _) =
+            DiskJournal::open_visiting(&self.path.join(&relative), options, visit)?;
         self.manifest.stage_journals.push(relative);
         Ok(journal)
     }
+
 
     /// The system journal. Its events are fsynced when the run ends, before
     /// the manifest records the end (see [`RunDir::finish`]): a machine crash

@@ -208,9 +208,20 @@ impl<T: Payload> DiskJournal<T> {
         dir: &Path,
         options: DiskJournalOptions,
     ) -> Result<(Self, Recovery), DiskJournalError> {
+        Self::open_visiting(dir, options, |_| {})
+    }
+
+    /// Opens the journal as [`open`](Self::open) does, showing `visit`
+    /// each record it reads on the way (what a resumed run learns its
+    /// positions from, in the same pass).
+    pub(crate) fn open_visiting(
+        dir: &Path,
+        options: DiskJournalOptions,
+        mut visit: impl FnMut(&Envelope<T>),
+    ) -> Result<(Self, Recovery), DiskJournalError> {
         let mut unsynced_dirs = create_private_dir(dir)?;
         let scan = scan(dir, true, |path, offset, record| {
-            decode::<T>(path, offset, record).map(drop)
+            decode::<T>(path, offset, record).map(|envelope| visit(&envelope))
         })?;
         if let (Some(found), Some((path, _))) = (scan.recovery.identity, &scan.last_segment)
             && found != options.identity
@@ -405,6 +416,21 @@ impl<R: Send + 'static> JournalStream<R> {
         batch: usize,
         make: impl Fn(&Path, u64, Stored<'_>) -> Result<R, DiskJournalError> + Send + 'static,
     ) -> Result<Self, DiskJournalError> {
+        Self::start_until(dir, batch, u64::MAX, move |path, offset, record| {
+            make(path, offset, record).map(Some)
+        })
+    }
+
+    /// Starts reading as [`start`](Self::start) does, up to (not including)
+    /// record `until`; `make` may pass a record over (`None`).
+    fn start_until(
+        dir: &Path,
+        batch: usize,
+        until: u64,
+        make: impl Fn(&Path, u64, Stored<'_>) -> Result<Option<R>, DiskJournalError>
+        + Send
+        + 'static,
+    ) -> Result<Self, DiskJournalError> {
         let batch = batch.max(1);
         // Two batches in flight: the reader stays a step ahead, no more.
         let (sender, batches) = mpsc::sync_channel(2);
@@ -414,8 +440,19 @@ impl<R: Send + 'static> JournalStream<R> {
             .spawn(move || {
                 let mut pending = Vec::with_capacity(batch);
                 let mut gone = false;
+                let mut reached = false;
                 let scanned = scan(&owned, false, |path, offset, record| {
-                    pending.push(make(path, offset, record)?);
+                    if record.seq >= until {
+                        // Stop here: what follows is being written now.
+                        reached = true;
+                        return Err(DiskJournalError::Io {
+                            path: path.to_owned(),
+                            source: io::Error::other("the end of the range was reached"),
+                        });
+                    }
+                    if let Some(made) = make(path, offset, record)? {
+                        pending.push(made);
+                    }
                     if pending.len() >= batch {
                         let full = std::mem::replace(&mut pending, Vec::with_capacity(batch));
                         if sender.send(Ok(Streamed::Records(full))).is_err() {
@@ -432,8 +469,18 @@ impl<R: Send + 'static> JournalStream<R> {
                 if gone {
                     return;
                 }
+                let scanned = match scanned {
+                    Err(_) if reached => Ok(None),
+                    scanned => scanned.map(Some),
+                };
                 let _ = match scanned {
-                    Ok(scan) => {
+                    Ok(None) => {
+                        if !pending.is_empty() {
+                            let _ = sender.send(Ok(Streamed::Records(pending)));
+                        }
+                        sender.send(Ok(Streamed::End(Recovery::default())))
+                    }
+                    Ok(Some(scan)) => {
                         if !pending.is_empty() {
                             let _ = sender.send(Ok(Streamed::Records(pending)));
                         }
@@ -504,6 +551,26 @@ pub fn stream_journal<T: Payload>(
     batch: usize,
 ) -> Result<JournalStream<Envelope<T>>, DiskJournalError> {
     JournalStream::start(dir, batch, decode::<T>)
+}
+
+/// The records of the journal in `dir` numbered from `from` up to (not
+/// including) `until`, decoded, streamed `batch` at a time: what a resumed
+/// stage reads of an upstream journal that its writer is appending to
+/// again. Records before `from` are checked but not decoded; reading stops
+/// at `until`, before anything appended since.
+pub(crate) fn stream_range<T: Payload>(
+    dir: &Path,
+    batch: usize,
+    from: u64,
+    until: u64,
+) -> Result<JournalStream<Envelope<T>>, DiskJournalError> {
+    JournalStream::start_until(dir, batch, until, move |path, offset, record| {
+        if record.seq < from {
+            Ok(None)
+        } else {
+            decode::<T>(path, offset, record).map(Some)
+        }
+    })
 }
 
 /// The records of the journal in `dir` as stored, checked like

@@ -336,6 +336,23 @@ impl<T: Payload> MemoryJournal<T> {
         each * batch.len() as u64
     }
 
+    /// Makes an empty journal continue an archived one of `next` entries:
+    /// the next entry appended is number `next` (for a resumed run, whose
+    /// readers read what came before from the archive).
+    pub(crate) fn start_at(&self, next: u64) {
+        let mut state = self.lock();
+        if state.chunks.is_empty() {
+            state.base = next;
+            state.next = next;
+            if let Some(published) = &mut state.published {
+                *published = next;
+            }
+            for cursor in state.cursors.iter_mut().flatten() {
+                *cursor = (*cursor).max(next);
+            }
+        }
+    }
+
     /// From now on, readers see an appended batch only once it is
     /// [`publish`](Self::publish)ed (after its durable copy is written);
     /// `starved` is called when a reader has read all that is published
@@ -468,6 +485,14 @@ pub struct MemoryReader<T: Payload> {
 }
 
 impl<T: Payload> MemoryReader<T> {
+    /// Moves a reader of a journal nothing has been appended to yet to
+    /// `position` (where its journal will [start](MemoryJournal::start_at)).
+    pub(crate) fn resume_at(&mut self, position: u64) {
+        let mut state = self.journal.lock();
+        self.position = position;
+        state.cursors[self.slot] = Some(position);
+    }
+
     /// What the journal notifies when it appends; enable a `notified()` on it
     /// before [`try_next`](Self::try_next) to wait without missing a batch.
     pub(crate) fn appended(&self) -> Arc<Notify> {

@@ -30,6 +30,15 @@ impl<T: Payload, J: Journal<T>> JournalWriter<T, J> {
         }
     }
 
+    /// Whether the last entry pending names `id` among its parents (the
+    /// last of a range).
+    pub(crate) fn last_pending_names(&self, id: EventId) -> bool {
+        self.pending.last().is_some_and(|last| match &last.parents {
+            Parents::Range([_, end]) => *end == id,
+            parents => parents.ids().last() == Some(&id),
+        })
+    }
+
     /// Adds an entry to the pending batch and returns its id.
     #[inline]
     pub fn push(&mut self, parents: Parents, body: Body<T>) -> EventId {

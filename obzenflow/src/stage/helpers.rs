@@ -7,6 +7,8 @@ use super::traits::{Emitter, Join, Observer, Poll, Sink, Stateful, Transform};
 use super::{Source, StageError};
 use crate::event::{Envelope, Payload};
 use crate::event::{Receipt, SourcePosition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -153,9 +155,18 @@ where
 
 impl<I, A, F> Stateful<I, A> for Reduce<A, F>
 where
-    A: Clone + Send + 'static,
+    A: Clone + Send + Serialize + DeserializeOwned + 'static,
     F: FnMut(&mut A, I) + Send + 'static,
 {
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        Some(super::state::encode(&self.value))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        self.value = super::state::decode(state)?;
+        Ok(())
+    }
+
     fn accumulate(&mut self, input: I) -> Result<(), StageError> {
         (self.fold)(&mut self.value, input);
         Ok(())
@@ -199,11 +210,20 @@ where
 
 impl<I, K, A, KF, F> Stateful<I, (K, A)> for GroupBy<K, A, KF, F>
 where
-    K: Ord + Clone + Send + 'static,
-    A: Default + Clone + Send + 'static,
+    K: Ord + Clone + Send + Serialize + DeserializeOwned + 'static,
+    A: Default + Clone + Send + Serialize + DeserializeOwned + 'static,
     KF: FnMut(&I) -> K + Send + 'static,
     F: FnMut(&mut A, I) + Send + 'static,
 {
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        Some(super::state::encode(&self.groups))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        self.groups = super::state::decode(state)?;
+        Ok(())
+    }
+
     fn accumulate(&mut self, input: I) -> Result<(), StageError> {
         let key = (self.key)(&input);
         (self.fold)(self.groups.entry(key).or_default(), input);
@@ -244,10 +264,25 @@ where
 
 impl<T, K, F> Stateful<T, T> for TopN<T, K, F>
 where
-    T: Clone + Send + 'static,
+    T: Clone + Send + Serialize + DeserializeOwned + 'static,
     K: Ord + Send + 'static,
     F: FnMut(&T) -> K + Send + 'static,
 {
+    /// The items kept, best first (their scores are computed again).
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        let items: Vec<&T> = self.best.iter().map(|(_, item)| item).collect();
+        Some(super::state::encode(&items))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        let items: Vec<T> = super::state::decode(state)?;
+        self.best = items
+            .into_iter()
+            .map(|item| ((self.score)(&item), item))
+            .collect();
+        Ok(())
+    }
+
     fn accumulate(&mut self, input: T) -> Result<(), StageError> {
         let score = (self.score)(&input);
         let at = self.best.partition_point(|(kept, _)| *kept >= score);
@@ -301,6 +336,20 @@ impl<T: Send, It: Iterator<Item = T> + Send + 'static> Source<T> for IterSource<
             records: self.taken,
             ..SourcePosition::default()
         })
+    }
+
+    /// Takes the items handed out before again, and drops them.
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        while self.taken < position.records {
+            if self.items.next().is_none() {
+                return Err(StageError::fatal(format!(
+                    "the iterator ends after {} items, and the interrupted run had taken {}",
+                    self.taken, position.records
+                )));
+            }
+            self.taken += 1;
+        }
+        Ok(())
     }
 
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send {

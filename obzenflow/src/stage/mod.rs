@@ -23,6 +23,7 @@ mod helpers;
 mod middleware;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod state;
 mod traits;
 pub mod window;
 
@@ -38,6 +39,6 @@ pub use middleware::{
     NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
 pub use traits::{
-    DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful, StatefulExt,
+    Delivery, DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful, StatefulExt,
     StatefulStage, Transform, WithPolicy,
 };

@@ -328,6 +328,12 @@ where
         let _ = reason;
         self.write().await
     }
+
+    /// Each row carries its delivery key, and a row whose key is in the
+    /// table already is not inserted again.
+    fn delivery(&self) -> crate::stage::Delivery {
+        crate::stage::Delivery::Deduplicated
+    }
 }
 
 /// Inserts `rows` into `table` in one transaction, with their keys.

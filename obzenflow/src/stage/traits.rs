@@ -72,6 +72,19 @@ pub trait Source<T>: Send + 'static {
     fn position(&self) -> Option<SourcePosition> {
         None
     }
+
+    /// Continues after `position` (one that [`position`](Self::position)
+    /// reported): called once, before the first [`next`](Self::next), by a
+    /// resumed run whose source had journaled events. The default refuses,
+    /// and so the resume is refused for this source; a source that cannot
+    /// seek but gives the same events every time may re-read its input and
+    /// skip `position.records` of them.
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        let _ = position;
+        Err(StageError::fatal(
+            "this source cannot continue from where it stopped (its handler does not implement `Source::seek`)",
+        ))
+    }
 }
 
 /// One input event to zero or more outputs. A transform that never waits
@@ -128,6 +141,33 @@ pub trait Sink<T>: Send + 'static {
         let _ = reason;
         std::future::ready(Ok(()))
     }
+
+    /// What the sink's effects are worth after a crash: what a resumed run
+    /// does for it (see [`Delivery`]). At least once, unless it says.
+    fn delivery(&self) -> Delivery {
+        Delivery::AtLeastOnce
+    }
+}
+
+/// What a sink's effects are worth when a run is interrupted and resumed.
+/// A resumed run never delivers again an input whose receipt was journaled;
+/// what differs is the window between a delivery and its receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// The inputs after the last receipt are delivered again, and may have
+    /// been delivered before the crash: the report counts them as
+    /// possible duplicates.
+    AtLeastOnce,
+    /// The inputs after the last receipt are delivered again with the same
+    /// [`DeliveryKey`], and the sink keeps each key's effect once (a
+    /// database with a key column): exactly once.
+    Deduplicated,
+    /// The sink's effect is made whole at the end (a file written beside
+    /// its target and renamed over it when the input ends): a resumed run
+    /// delivers it every input again, from the first, journaling receipts
+    /// only for the new ones: exactly once.
+    Rebuilt,
 }
 
 /// Why a stage drains: what its sink's [`drain`](Sink::drain) and its
@@ -176,6 +216,24 @@ pub trait Stateful<I, O>: Send + 'static {
     fn emit_final(&mut self, reason: DrainReason) -> Vec<O> {
         let _ = reason;
         self.emit()
+    }
+
+    /// The state, encoded (with [`state::encode`](super::state::encode)),
+    /// for a resumed run to [`restore`](Self::restore): journaled with
+    /// every batch the stage emits in, and every so many inputs. `None`
+    /// (the default) when the handler cannot: a resumed run then folds
+    /// every input again, which it can only if the stage had emitted
+    /// nothing, and refuses otherwise.
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        None
+    }
+
+    /// Takes back a state [`snapshot`](Self::snapshot) gave.
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        let _ = state;
+        Err(StageError::fatal(
+            "this stateful handler cannot restore a snapshot (it does not implement `Stateful::restore`)",
+        ))
     }
 }
 

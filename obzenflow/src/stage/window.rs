@@ -135,7 +135,7 @@ enum Shape {
 }
 
 /// An open window's state.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Open<A> {
     start: Timestamp,
     count: u64,
@@ -425,14 +425,32 @@ impl<K: Ord + Clone, A: Default, KF, TF, F> Windows<K, A, KF, TF, F> {
 impl<I, K, A, KF, TF, F> Stateful<I, Window<K, A>> for Windows<K, A, KF, TF, F>
 where
     I: Clone,
-    K: Ord + Clone + Send + 'static,
-    A: Default + Clone + Send + 'static,
+    K: Ord + Clone + Send + Serialize + serde::de::DeserializeOwned + 'static,
+    A: Default + Clone + Send + Serialize + serde::de::DeserializeOwned + 'static,
     KF: FnMut(&I) -> K + Send + 'static,
     TF: FnMut(&I) -> Result<Timestamp, StageError> + Send + 'static,
     F: FnMut(&mut A, I) + Send + 'static,
 {
     fn accumulate(&mut self, input: I) -> Result<(), StageError> {
         self.take(input)
+    }
+
+    /// The open windows, each key's session end and the latest time seen.
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        Some(super::state::encode(&(
+            self.open.iter().collect::<Vec<_>>(),
+            self.session_ends.iter().collect::<Vec<_>>(),
+            self.latest,
+        )))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        type Saved<K, A> = (Vec<((Timestamp, K), Open<A>)>, Vec<(K, Timestamp)>, Option<Timestamp>);
+        let (open, session_ends, latest): Saved<K, A> = super::state::decode(state)?;
+        self.open = open.into_iter().collect();
+        self.session_ends = session_ends.into_iter().collect();
+        self.latest = latest;
+        Ok(())
     }
 
     /// The windows the watermark has passed.
@@ -460,14 +478,14 @@ mod tests {
     /// A window as the tests compare it: key, start, end, count, value.
     type Shown = (String, i64, i64, u64, u32);
 
-    fn feed<W: Stateful<Reading, Window<&'static str, u32>>>(
+    fn feed<W: Stateful<Reading, Window<String, u32>>>(
         windows: &mut W,
         inputs: &[Reading],
     ) -> (Vec<Shown>, Vec<String>) {
         let mut out = Vec::new();
         let mut late = Vec::new();
         let show =
-            |w: Window<&'static str, u32>| (w.key.to_owned(), w.start.0, w.end.0, w.count, w.value);
+            |w: Window<String, u32>| (w.key, w.start.0, w.end.0, w.count, w.value);
         for input in inputs {
             if let Err(error) = windows.accumulate(*input) {
                 late.push(error.to_string());
@@ -483,8 +501,8 @@ mod tests {
         (out, late)
     }
 
-    fn key(r: &Reading) -> &'static str {
-        r.0
+    fn key(r: &Reading) -> String {
+        r.0.to_owned()
     }
 
     fn time(r: &Reading) -> Result<Timestamp, StageError> {

@@ -3,7 +3,11 @@
 //! connected, among those with entries ready; an input that has reached its
 //! EOF is no longer waited on.
 
-use crate::event::Payload;
+use super::StageFailure;
+use super::status::StageCounters;
+use crate::event::{Envelope, Payload};
+use crate::flow::resume::StageResume;
+use crate::journal::disk::JournalStream;
 use crate::journal::{Chunk, MemoryReader};
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -23,17 +27,91 @@ pub(crate) struct Inputs<T: Payload> {
     read: Vec<Arc<AtomicU64>>,
     open: Vec<bool>,
     next: usize,
+    /// Each input's stage (by index), where known.
+    upstream: Vec<usize>,
+    /// For a resumed stage: what each input holds from before the run was
+    /// interrupted and the stage had not taken, read from the archive
+    /// before the live journal.
+    archived: Vec<Option<JournalStream<Envelope<T>>>>,
+    /// Why reading the archive failed, once it has.
+    failure: Option<StageFailure>,
 }
 
 impl<T: Payload> Inputs<T> {
     /// Inputs from `readers`, counting what is read from each into its counter.
     pub(crate) fn new(readers: Vec<(MemoryReader<T>, Arc<AtomicU64>)>) -> Self {
+        let upstream = vec![usize::MAX; readers.len()];
         let (readers, read): (Vec<_>, Vec<_>) = readers.into_iter().unzip();
         Inputs {
             open: vec![true; readers.len()],
+            archived: readers.iter().map(|_| None).collect(),
             readers,
             read,
             next: 0,
+            upstream,
+            failure: None,
+        }
+    }
+
+    /// Inputs from stages `upstream` (their indexes, in the order of `readers`).
+    pub(crate) fn of_stages(
+        readers: Vec<(MemoryReader<T>, Arc<AtomicU64>)>,
+        upstream: Vec<usize>,
+    ) -> Self {
+        let mut inputs = Self::new(readers);
+        inputs.upstream = upstream;
+        inputs
+    }
+
+    /// Sets a resumed stage's inputs where it continues: `from(stage)` is
+    /// where it continues reading stage `stage`'s journal (everything, for
+    /// a stage that had finished). What comes before counts as read; what
+    /// lies between it and the archived journal's end is read from the
+    /// archive, then the live journal follows.
+    pub(crate) fn resume(
+        &mut self,
+        resume: &StageResume,
+        from: impl Fn(usize) -> u64,
+        counters: &StageCounters,
+    ) -> Result<(), String> {
+        for (index, reader) in self.readers.iter_mut().enumerate() {
+            let stage = self.upstream[index];
+            let Some(upstream) = resume.upstream(stage) else {
+                return Err(format!(
+                    "its input from stage number {stage} was not reopened before it"
+                ));
+            };
+            let end = upstream.facts.records;
+            let start = if resume.own.ended { end } else { from(stage) };
+            if start > end {
+                return Err(format!(
+                    "its journal shows events up to {start} taken from {}, whose journal holds {end}: the archive lost records a stage had read (was it written with fsync off, before a machine crash?)",
+                    upstream.dir.display()
+                ));
+            }
+            reader.resume_at(end);
+            let before = upstream.facts.data_before(start);
+            self.read[index].fetch_add(before, Ordering::Relaxed);
+            StageCounters::add(&counters.events_in, before);
+            if start < end {
+                let stream = crate::journal::disk::stream_range::<T>(&upstream.dir, 1024, start, end)
+                    .map_err(|error| error.to_string())?;
+                self.archived[index] = Some(stream);
+            }
+        }
+        Ok(())
+    }
+
+    /// The index of each input's stage.
+    pub(crate) fn stages(&self) -> &[usize] {
+        &self.upstream
+    }
+
+    /// An error if reading an input's archive failed.
+    pub(crate) fn check(&mut self) -> Result<(), StageFailure> {
+        match self.failure.take() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
         }
     }
 
@@ -67,7 +145,23 @@ impl<T: Payload> Inputs<T> {
             if !self.open[index] {
                 continue;
             }
-            if let Some(chunk) = self.readers[index].try_next() {
+            let chunk = match self.archived[index].as_mut() {
+                Some(stream) => match super::blocking(|| stream.next()) {
+                    Some(Ok(entries)) => Some(Chunk::new(Arc::new(entries), 0)),
+                    Some(Err(error)) => {
+                        self.failure = Some(StageFailure::Journal(
+                            crate::journal::JournalFailure::from(&error),
+                        ));
+                        return None;
+                    }
+                    None => {
+                        self.archived[index] = None;
+                        self.readers[index].try_next()
+                    }
+                },
+                None => self.readers[index].try_next(),
+            };
+            if let Some(chunk) = chunk {
                 self.next = (index + 1) % count;
                 let data = chunk
                     .entries()
@@ -89,7 +183,7 @@ impl<T: Payload> Inputs<T> {
             return Some(ready);
         }
         loop {
-            if self.all_closed() {
+            if self.all_closed() || self.failure.is_some() {
                 return None;
             }
             let notifies: Vec<Arc<Notify>> = self

@@ -16,6 +16,7 @@ mod status;
 
 pub use crate::journal::JournalFailure;
 pub(crate) use body::{
+    Resumable,
     ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, RunMode, SinkBody, SourceBody,
     StageBody, StatefulBody, TransformBody, blocking,
 };

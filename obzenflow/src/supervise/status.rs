@@ -76,6 +76,9 @@ pub(crate) struct StageCounters {
     pub(crate) busy_nanos: AtomicU64,
     /// How many times the stage's task woke up to do something.
     pub(crate) wakeups: AtomicU64,
+    /// For an at-least-once sink of a resumed run: inputs delivered again
+    /// that the interrupted run may have delivered already.
+    pub(crate) possible_duplicates: AtomicU64,
     /// How long handling one event took.
     pub(crate) processing: Histogram,
 }
@@ -237,6 +240,11 @@ pub struct StageReport {
     /// What the middleware around its handler did, innermost first.
     #[serde(default)]
     pub middleware: Vec<crate::stage::MiddlewareReport>,
+    /// For an at-least-once sink of a resumed run: the inputs it delivered
+    /// again that the interrupted run may have delivered already (those
+    /// after its last receipt). 0 for every other stage.
+    #[serde(default)]
+    pub possible_duplicates: u64,
 }
 
 #[cfg(test)]

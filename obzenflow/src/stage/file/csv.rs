@@ -52,8 +52,9 @@ pub struct CsvSource<T> {
     record: ::csv::ByteRecord,
     /// Whether the header holds every field `T` names.
     checked: bool,
-    /// A bad row found after a batch's good ones: given at the next poll.
-    failed: Option<StageError>,
+    /// A bad row found after a batch's good ones: given at the next poll,
+    /// with the position after it (the batch's own stops before it).
+    failed: Option<(StageError, SourcePosition)>,
     position: SourcePosition,
     ended: bool,
     _rows: PhantomData<fn() -> T>,
@@ -281,7 +282,8 @@ fn short_type_name<T>() -> &'static str {
 impl<T: Payload> CsvSource<T> {
     /// Reads up to a batch of rows, each made into a `U` with its line.
     fn read_batch<U>(&mut self, mut wrap: impl FnMut(u64, T) -> U) -> Result<Poll<U>, StageError> {
-        if let Some(error) = self.failed.take() {
+        if let Some((error, after)) = self.failed.take() {
+            self.position = after;
             return Err(error);
         }
         if self.ended {
@@ -309,6 +311,7 @@ impl<T: Payload> CsvSource<T> {
                 .record
                 .position()
                 .map_or(self.position.line + 1, ::csv::Position::line);
+            let before = self.position;
             self.position = SourcePosition {
                 records: self.position.records + 1,
                 line: next.line().saturating_sub(1),
@@ -318,7 +321,8 @@ impl<T: Payload> CsvSource<T> {
                 Ok(row) => batch.push(wrap(line, row)),
                 Err(error) if batch.is_empty() => return Err(error),
                 Err(error) => {
-                    self.failed = Some(error);
+                    self.failed = Some((error, self.position));
+                    self.position = before;
                     break;
                 }
             }
@@ -328,6 +332,32 @@ impl<T: Payload> CsvSource<T> {
         } else {
             Poll::Events(batch)
         })
+    }
+
+    /// Reads the file again past `position.records` rows without decoding
+    /// them, and checks that it is at `position`'s line and byte there
+    /// (else the file changed since).
+    fn seek_to(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        self.open()?;
+        self.probe()?;
+        while self.position.records < position.records {
+            let Some(reader) = self.reader.as_mut() else {
+                break;
+            };
+            let more = reader.read_byte_record(&mut self.record);
+            let next = reader.position().clone();
+            if !more.map_err(|e| self.read_failed(e, self.position.line + 1))? {
+                self.reader = None;
+                self.ended = true;
+                break;
+            }
+            self.position = SourcePosition {
+                records: self.position.records + 1,
+                line: next.line().saturating_sub(1),
+                offset: next.byte(),
+            };
+        }
+        super::check_seek(&self.path, self.position, position)
     }
 
     /// The same source, giving each row with the line it starts on, so
@@ -348,6 +378,10 @@ impl<T: Payload> Source<T> for CsvSource<T> {
 
     fn position(&self) -> Option<SourcePosition> {
         Some(self.position)
+    }
+
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        self.seek_to(position)
     }
 }
 
@@ -377,6 +411,10 @@ impl<T: Payload> Source<Numbered<T>> for NumberedCsvSource<T> {
 
     fn position(&self) -> Option<SourcePosition> {
         Some(self.0.position)
+    }
+
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        self.0.seek_to(position)
     }
 }
 
@@ -493,6 +531,10 @@ impl<T: Payload> Sink<T> for CsvSink {
             self.pass_on()?;
         }
         self.file.flush()
+    }
+
+    fn delivery(&self) -> crate::stage::Delivery {
+        self.file.delivery()
     }
 
     async fn drain(&mut self, reason: DrainReason) -> Result<(), StageError> {

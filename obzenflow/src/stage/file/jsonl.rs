@@ -21,7 +21,9 @@ pub struct JsonlSource<T> {
     expected: Option<u64>,
     reader: Option<Box<dyn BufRead + Send>>,
     line: Vec<u8>,
-    failed: Option<StageError>,
+    /// A bad line found after a batch's good ones: given at the next poll,
+    /// with the position after it (the batch's own stops before it).
+    failed: Option<(StageError, SourcePosition)>,
     position: SourcePosition,
     ended: bool,
     _rows: PhantomData<fn() -> T>,
@@ -81,23 +83,22 @@ impl<T> JsonlSource<T> {
 
 impl<T: Payload> Source<T> for JsonlSource<T> {
     async fn next(&mut self) -> Result<Poll<T>, StageError> {
-        if let Some(error) = self.failed.take() {
+        if let Some((error, after)) = self.failed.take() {
+            self.position = after;
             return Err(error);
         }
         if self.ended {
             return Ok(Poll::End);
         }
         if self.reader.is_none() {
-            self.reader = Some(Box::new(std::io::BufReader::with_capacity(
-                64 << 10,
-                open(&self.path, self.max_line_bytes)?,
-            )));
+            self.open()?;
         }
         let mut batch = Vec::with_capacity(BATCH);
         while batch.len() < BATCH {
             let Some(reader) = self.reader.as_mut() else {
                 break;
             };
+            let before = self.position;
             self.line.clear();
             let read =
                 reader.read_until(b'\n', &mut self.line).map_err(|error| {
@@ -130,7 +131,8 @@ impl<T: Payload> Source<T> for JsonlSource<T> {
                     if batch.is_empty() {
                         return Err(error);
                     }
-                    self.failed = Some(error);
+                    self.failed = Some((error, self.position));
+                    self.position = before;
                     break;
                 }
             }
@@ -148,6 +150,40 @@ impl<T: Payload> Source<T> for JsonlSource<T> {
 
     fn position(&self) -> Option<SourcePosition> {
         Some(self.position)
+    }
+
+    /// Reads the file again up to `position`'s line, and checks that it
+    /// is at `position`'s byte there (else the file changed).
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        self.open()?;
+        while self.position.line < position.line {
+            let Some(reader) = self.reader.as_mut() else {
+                break;
+            };
+            self.line.clear();
+            let read = reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|error| cannot("read", &self.path, error))?;
+            if read == 0 {
+                break;
+            }
+            self.position.line += 1;
+            self.position.offset += read as u64;
+            if !self.line.trim_ascii().is_empty() {
+                self.position.records += 1;
+            }
+        }
+        super::check_seek(&self.path, self.position, position)
+    }
+}
+
+impl<T> JsonlSource<T> {
+    fn open(&mut self) -> Result<(), StageError> {
+        self.reader = Some(Box::new(std::io::BufReader::with_capacity(
+            64 << 10,
+            open(&self.path, self.max_line_bytes)?,
+        )));
+        Ok(())
     }
 }
 
@@ -203,6 +239,10 @@ impl<T: Payload> Sink<T> for JsonlSink {
 
     async fn flush(&mut self) -> Result<(), StageError> {
         self.file.flush()
+    }
+
+    fn delivery(&self) -> crate::stage::Delivery {
+        self.file.delivery()
     }
 
     async fn drain(&mut self, reason: DrainReason) -> Result<(), StageError> {

@@ -28,6 +28,28 @@ fn cannot(what: &str, path: &Path, error: io::Error) -> StageError {
 /// Opens `path` for reading, decompressing it if its content is gzip
 /// (whatever its name), with lines capped at `max_line_bytes`. Unbuffered
 /// on top: its reader buffers it.
+/// After reading a file again to where a resumed source continues: an
+/// error unless it got to `wanted` (the file is shorter, or changed).
+fn check_seek(
+    path: &Path,
+    got: crate::event::SourcePosition,
+    wanted: crate::event::SourcePosition,
+) -> Result<(), StageError> {
+    if got == wanted {
+        return Ok(());
+    }
+    Err(StageError::fatal(format!(
+        "{} changed since the interrupted run: it read {} records to line {} and byte {} there, and reading it again gives {} records to line {} and byte {}",
+        path.display(),
+        wanted.records,
+        wanted.line,
+        wanted.offset,
+        got.records,
+        got.line,
+        got.offset
+    )))
+}
+
 fn open(path: &Path, max_line_bytes: usize) -> Result<Box<dyn Read + Send>, StageError> {
     let file = File::open(path).map_err(|e| cannot("open", path, e))?;
     let mut reader = BufReader::with_capacity(64 << 10, file);
@@ -191,6 +213,16 @@ impl OutputFile {
     /// Appends to the target as it goes instead of replacing it.
     fn append(&mut self) {
         self.mode = Mode::Append;
+    }
+
+    /// What its effects are worth after a crash: a file that replaces its
+    /// target at the end is written whole again by a resumed run; one
+    /// appended to as it goes may get again what followed its last receipt.
+    fn delivery(&self) -> super::Delivery {
+        match self.mode {
+            Mode::Replace { .. } => super::Delivery::Rebuilt,
+            Mode::Append => super::Delivery::AtLeastOnce,
+        }
     }
 
     /// The open writer, opening it first if need be.

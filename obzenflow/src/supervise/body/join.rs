@@ -14,6 +14,9 @@ pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
     pub(crate) stream: Inputs<S>,
     pub(crate) output: Output<O>,
     pub(crate) emitter: Emitter<O>,
+    /// For a resumed run, which loads its reference again: the reference
+    /// inputs before this one already have their failures in the journal.
+    pub(crate) reloaded_until: Option<crate::event::EventId>,
 }
 
 impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
@@ -29,7 +32,23 @@ impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
             stream,
             output,
             emitter: Emitter::new(),
+            reloaded_until: None,
         }
+    }
+
+    /// Continues a resumed run: the whole reference again (a join holds
+    /// it), the stream after the last event the journal shows taken.
+    pub(crate) fn resume(&mut self, resume: &crate::flow::resume::StageResume) -> Result<(), String> {
+        let counters = std::sync::Arc::clone(&self.output.counters);
+        self.reference.resume(resume, |_| 0, &counters)?;
+        if let Some(&stage) = self.reference.stages().first() {
+            self.reloaded_until = Some(crate::event::EventId {
+                stage: crate::event::StageId(u32::try_from(stage).unwrap_or(u32::MAX)),
+                seq: resume.taken(stage),
+            });
+        }
+        self.stream
+            .resume(resume, |up| resume.taken(up), &counters)
     }
 }
 
@@ -51,6 +70,8 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        self.reference.check()?;
+        self.stream.check()?;
         let started = StdInstant::now();
         let step = match work {
             JoinWork::Reference(None) | JoinWork::Stream(None) => Step::Continue,
@@ -58,7 +79,12 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
                 let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
                 for (id, item) in &mut data {
                     if let Err(error) = self.handler.load(item) {
-                        self.output.failed(error, Some(id))?;
+                        let reported = self
+                            .reloaded_until
+                            .is_some_and(|until| id.stage == until.stage && id.seq < until.seq);
+                        if !reported {
+                            self.output.failed(error, Some(id))?;
+                        }
                     }
                 }
                 if data.finish(&mut self.output) {

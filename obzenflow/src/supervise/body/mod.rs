@@ -60,6 +60,51 @@ pub(crate) trait StageBody: Send + 'static {
     fn cut_short(&self) -> bool;
 }
 
+/// A stage of a resumed run: live, or finished before the run was
+/// interrupted (its journal ends with its EOF), which does nothing.
+pub(crate) enum Resumable<B> {
+    Live(B),
+    Ended,
+}
+
+impl<B: StageBody> StageBody for Resumable<B> {
+    type Work = Option<B::Work>;
+
+    async fn wait(&mut self) -> Self::Work {
+        match self {
+            Resumable::Live(body) => Some(body.wait().await),
+            Resumable::Ended => None,
+        }
+    }
+
+    async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        match (self, work) {
+            (Resumable::Live(body), Some(work)) => body.work(work).await,
+            _ => Ok(Step::Done),
+        }
+    }
+
+    async fn finish(&mut self) -> Result<(), StageFailure> {
+        match self {
+            Resumable::Live(body) => body.finish().await,
+            Resumable::Ended => Ok(()),
+        }
+    }
+
+    fn stop_producing(&mut self) {
+        if let Resumable::Live(body) = self {
+            body.stop_producing();
+        }
+    }
+
+    fn cut_short(&self) -> bool {
+        match self {
+            Resumable::Live(body) => body.cut_short(),
+            Resumable::Ended => false,
+        }
+    }
+}
+
 /// The error lane of a flow: every record any stage wrote there.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ErrorLane(Arc<Mutex<Vec<ErrorRecord>>>);
@@ -93,6 +138,8 @@ pub(crate) struct RunMode {
     pub(crate) archived_journal: Option<std::path::PathBuf>,
     /// For a sink in a replay: skip its deliveries.
     pub(crate) dry_run: bool,
+    /// For a stage of a resumed run: where it continues.
+    pub(crate) resume: Option<crate::flow::resume::StageResume>,
 }
 
 /// What every body shares: its name, counters, output writer and the error lane.
@@ -109,6 +156,9 @@ pub(crate) struct Output<O: Payload> {
     /// stopped source sets it, and a stage that reads a stop mark sets it
     /// and passes the mark on before its own EOF.
     pub(crate) stopped: bool,
+    /// Whether it marks inputs it took that produced nothing (stateful
+    /// stages resume from their snapshots instead).
+    pub(crate) marks_consumed: bool,
 }
 
 impl<O: Payload> Output<O> {
@@ -226,6 +276,21 @@ impl<O: Payload> Output<O> {
         Ok(())
     }
 
+    /// After the stage took input `last` and everything before it in its
+    /// journal: if nothing pending names `last` among its parents (the
+    /// input produced nothing), a mark says it was taken, so that a resumed
+    /// run neither takes it again nor skips what follows.
+    pub(crate) fn mark_consumed(&mut self, last: EventId) {
+        if self.marks_consumed && !self.writer.last_pending_names(last) {
+            let next = EventId {
+                stage: last.stage,
+                seq: last.seq + 1,
+            };
+            self.writer
+                .push(Parents::None, Body::Control(Control::Consumed(next)));
+        }
+    }
+
     /// Queues the end of the stage's output: a stop mark if its input ended
     /// in a stop, then the EOF.
     pub(crate) fn push_end(&mut self) {
@@ -278,6 +343,8 @@ pub(crate) struct ChunkData<T> {
     /// Whether iteration pauses at a loop probe (for stages that pass probes on).
     stop_at_probes: bool,
     probe: Option<u32>,
+    /// The last data entry handed out: what the stage has taken up to.
+    last: Option<EventId>,
 }
 
 impl<T: Payload> ChunkData<T> {
@@ -294,7 +361,13 @@ impl<T: Payload> ChunkData<T> {
             stopped: false,
             stop_at_probes: false,
             probe: None,
+            last: None,
         }
+    }
+
+    /// The last data entry handed out so far, if any.
+    pub(crate) fn last_taken(&self) -> Option<EventId> {
+        self.last
     }
 
     /// Pauses iteration at each loop probe, so that the stage can pass it on
@@ -310,9 +383,13 @@ impl<T: Payload> ChunkData<T> {
     }
 
     /// Whether the chunk ended with the input's EOF; a stop mark read on
-    /// the way is passed to `output`.
+    /// the way is passed to `output`, and so is how far the stage has
+    /// taken this input (see [`Output::mark_consumed`]).
     pub(crate) fn finish<O: Payload>(self, output: &mut Output<O>) -> bool {
         output.stopped |= self.stopped;
+        if let Some(last) = self.last {
+            output.mark_consumed(last);
+        }
         self.eof
     }
 }
@@ -333,8 +410,11 @@ impl<T> Iterator for ChunkData<T> {
         loop {
             let entry = self.entries.pop_front()?;
             match entry.body {
-                Body::Data(item) => return Some((entry.id, item)),
-                Body::Error(_) => {}
+                Body::Data(item) => {
+                    self.last = Some(entry.id);
+                    return Some((entry.id, item));
+                }
+                Body::Error(_) | Body::Snapshot(_) => {}
                 Body::Control(control) => {
                     if self.pauses_at(control) {
                         return None;
@@ -357,7 +437,7 @@ impl<T> ChunkData<T> {
                 self.probe = Some(round);
                 return true;
             }
-            Control::Probe(_) | Control::Position(_) => {}
+            Control::Probe(_) | Control::Position(_) | Control::Consumed(_) => {}
         }
         false
     }

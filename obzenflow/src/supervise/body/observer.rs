@@ -23,11 +23,25 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        self.inputs.check()?;
         let Some((index, chunk, data_count)) = work else {
             return Ok(Step::Done);
         };
         let started = StdInstant::now();
         let mut eof = false;
+        if let Some(last) = chunk.entries().last()
+            && self.output.durable.is_some()
+        {
+            // An observer writes nothing but this (and only on disk, where
+            // a resumed run reads it): how far it has seen.
+            let next = crate::event::EventId {
+                stage: last.id.stage,
+                seq: last.id.seq + 1,
+            };
+            self.output
+                .writer
+                .push(crate::event::Parents::None, Body::Control(Control::Consumed(next)));
+        }
         for entry in chunk.entries() {
             self.handler.observe(entry);
             match &entry.body {
@@ -38,6 +52,9 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
         }
         StageCounters::add(&self.output.counters.events_in, data_count);
         self.output.busy_since(started, data_count);
+        if self.output.durable.is_some() {
+            self.output.flush(0).await?;
+        }
         Ok(self.inputs.after_chunk(index, eof))
     }
 

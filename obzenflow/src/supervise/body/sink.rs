@@ -5,7 +5,8 @@
 
 use super::{ChunkData, Output, StageBody, Step};
 use crate::event::{DeliveryKey, EventId, Payload, Receipt, StageId};
-use crate::stage::Sink;
+use crate::stage::{Delivery, Sink};
+use crate::supervise::status::StageCounters;
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
 use std::time::Instant as StdInstant;
@@ -20,6 +21,10 @@ pub(crate) struct SinkBody<T: Payload, K> {
     pub(crate) receipts: Vec<(EventId, Receipt)>,
     /// The key of the delivery under way (its event changes each time).
     pub(crate) key: DeliveryKey,
+    /// For a resumed sink that rebuilds its effect from every input: for
+    /// each input stage, the inputs before this one were receipted before
+    /// the run was interrupted, and are delivered again without a receipt.
+    pub(crate) receipted: Vec<EventId>,
 }
 
 impl<T: Payload, K> SinkBody<T, K> {
@@ -43,12 +48,52 @@ impl<T: Payload, K> SinkBody<T, K> {
                     seq: 0,
                 },
             },
+            receipted: Vec::new(),
         }
+    }
+
+    /// Whether input `id` was receipted before the run was interrupted.
+    fn was_receipted(&self, id: EventId) -> bool {
+        self.receipted
+            .iter()
+            .any(|until| until.stage == id.stage && id.seq < until.seq)
     }
 
     /// Writes the receipts kept so far.
     fn write_receipts(&mut self) {
         self.output.writer.push_each(self.receipts.drain(..));
+    }
+}
+
+impl<T: Payload, K: Sink<T>> SinkBody<T, K> {
+    /// Continues a resumed run as the handler's [`Delivery`] says: after
+    /// the last receipt, or (to rebuild its effect) from the first input.
+    pub(crate) fn resume(&mut self, resume: &crate::flow::resume::StageResume) -> Result<(), String> {
+        let counters = std::sync::Arc::clone(&self.output.counters);
+        let delivery = self.handler.delivery();
+        if delivery == Delivery::Rebuilt && !resume.own.ended {
+            self.receipted = self
+                .inputs
+                .stages()
+                .iter()
+                .map(|&up| EventId {
+                    stage: StageId(u32::try_from(up).unwrap_or(u32::MAX)),
+                    seq: resume.taken(up),
+                })
+                .collect();
+            return self.inputs.resume(resume, |_| 0, &counters);
+        }
+        if delivery == Delivery::AtLeastOnce && !resume.own.ended {
+            // Delivered again, perhaps for the second time: what the
+            // interrupted run could have read after its last receipt.
+            let again: u64 = resume
+                .upstream
+                .iter()
+                .map(|up| up.facts.data_from(resume.taken(up.index)))
+                .sum();
+            StageCounters::add(&counters.possible_duplicates, again);
+        }
+        self.inputs.resume(resume, |up| resume.taken(up), &counters)
     }
 }
 
@@ -60,6 +105,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        self.inputs.check()?;
         let Some((index, chunk, data_count)) = work else {
             return Ok(Step::Done);
         };
@@ -74,6 +120,12 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
                 continue;
             }
             self.key.event = id;
+            if !self.receipted.is_empty() && self.was_receipted(id) {
+                // Rebuilding: delivered again, its receipt (or its failure)
+                // already journaled.
+                let _ = self.handler.deliver(&self.key, item).await;
+                continue;
+            }
             match self.handler.deliver(&self.key, item).await {
                 Ok(receipt) => {
                     delivered += 1;

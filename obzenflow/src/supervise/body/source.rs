@@ -131,7 +131,7 @@ impl<T: Payload, S: Source<T>> StageBody for SourceBody<T, S> {
                                 .writer
                                 .push(Parents::None, Body::Control(Control::Position(position)));
                         }
-                        Body::Control(_) => {}
+                        Body::Control(_) | Body::Snapshot(_) => {}
                     }
                 }
                 self.output.busy_since(started, count);

@@ -178,6 +178,7 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, 
     }
 
     async fn work(&mut self, work: Self::Work) -> Result<Step, StageFailure> {
+        self.inputs.check()?;
         let started = StdInstant::now();
         let (chunk, from_feedback) = match work {
             TransformWork::Forward(chunk) => (chunk, false),
