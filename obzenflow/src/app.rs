@@ -19,7 +19,8 @@
 //!
 //! Options: `--journal-dir DIR` (disk journals, the default is
 //! `target/obzenflow`), `--memory` (no disk journals), `--replay-from RUN_DIR`
-//! (replay an archived run), `--inspect RUN_DIR` (print its journals as JSON
+//! (replay an archived run), `--resume-from RUN_DIR` (continue an
+//! interrupted run where it stopped), `--inspect RUN_DIR` (print its journals as JSON
 //! lines), `--verify` (with `--replay-from`: compare every
 //! stage with the archive), `--allow-incomplete`, `--repeat-sink-effects`,
 //! `--stop-timeout SECONDS` (for Ctrl-C), `--log-level LEVEL`; with the
@@ -55,6 +56,7 @@ pub struct App {
     matches: ArgMatches,
     journal_dir: Option<PathBuf>,
     replay_from: Option<PathBuf>,
+    resume_from: Option<PathBuf>,
     verify: bool,
     replay: ReplayOptions,
     stop_timeout: Duration,
@@ -73,6 +75,11 @@ impl App {
     /// The archived run being replayed, if any.
     pub fn replay_from(&self) -> Option<&std::path::Path> {
         self.replay_from.as_deref()
+    }
+
+    /// The interrupted run being resumed, if any.
+    pub fn resume_from(&self) -> Option<&std::path::Path> {
+        self.resume_from.as_deref()
     }
 
     /// The whole command line as clap parsed it: the program's own options
@@ -161,6 +168,14 @@ fn command(own: Vec<Arg>) -> Command {
                 .value_name("RUN_DIR")
                 .value_parser(value_parser!(PathBuf))
                 .help("Replay an archived run: sources read its journals, every other stage runs again"),
+        )
+        .arg(
+            Arg::new("resume-from")
+                .long("resume-from")
+                .value_name("RUN_DIR")
+                .value_parser(value_parser!(PathBuf))
+                .conflicts_with_all(["replay-from", "memory"])
+                .help("Continue an interrupted run where it stopped, appending to its journals"),
         )
         .arg(
             Arg::new("inspect")
@@ -436,6 +451,7 @@ fn run_program(
             matches.get_one::<PathBuf>("journal-dir").cloned()
         },
         replay_from: matches.get_one::<PathBuf>("replay-from").cloned(),
+        resume_from: matches.get_one::<PathBuf>("resume-from").cloned(),
         verify: matches.get_flag("verify"),
         replay: ReplayOptions {
             allow_incomplete: matches.get_flag("allow-incomplete"),
@@ -478,6 +494,12 @@ fn run_program(
             && let Err(error) = flow.replay_from(archive, app.replay)
         {
             eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+        if let Some(run) = &app.resume_from
+            && let Err(error) = flow.resume_from(run, Default::default())
+        {
+            eprintln!("error: cannot resume: {error}");
             return ExitCode::FAILURE;
         }
         #[cfg(feature = "http")]
@@ -752,6 +774,7 @@ mod tests {
             matches,
             journal_dir: None,
             replay_from: None,
+            resume_from: None,
             verify: false,
             replay: Default::default(),
             stop_timeout: std::time::Duration::ZERO,

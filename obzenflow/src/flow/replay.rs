@@ -10,7 +10,17 @@
 use super::handle::StageInfo;
 use super::run::{MANIFEST_VERSION, Manifest};
 use super::topology::Topology;
-use crate::event::{Body, Parents, Payload};
+use crate::event::{Body, EventId, Parents, Payload};
+use std::collections::{HashMap, VecDeque};
+
+/// What a record of a verified stage is matched with its counterpart by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum MatchKey {
+    /// Its first parent's place (for a stage reading another's order).
+    Parent(EventId),
+    /// Its order among records with no single parent (from this input).
+    Order(Option<u32>),
+}
 use crate::journal::DiskJournalError;
 use crate::journal::disk::stream_raw;
 use crate::supervise::StageKind;
@@ -362,23 +372,17 @@ impl Uncompared {
         Ok(Uncompared(all))
     }
 
-    /// `parents` with each id's sequence number made its place among its
-    /// journal's compared records.
-    fn places(&self, parents: &Parents) -> Vec<crate::event::EventId> {
-        parents
-            .ids()
-            .iter()
-            .map(|id| {
-                let before = self
-                    .0
-                    .get(id.stage.0 as usize)
-                    .map_or(0, |seqs| seqs.partition_point(|&seq| seq < id.seq));
-                crate::event::EventId {
-                    stage: id.stage,
-                    seq: id.seq - before as u64,
-                }
-            })
-            .collect()
+    /// `id` with its sequence number made its place among its journal's
+    /// compared records.
+    fn place(&self, id: EventId) -> EventId {
+        let before = self
+            .0
+            .get(id.stage.0 as usize)
+            .map_or(0, |seqs| seqs.partition_point(|&seq| seq < id.seq));
+        EventId {
+            stage: id.stage,
+            seq: id.seq - before as u64,
+        }
     }
 }
 
@@ -492,6 +496,14 @@ impl fmt::Display for Verification {
 }
 
 /// Compares every stage's journal in `replay` with the same stage's in `archive`.
+///
+/// Records are compared by what they were made from and what they hold,
+/// not by their sequence numbers: a parent is taken as its place among its
+/// journal's compared records (control marks fall wherever a run's batches
+/// ended), and, for a stage that reads several inputs, as the place of the
+/// record it was matched with (a fair merge takes its inputs in whatever
+/// order they came). So the records made from each input are compared in
+/// order, input by input.
 pub(crate) fn verify(
     archive: &Path,
     replay: &Path,
@@ -501,6 +513,9 @@ pub(crate) fn verify(
     let replayed_manifest = read_manifest(replay)?;
     let archived_marks = Uncompared::read(archive, &archived_manifest)?;
     let replayed_marks = Uncompared::read(replay, &replayed_manifest)?;
+    // For each stage whose records were matched out of order: the replayed
+    // place of each archived place.
+    let mut moved: Vec<Option<Vec<u64>>> = vec![None; stages.len()];
     let mut out = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
         let journal = |manifest: &Manifest| {
@@ -528,31 +543,144 @@ pub(crate) fn verify(
                 (stage.describe)(&record.body)
             )
         };
-        // Both journals in step, to the end of the longer one.
+        let archived_place = |id: EventId, moved: &[Option<Vec<u64>>]| {
+            let place = archived_marks.place(id);
+            let seq = moved
+                .get(id.stage.0 as usize)
+                .and_then(Option::as_ref)
+                .and_then(|map| map.get(place.seq as usize).copied())
+                .unwrap_or(place.seq);
+            EventId { seq, ..place }
+        };
+        let same = |old: &Compared, new: &Compared, moved: &[Option<Vec<u64>>]| {
+            let parents = match (&old.parents, &new.parents) {
+                // What a stateful stage folded: all its inputs up to a
+                // point, whatever their order.
+                (Parents::Range(a), Parents::Range(b)) => a
+                    .iter()
+                    .zip(b)
+                    .all(|(a, b)| archived_marks.place(*a) == replayed_marks.place(*b)),
+                (a, b) => {
+                    a.ids().len() == b.ids().len()
+                        && a.ids()
+                            .iter()
+                            .zip(b.ids())
+                            .all(|(a, b)| archived_place(*a, moved) == replayed_marks.place(*b))
+                }
+            };
+            parents
+                && (!bodies_matter
+                    || old.body == new.body
+                    || same_error(&old.body, &new.body, |a, b| {
+                        archived_place(a, moved) == replayed_marks.place(b)
+                    }))
+        };
+        // Records are matched by what they were made from (the first
+        // parent, as a place; in order, for several made from one), and
+        // wait here for their counterparts.
+        let key = |parents: &Parents, place: &dyn Fn(EventId) -> EventId| match parents {
+            Parents::One(id) => MatchKey::Parent(place(*id)),
+            Parents::Many(ids) => ids
+                .first()
+                .map_or(MatchKey::Order(None), |id| MatchKey::Parent(place(*id))),
+            Parents::Range([first, _]) => MatchKey::Order(Some(first.stage.0)),
+            Parents::None => MatchKey::Order(None),
+        };
+        type Queue = VecDeque<(u64, Compared)>;
+        let mut waiting: HashMap<MatchKey, (Queue, Queue)> = HashMap::new();
+        let mut map: Vec<u64> = Vec::new();
+        let mut reordered = false;
         let mut first_difference = None;
+        let (mut archived_count, mut replayed_count) = (0u64, 0u64);
         let mut records = 0;
-        loop {
-            let (old, new) = (archived.next().transpose()?, replayed.next().transpose()?);
-            if old.is_none() && new.is_none() {
-                break;
-            }
-            if first_difference.is_none() {
-                let same = match (&old, &new) {
-                    (Some(old), Some(new)) => {
-                        archived_marks.places(&old.parents) == replayed_marks.places(&new.parents)
-                            && (!bodies_matter || old.body == new.body)
+        let (mut archived_done, mut replayed_done) = (false, false);
+        while !(archived_done && replayed_done) {
+            let mut touched = Vec::with_capacity(2);
+            if !archived_done {
+                match archived.next().transpose()? {
+                    Some(record) => {
+                        let at = key(&record.parents, &|id| archived_place(id, &moved));
+                        waiting
+                            .entry(at.clone())
+                            .or_default()
+                            .0
+                            .push_back((archived_count, record));
+                        touched.push(at);
+                        archived_count += 1;
                     }
-                    _ => false,
-                };
-                if !same {
-                    first_difference = Some(Difference {
-                        index: records,
-                        archived: old.as_ref().map(show),
-                        replayed: new.as_ref().map(show),
-                    });
+                    None => archived_done = true,
                 }
             }
-            records += 1;
+            if !replayed_done {
+                match replayed.next().transpose()? {
+                    Some(record) => {
+                        let at = key(&record.parents, &|id| replayed_marks.place(id));
+                        waiting
+                            .entry(at.clone())
+                            .or_default()
+                            .1
+                            .push_back((replayed_count, record));
+                        touched.push(at);
+                        replayed_count += 1;
+                    }
+                    None => replayed_done = true,
+                }
+            }
+            for at in touched {
+                let Some((old_queue, new_queue)) = waiting.get_mut(&at) else {
+                    continue;
+                };
+                while let (Some(_), Some(_)) = (old_queue.front(), new_queue.front()) {
+                    let (Some((old_place, old)), Some((new_place, new))) =
+                        (old_queue.pop_front(), new_queue.pop_front())
+                    else {
+                        break;
+                    };
+                    if first_difference.is_none() && !same(&old, &new, &moved) {
+                        first_difference = Some(Difference {
+                            index: records,
+                            archived: Some(show(&old)),
+                            replayed: Some(show(&new)),
+                        });
+                    }
+                    if map.len() <= old_place as usize {
+                        map.resize(old_place as usize + 1, u64::MAX);
+                    }
+                    map[old_place as usize] = new_place;
+                    reordered |= old_place != new_place;
+                    records += 1;
+                }
+                if old_queue.is_empty() && new_queue.is_empty() {
+                    waiting.remove(&at);
+                }
+            }
+        }
+        // What found no counterpart, first in the archive's order.
+        let mut left: Vec<(Option<(u64, Compared)>, Option<(u64, Compared)>, usize)> = waiting
+            .into_values()
+            .map(|(mut old, mut new)| {
+                let count = old.len().max(new.len());
+                (old.pop_front(), new.pop_front(), count)
+            })
+            .collect();
+        left.sort_by_key(|(old, new, _)| {
+            (
+                old.as_ref().map_or(u64::MAX, |(place, _)| *place),
+                new.as_ref().map_or(u64::MAX, |(place, _)| *place),
+            )
+        });
+        for (old, new, count) in left {
+            if first_difference.is_none() {
+                first_difference = Some(Difference {
+                    index: records,
+                    archived: old.as_ref().map(|(_, record)| show(record)),
+                    replayed: new.as_ref().map(|(_, record)| show(record)),
+                });
+            }
+            records += count;
+        }
+        if reordered {
+            moved[index] = Some(map);
         }
         out.push(StageVerification {
             stage: stage.name.to_string(),
@@ -561,6 +689,39 @@ pub(crate) fn verify(
         });
     }
     Ok(Verification { stages: out })
+}
+
+/// Whether two stored bodies are error records that say the same, their
+/// inputs compared by `same_input`.
+fn same_error(old: &[u8], new: &[u8], same_input: impl Fn(EventId, EventId) -> bool) -> bool {
+    static ERROR_TAG: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+    let tag = *ERROR_TAG.get_or_init(|| {
+        let record = crate::event::ErrorRecord {
+            stage: "".into(),
+            kind: crate::event::ErrorKind::Permanent,
+            message: String::new(),
+            input_id: None,
+            input: None,
+        };
+        postcard::to_allocvec(&Body::<()>::Error(Box::new(record)))
+            .ok()
+            .and_then(|bytes| bytes.first().copied())
+    });
+    let decode = |body: &[u8]| {
+        if tag.is_none() || body.first().copied() != tag {
+            return None;
+        }
+        postcard::from_bytes::<crate::event::ErrorRecord>(body.get(1..)?).ok()
+    };
+    let (Some(mut old), Some(mut new)) = (decode(old), decode(new)) else {
+        return false;
+    };
+    let inputs = match (old.input_id.take(), new.input_id.take()) {
+        (Some(a), Some(b)) => same_input(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    inputs && old == new
 }
 
 /// Writes every record of every stage journal of the run in `run` (and its

@@ -104,6 +104,13 @@ impl fmt::Display for FlowReport {
             for layer in &stage.middleware {
                 writeln!(f, "  - {layer}")?;
             }
+            if stage.possible_duplicates > 0 {
+                writeln!(
+                    f,
+                    "  - resumed at least once: {} inputs delivered again may have been delivered before the interruption",
+                    stage.possible_duplicates
+                )?;
+            }
         }
         Ok(())
     }

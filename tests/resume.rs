@@ -1,0 +1,654 @@
+//! Resuming interrupted runs, in process: a flow is "crashed" by dropping
+//! its runtime while it runs (its tasks vanish, its manifest never records
+//! an end, as after a SIGKILL), then resumed; the result must be the one an
+//! uninterrupted run gives, each sink effect once, and the resumed archive
+//! must replay with 0 differences. `tests/resume_kill.rs` does the same
+//! with real SIGKILLs of the flagship's flow.
+
+use obzenflow::event::DeliveryKey;
+use obzenflow::flow::journals::{Journals, disk};
+use obzenflow::flow::replay::ReplayOptions;
+use obzenflow::flow::resume::{ResumeError, ResumeOptions};
+use obzenflow::flow::{FlowError, FlowHandle, FlowReport, StartError};
+use obzenflow::prelude::*;
+use obzenflow::stage::StatefulExt;
+use obzenflow::stage::{
+    Delivery, Poll, Receipt, Sink, Source, SourcePosition, StageError, Stateful, collect,
+    filter, flat_map, from_iter, group_by, inner_join, map, observe,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// `0..total`, in batches of `batch`; stalls for ever (as a process does
+/// when it is killed) once it has handed out `stall_after`.
+#[derive(Debug)]
+struct Numbers {
+    next: u64,
+    total: u64,
+    batch: u64,
+    stall_after: Option<u64>,
+}
+
+fn numbers(total: u64, batch: u64, stall_after: Option<u64>) -> Numbers {
+    Numbers {
+        next: 0,
+        total,
+        batch,
+        stall_after,
+    }
+}
+
+impl Source<u64> for Numbers {
+    async fn next(&mut self) -> Result<Poll<u64>, StageError> {
+        if self.stall_after.is_some_and(|stall| self.next >= stall) {
+            std::future::pending::<()>().await;
+        }
+        if self.next >= self.total {
+            return Ok(Poll::End);
+        }
+        let end = (self.next + self.batch).min(self.total);
+        let end = self.stall_after.map_or(end, |stall| end.min(stall.max(self.next + 1)));
+        let batch = (self.next..end).collect();
+        self.next = end;
+        Ok(Poll::Events(batch))
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition {
+            records: self.next,
+            ..SourcePosition::default()
+        })
+    }
+
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+        self.next = position.records;
+        Ok(())
+    }
+}
+
+/// What a deduplicating sink did, kept across runs: each key's delivery
+/// attempts and its one effect.
+#[derive(Clone, Debug, Default)]
+struct Ledger(Arc<Mutex<LedgerBook>>);
+
+#[derive(Debug, Default)]
+struct LedgerBook {
+    attempts: BTreeMap<DeliveryKey, u32>,
+    effects: BTreeMap<DeliveryKey, String>,
+}
+
+impl Ledger {
+    fn effects(&self) -> Vec<String> {
+        let mut values: Vec<String> = self.0.lock().unwrap().effects.values().cloned().collect();
+        values.sort();
+        values
+    }
+}
+
+impl<T: serde::Serialize + Send + 'static> Sink<T> for Ledger {
+    async fn consume(&mut self, _: T) -> Result<Receipt, StageError> {
+        Err(StageError::fatal("a ledger delivers by key"))
+    }
+
+    async fn deliver(&mut self, key: &DeliveryKey, input: T) -> Result<Receipt, StageError> {
+        let mut book = self.0.lock().unwrap();
+        *book.attempts.entry(key.clone()).or_default() += 1;
+        let value = serde_json::to_string(&input).unwrap();
+        book.effects.entry(key.clone()).or_insert(value);
+        Ok(Receipt::delivered())
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Deduplicated
+    }
+}
+
+/// A sum that keeps a running total (a stateful handler of its own, with
+/// snapshots).
+#[derive(Debug, Default)]
+struct Sum(u64);
+
+impl Stateful<u64, u64> for Sum {
+    fn accumulate(&mut self, input: u64) -> Result<(), StageError> {
+        if input % 97 == 5 {
+            return Err(StageError::permanent(format!("{input} is unlucky")));
+        }
+        self.0 += input;
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Vec<u64> {
+        vec![self.0]
+    }
+
+    fn snapshot(&self) -> Option<Result<Vec<u8>, StageError>> {
+        Some(obzenflow::stage::state::encode(&self.0))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
+        self.0 = obzenflow::stage::state::decode(state)?;
+        Ok(())
+    }
+}
+
+/// What one run's sinks saw.
+#[derive(Clone, Debug, Default)]
+struct Outputs {
+    pairs: Ledger,
+    sums: Ledger,
+    groups: Ledger,
+    joined: Ledger,
+}
+
+/// A flow with every stage kind and shape: a filter that drops inputs
+/// (consumed marks), a fan-out, a fan-in, a join against a reference, a
+/// stateful stage emitting every few inputs with errors on the way, one
+/// emitting at the end, an observer, deduplicating sinks.
+fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
+    let Outputs {
+        pairs,
+        sums,
+        groups,
+        joined,
+    } = outputs.clone();
+    flow! {
+        name: "resumable",
+        journals: journals,
+        stages: {
+            numbers = source!(u64 => source);
+            names   = source!((u64, String) => from_iter((0..7u64).map(|k| (k, format!("day{k}")))));
+            evens   = transform!(u64 -> u64 => filter(|n: &u64| n % 2 == 0));
+            odds    = transform!(u64 -> u64 => filter(|n: &u64| n % 2 == 1));
+            doubled = transform!(u64 -> u64 => flat_map(|n: u64| if n % 3 == 0 { vec![n, n * 10] } else { vec![n] }));
+            both    = transform!(u64 -> (u64, u64) => map(|n: u64| (n % 7, n)));
+            sum     = stateful!(u64 -> u64 => Sum::default().emit_every(25));
+            by_day  = stateful!((u64, u64) -> (u64, u64) => group_by(|p: &(u64, u64)| p.0, |total: &mut u64, p: (u64, u64)| *total += p.1).emit_on_eof());
+            named   = join!((u64, String), (u64, u64) -> String => inner_join(
+                |r: &(u64, String)| r.0,
+                |p: &(u64, u64)| p.0,
+                |r: &(u64, String), p: (u64, u64)| format!("{}:{}", r.1, p.1),
+            ));
+            watch   = observer!((u64, u64) => observe(|_: &(u64, u64)| {}));
+            out_pairs  = sink!((u64, u64) => pairs);
+            out_sums   = sink!(u64 => sums);
+            out_groups = sink!((u64, u64) => groups);
+            out_joined = sink!(String => joined);
+        },
+        topology: {
+            numbers |> evens;
+            numbers |> odds;
+            evens |> doubled;
+            (doubled, odds) |> both;
+            odds |> sum |> out_sums;
+            both |> out_pairs;
+            both |> by_day |> out_groups;
+            (names, both) |> named |> out_joined;
+            both |> watch;
+        }
+    }
+}
+
+const TOTAL: u64 = 3_000;
+
+fn base(name: &str) -> PathBuf {
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn journals(base: &Path) -> Journals {
+    disk(base).snapshot_every(40, Duration::from_secs(3600))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs until the source stalls after `stall_after` and `settled` holds of
+/// the running flow, then drops the runtime: the run is interrupted there.
+/// Returns its run directory.
+fn crash(base: &Path, stall_after: u64, settled: impl Fn(&FlowReport) -> bool, outputs: &Outputs) -> PathBuf {
+    let runtime = runtime();
+    let run = runtime.block_on(async {
+        let mut flow = flow(journals(base), numbers(TOTAL, 64, Some(stall_after)), outputs);
+        flow.start().unwrap();
+        loop {
+            let report = flow.report();
+            if settled(&report) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        run_dir(base)
+    });
+    drop(runtime);
+    // Dropping the runtime lets the flow's supervisor see its stages
+    // vanish, and record an end; a killed process records none.
+    forget_the_end(&run);
+    run
+}
+
+/// The one run directory under `base`.
+fn run_dir(base: &Path) -> PathBuf {
+    let flow_dir = base.join("resumable");
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(&flow_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.remove(0)
+}
+
+fn resume(base: &Path, run: &Path, outputs: &Outputs) -> Result<FlowReport, FlowError> {
+    runtime().block_on(async {
+        let mut flow = flow(journals(base), numbers(TOTAL, 64, None), outputs);
+        flow.resume_from(run, ResumeOptions::default()).unwrap();
+        flow.run().await
+    })
+}
+
+fn replay_verifies(run: &Path) {
+    let replay_base = base("replay");
+    runtime().block_on(async {
+        let mut flow = flow(journals(&replay_base), numbers(TOTAL, 64, None), &Outputs::default());
+        flow.replay_from(run, ReplayOptions::default()).unwrap();
+        flow.run().await.unwrap();
+        let verification = flow.verify_replay().unwrap();
+        assert!(verification.matched(), "{verification}");
+    });
+    let _ = std::fs::remove_dir_all(&replay_base);
+}
+
+/// What an uninterrupted run gives.
+fn uninterrupted() -> (Outputs, FlowReport) {
+    let base = base("whole");
+    let outputs = Outputs::default();
+    let report = runtime()
+        .block_on(async {
+            flow(journals(&base), numbers(TOTAL, 64, None), &outputs)
+                .run()
+                .await
+        })
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&base);
+    (outputs, report)
+}
+
+fn assert_same(whole: &Outputs, resumed: &Outputs) {
+    assert_same_with(whole, resumed, false);
+}
+
+/// As [`assert_same`]; `settled`: the run was interrupted with every
+/// delivery receipted, so none may have been attempted twice.
+fn assert_same_with(whole: &Outputs, resumed: &Outputs, settled: bool) {
+    for (name, a, b) in [
+        ("pairs", &whole.pairs, &resumed.pairs),
+        ("sums", &whole.sums, &resumed.sums),
+        ("groups", &whole.groups, &resumed.groups),
+        ("joined", &whole.joined, &resumed.joined),
+    ] {
+        assert_eq!(a.effects(), b.effects(), "sink `{name}`");
+        let book = b.0.lock().unwrap();
+        assert_eq!(book.effects.len(), book.attempts.len(), "sink `{name}`");
+        if settled {
+            let again: Vec<_> = book.attempts.iter().filter(|(_, n)| **n > 1).collect();
+            assert!(again.is_empty(), "sink `{name}` was delivered again: {again:?}");
+        }
+    }
+}
+
+fn stage<'a>(report: &'a FlowReport, name: &str) -> &'a obzenflow::supervise::StageReport {
+    report.stage(name).unwrap()
+}
+
+/// Interrupted at many points (mid-batch, with stages behind, with the
+/// source done and sinks behind), resumed, resumed again: always the
+/// uninterrupted result, each effect once, and a replay that verifies.
+#[test]
+fn interrupted_runs_resume_to_the_uninterrupted_result() {
+    let (whole, whole_report) = uninterrupted();
+    assert!(!whole.pairs.effects().is_empty());
+    // (where the source stalls, whether to wait for every stage to catch up)
+    for (stall, settle) in [(0, true), (1, false), (130, true), (700, false), (1500, true), (2999, false), (3000, true)] {
+        let base = base(&format!("stall-{stall}-{settle}"));
+        let outputs = Outputs::default();
+        let settled = |report: &FlowReport| {
+            let source = stage(report, "numbers").events_out;
+            source >= stall.min(TOTAL)
+                && (!settle
+                    || (stage(report, "out_pairs").events_in == stage(report, "both").events_out
+                        && stage(report, "both").events_in
+                            == stage(report, "doubled").events_out + stage(report, "odds").events_out
+                        && stage(report, "out_sums").events_in == stage(report, "sum").events_out))
+        };
+        let run = crash(&base, stall, settled, &outputs);
+        let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
+        assert_eq!(manifest.ended_at, None);
+        let report = resume(&base, &run, &outputs).unwrap_or_else(|e| panic!("stall {stall}: {e}"));
+        assert_eq!(report.state, obzenflow::flow::FlowState::Completed, "stall {stall}");
+        assert_same_with(&whole, &outputs, settle);
+        // The report covers the whole run, the interrupted part included.
+        for name in ["numbers", "evens", "both", "sum", "out_pairs", "out_joined"] {
+            assert_eq!(
+                (stage(&report, name).events_in, stage(&report, name).events_out, stage(&report, name).errors),
+                (stage(&whole_report, name).events_in, stage(&whole_report, name).events_out, stage(&whole_report, name).errors),
+                "stall {stall}: stage `{name}`"
+            );
+        }
+        let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
+        assert_eq!(manifest.resumptions.len(), 1);
+        assert_eq!(manifest.status, "completed");
+        replay_verifies(&run);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
+
+#[test]
+fn a_resume_interrupted_again_resumes_again() {
+    let (whole, _) = uninterrupted();
+    let base = base("twice");
+    let outputs = Outputs::default();
+    let run = crash(&base, 500, |r| stage(r, "numbers").events_out >= 500, &outputs);
+    // The first resume stalls too: built with a source that stalls later.
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut flow = flow(journals(&base), numbers(TOTAL, 64, Some(1800)), &outputs);
+        flow.resume_from(&run, ResumeOptions::default()).unwrap();
+        flow.start().unwrap();
+        while stage(&flow.report(), "numbers").events_out < 1800 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime);
+    forget_the_end(&run);
+    let report = resume(&base, &run, &outputs).unwrap();
+    assert_eq!(report.state, obzenflow::flow::FlowState::Completed);
+    assert_same(&whole, &outputs);
+    let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
+    assert_eq!(manifest.resumptions.len(), 2);
+    assert_eq!(manifest.resumptions[1].positions[0].map(|p| p.records), Some(1800));
+    replay_verifies(&run);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[test]
+fn a_completed_run_and_a_memory_flow_are_refused() {
+    let base = base("refused");
+    let runtime = runtime();
+    let run = runtime.block_on(async {
+        flow(journals(&base), numbers(100, 64, None), &Outputs::default())
+            .run()
+            .await
+            .unwrap()
+            .run_dir
+            .unwrap()
+    });
+    let mut again = flow(journals(&base), numbers(100, 64, None), &Outputs::default());
+    let error = again.resume_from(&run, ResumeOptions::default()).unwrap_err();
+    assert!(matches!(error, ResumeError::Ended { ref status, .. } if status == "completed"), "{error}");
+    assert!(error.to_string().contains("nothing to resume"), "{error}");
+    // Pretend it crashed: a flow in memory cannot continue it.
+    forget_the_end(&run);
+    let mut memory = flow(obzenflow::flow::journals::memory(), numbers(100, 64, None), &Outputs::default());
+    let error = memory.resume_from(&run, ResumeOptions::default()).unwrap_err();
+    assert!(matches!(error, ResumeError::MemoryJournal { .. }), "{error}");
+    // Another flow's archive.
+    let mut other = FlowBuilder::new("resumable");
+    other.journals(journals(&base));
+    let n = other.source("numbers", from_iter(0..3u64));
+    other.sink("out", &n, collect().0);
+    let error = other.build().unwrap().resume_from(&run, ResumeOptions::default()).unwrap_err();
+    assert!(error.to_string().contains("different flow"), "{error}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Rewrites a finished run's manifest as a crash would have left it.
+fn forget_the_end(run: &Path) {
+    let path = run.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["ended_at"] = serde_json::Value::Null;
+    manifest["status"] = "running".into();
+    manifest["stage_records"] = serde_json::Value::Null;
+    manifest["system_records"] = serde_json::Value::Null;
+    std::fs::write(&path, manifest.to_string()).unwrap();
+}
+
+/// A source that cannot seek refuses the resume once it has journaled
+/// events, naming itself; a stateful handler that cannot snapshot is fine
+/// while it has emitted nothing, and refused once it has.
+#[test]
+fn what_cannot_continue_is_refused_naming_the_stage() {
+    #[derive(Debug)]
+    struct NoSeek(u64, u64);
+    impl Source<u64> for NoSeek {
+        async fn next(&mut self) -> Result<Poll<u64>, StageError> {
+            if self.0 >= self.1 {
+                std::future::pending::<()>().await;
+            }
+            self.0 += 1;
+            Ok(Poll::Events(vec![self.0]))
+        }
+        fn position(&self) -> Option<SourcePosition> {
+            Some(SourcePosition::default())
+        }
+    }
+    let dir = base("noseek");
+    let build = |base: &Path| {
+        let mut flow = FlowBuilder::new("noseek");
+        flow.journals(journals(base));
+        let n = flow.source("ticks", NoSeek(0, 5));
+        flow.sink("out", &n, collect().0);
+        flow.build().unwrap()
+    };
+    let runtime_a = runtime();
+    runtime_a.block_on(async {
+        let mut flow = build(&dir);
+        flow.start().unwrap();
+        while stage(&flow.report(), "out").events_in < 5 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime_a);
+    let run = run_dir_of(&dir, "noseek");
+    forget_the_end(&run);
+    let mut again = build(&dir);
+    again.resume_from(&run, ResumeOptions::default()).unwrap();
+    let error = runtime().block_on(async { again.run().await.unwrap_err() });
+    let FlowError::CannotStart { error, .. } = &error else {
+        panic!("{error}")
+    };
+    assert!(matches!(**error, StartError::Resume { ref stage, .. } if stage == "ticks"), "{error}");
+    assert!(error.to_string().contains("Source::seek"), "{error}");
+    // Refused before anything ran: the archive is as it was.
+    assert_eq!(obzenflow::flow::replay::read_manifest(&run).unwrap().resumptions.len(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // A reduce over a type without snapshots, emitted at the end only.
+    #[derive(Debug, Default)]
+    struct Count(u64);
+    impl Stateful<u64, u64> for Count {
+        fn accumulate(&mut self, _: u64) -> Result<(), StageError> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn emit(&mut self) -> Vec<u64> {
+            vec![self.0]
+        }
+    }
+    let base = self::base("count");
+    let build = |base: &Path, every: Option<u64>, stall: Option<u64>, out: Ledger| {
+        let mut flow = FlowBuilder::new("count");
+        flow.journals(journals(base));
+        let n = flow.source("numbers", numbers(200, 16, stall));
+        let counted = match every {
+            Some(every) => flow.stateful_with("count", &n, Count::default().emit_every(every)),
+            None => flow.stateful_with("count", &n, Count::default().emit_on_eof()),
+        };
+        flow.sink("out", &counted, out);
+        flow.build().unwrap()
+    };
+    // Emitting at the end only: it folds everything again, and is right.
+    let out = Ledger::default();
+    let runtime_a = runtime();
+    runtime_a.block_on(async {
+        let mut flow = build(&base, None, Some(100), out.clone());
+        flow.start().unwrap();
+        while stage(&flow.report(), "count").events_in < 100 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime_a);
+    let run = run_dir_of(&base, "count");
+    forget_the_end(&run);
+    let report = runtime()
+        .block_on(async {
+            let mut flow = build(&base, None, None, out.clone());
+            flow.resume_from(&run, ResumeOptions::default()).unwrap();
+            flow.run().await
+        })
+        .unwrap();
+    assert_eq!(out.effects(), ["200"]);
+    assert_eq!(stage(&report, "count").events_in, 200);
+    let _ = std::fs::remove_dir_all(&base);
+    // Emitting on the way: refused, saying what to implement.
+    let base = self::base("count-every");
+    let runtime_b = runtime();
+    runtime_b.block_on(async {
+        let mut flow = build(&base, Some(10), Some(100), Ledger::default());
+        flow.start().unwrap();
+        while stage(&flow.report(), "count").events_out < 10 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime_b);
+    let run = run_dir_of(&base, "count");
+    forget_the_end(&run);
+    let error = runtime()
+        .block_on(async {
+            let mut flow = build(&base, Some(10), None, Ledger::default());
+            flow.resume_from(&run, ResumeOptions::default()).unwrap();
+            flow.run().await
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains("stage `count` cannot resume"), "{error}");
+    assert!(error.to_string().contains("Stateful::snapshot"), "{error}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn run_dir_of(base: &Path, flow: &str) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(base.join(flow))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    runs.remove(0)
+}
+
+/// A sink that cannot deduplicate is delivered again what followed its
+/// last receipt, and the report counts those as possible duplicates.
+#[test]
+fn an_at_least_once_sink_is_told_and_counted() {
+    #[derive(Clone, Debug, Default)]
+    struct Slow(Arc<Mutex<Vec<u64>>>);
+    impl Sink<u64> for Slow {
+        async fn consume(&mut self, n: u64) -> Result<Receipt, StageError> {
+            self.0.lock().unwrap().push(n);
+            Ok(Receipt::delivered())
+        }
+    }
+    let base = base("atleast");
+    let build = |stall: Option<u64>, out: Slow| {
+        let mut flow = FlowBuilder::new("atleast");
+        flow.journals(journals(&base));
+        let n = flow.source("numbers", numbers(500, 50, stall));
+        flow.sink("out", &n, out);
+        flow.build().unwrap()
+    };
+    let seen = Slow::default();
+    let runtime_a = runtime();
+    runtime_a.block_on(async {
+        let mut flow = build(Some(250), seen.clone());
+        flow.start().unwrap();
+        while stage(&flow.report(), "out").events_out < 250 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime_a);
+    let run = run_dir_of(&base, "atleast");
+    forget_the_end(&run);
+    let report = runtime()
+        .block_on(async {
+            let mut flow = build(None, seen.clone());
+            flow.resume_from(&run, ResumeOptions::default()).unwrap();
+            flow.run().await
+        })
+        .unwrap();
+    let seen = seen.0.lock().unwrap().clone();
+    // Every input delivered; none after its receipt again.
+    let mut distinct = seen.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct, (0..500).collect::<Vec<_>>());
+    let again = stage(&report, "out").possible_duplicates;
+    assert_eq!(seen.len() as u64 - 500, again.min(seen.len() as u64 - 500));
+    assert!(report.to_string().contains("resumed at least once") || again == 0);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A join whose reference had not all arrived when the run stopped loads
+/// it again, whole, and joins the rest of the stream.
+#[test]
+fn a_join_interrupted_while_loading_its_reference_resumes() {
+    let base = base("join");
+    let build = |stall_ref: Option<u64>, out: Ledger| {
+        let mut flow = FlowBuilder::new("join");
+        flow.journals(journals(&base));
+        let days = flow.source("days", numbers(40, 4, stall_ref));
+        let events = flow.source("events", from_iter(0..300u64));
+        let names = flow.transform("names", &days, map(|d: u64| (d, format!("day{d}"))));
+        let joined = flow.join(
+            "joined",
+            &names,
+            &events,
+            inner_join(
+                |r: &(u64, String)| r.0,
+                |e: &u64| e % 50,
+                |r: &(u64, String), e: u64| format!("{}:{e}", r.1),
+            ),
+        );
+        flow.sink("out", &joined, out);
+        flow.build().unwrap()
+    };
+    let whole = Ledger::default();
+    runtime().block_on(async { build(None, whole.clone()).run().await.unwrap() });
+    let _ = std::fs::remove_dir_all(base.join("join"));
+    let out = Ledger::default();
+    let runtime_a = runtime();
+    runtime_a.block_on(async {
+        let mut flow = build(Some(17), out.clone());
+        flow.start().unwrap();
+        while stage(&flow.report(), "names").events_out < 17 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(runtime_a);
+    let run = run_dir_of(&base, "join");
+    forget_the_end(&run);
+    runtime()
+        .block_on(async {
+            let mut flow = build(None, out.clone());
+            flow.resume_from(&run, ResumeOptions::default()).unwrap();
+            flow.run().await
+        })
+        .unwrap();
+    assert_eq!(out.effects(), whole.effects());
+    let _ = std::fs::remove_dir_all(&base);
+}
