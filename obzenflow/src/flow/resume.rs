@@ -111,8 +111,24 @@ pub(crate) struct JournalFacts {
 }
 
 impl JournalFacts {
+    /// Notes one record of a journal being reopened, read in order.
+    pub(crate) fn visit<T>(&mut self, record: crate::journal::disk::Visited<'_, T>) {
+        match record {
+            crate::journal::disk::Visited::Data { seq, parents } => {
+                self.records = seq + 1;
+                self.ended = false;
+                self.data += 1;
+                self.written_since_snapshot = true;
+                for parent in parents.ids() {
+                    self.took(parent.stage.0, parent.seq + 1);
+                }
+            }
+            crate::journal::disk::Visited::Other(envelope) => self.note(envelope),
+        }
+    }
+
     /// Notes one record, read in order.
-    pub(crate) fn visit<T>(&mut self, envelope: &Envelope<T>) {
+    pub(crate) fn note<T>(&mut self, envelope: &Envelope<T>) {
         self.records = envelope.id.seq + 1;
         self.ended = matches!(envelope.body, Body::Control(Control::Eof));
         let mut produced = false;
@@ -335,15 +351,15 @@ mod tests {
     #[test]
     fn facts_name_what_was_taken_from_each_input() {
         let mut facts = JournalFacts::default();
-        facts.visit(&record(0, Parents::One(id(1, 4)), Body::Data(7)));
-        facts.visit(&record(1, Parents::One(id(2, 9)), Body::Data(8)));
+        facts.note(&record(0, Parents::One(id(1, 4)), Body::Data(7)));
+        facts.note(&record(1, Parents::One(id(2, 9)), Body::Data(8)));
         // Inputs 5 and 6 of stage 1 produced nothing: a mark says so.
-        facts.visit(&record(
+        facts.note(&record(
             2,
             Parents::None,
             Body::Control(Control::Consumed(id(1, 7))),
         ));
-        facts.visit(&record(3, Parents::Range([id(2, 10), id(2, 12)]), Body::Data(9)));
+        facts.note(&record(3, Parents::Range([id(2, 10), id(2, 12)]), Body::Data(9)));
         assert_eq!(facts.records, 4);
         assert_eq!(facts.taken.get(&1), Some(&7));
         assert_eq!(facts.taken.get(&2), Some(&13));
@@ -354,15 +370,15 @@ mod tests {
         assert_eq!(facts.data_before(99), 3);
         assert_eq!(facts.data_from(1), 2);
         assert!(!facts.ended);
-        facts.visit(&record(4, Parents::None, Body::Control(Control::Eof)));
+        facts.note(&record(4, Parents::None, Body::Control(Control::Eof)));
         assert!(facts.ended);
     }
 
     #[test]
     fn a_mark_never_moves_what_was_taken_back() {
         let mut facts = JournalFacts::default();
-        facts.visit(&record(0, Parents::One(id(1, 9)), Body::Data(1)));
-        facts.visit(&record(
+        facts.note(&record(0, Parents::One(id(1, 9)), Body::Data(1)));
+        facts.note(&record(
             1,
             Parents::None,
             Body::Control(Control::Consumed(id(1, 3))),
@@ -373,16 +389,16 @@ mod tests {
     #[test]
     fn snapshots_and_what_follows_them_are_told_apart() {
         let mut facts = JournalFacts::default();
-        facts.visit(&record(0, Parents::One(id(1, 0)), Body::Data(1)));
+        facts.note(&record(0, Parents::One(id(1, 0)), Body::Data(1)));
         assert!(facts.written_since_snapshot);
         let snapshot = StateSnapshot {
             consumed: vec![id(1, 1)],
             ..StateSnapshot::default()
         };
-        facts.visit(&record(1, Parents::None, Body::Snapshot(Box::new(snapshot.clone()))));
+        facts.note(&record(1, Parents::None, Body::Snapshot(Box::new(snapshot.clone()))));
         assert!(!facts.written_since_snapshot);
         assert_eq!(facts.snapshot.as_ref(), Some(&snapshot));
-        facts.visit(&record(
+        facts.note(&record(
             2,
             Parents::None,
             Body::Control(Control::Position(SourcePosition::default())),
@@ -395,7 +411,7 @@ mod tests {
             input_id: Some(id(1, 1)),
             input: None,
         };
-        facts.visit(&record(3, Parents::One(id(1, 1)), Body::Error(Box::new(error))));
+        facts.note(&record(3, Parents::One(id(1, 1)), Body::Error(Box::new(error))));
         assert!(facts.written_since_snapshot);
         assert_eq!((facts.errors.len(), facts.failed_inputs), (1, 1));
         assert_eq!(facts.data_before(4), 1);

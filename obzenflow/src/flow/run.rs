@@ -186,7 +186,7 @@ impl RunDir {
         &mut self,
         index: usize,
         name: &str,
-        visit: impl FnMut(&crate::event::Envelope<T>),
+        visit: impl FnMut(crate::journal::disk::Visited<'_, T>),
     ) -> Result<DiskJournal<T>, DiskJournalError> {
         let relative = format!("stages/{index:03}-{}", sanitize_name(name));
         let options = DiskJournalOptions {

@@ -208,21 +208,44 @@ impl<T: Payload> DiskJournal<T> {
         dir: &Path,
         options: DiskJournalOptions,
     ) -> Result<(Self, Recovery), DiskJournalError> {
-        Self::open_visiting(dir, options, |_| {})
+        let mut unsynced_dirs = create_private_dir(dir)?;
+        let scan = scan(dir, true, |path, offset, record| {
+            decode::<T>(path, offset, record).map(drop)
+        })?;
+        Self::opened(dir, options, scan, &mut unsynced_dirs)
     }
 
     /// Opens the journal as [`open`](Self::open) does, showing `visit`
     /// each record it reads on the way (what a resumed run learns its
-    /// positions from, in the same pass).
+    /// positions from, in the same pass). Data records are shown by their
+    /// sequence number and parents, their payloads not decoded (each is
+    /// checked against its checksum, and decoded when it is read).
     pub(crate) fn open_visiting(
         dir: &Path,
         options: DiskJournalOptions,
-        mut visit: impl FnMut(&Envelope<T>),
+        mut visit: impl FnMut(Visited<'_, T>),
     ) -> Result<(Self, Recovery), DiskJournalError> {
         let mut unsynced_dirs = create_private_dir(dir)?;
         let scan = scan(dir, true, |path, offset, record| {
-            decode::<T>(path, offset, record).map(|envelope| visit(&envelope))
+            if record.body.first() == Some(&DATA_TAG) {
+                visit(Visited::Data {
+                    seq: record.seq,
+                    parents: &record.parents,
+                });
+                return Ok(());
+            }
+            decode::<T>(path, offset, record).map(|envelope| visit(Visited::Other(&envelope)))
         })?;
+        Self::opened(dir, options, scan, &mut unsynced_dirs)
+    }
+
+    fn opened(
+        dir: &Path,
+        options: DiskJournalOptions,
+        scan: Scan,
+        unsynced_dirs: &mut Vec<PathBuf>,
+    ) -> Result<(Self, Recovery), DiskJournalError> {
+        let mut unsynced_dirs = std::mem::take(unsynced_dirs);
         if let (Some(found), Some((path, _))) = (scan.recovery.identity, &scan.last_segment)
             && found != options.identity
         {
@@ -361,6 +384,23 @@ impl<T: Payload> DiskJournal<T> {
         self.path = path;
         Ok(())
     }
+}
+
+/// The first byte of a stored data body: postcard writes an enum's variant
+/// index first, and `Body::Data` is the first variant (a unit test holds
+/// this to the encoding).
+const DATA_TAG: u8 = 0;
+
+/// A record a journal being opened shows its visitor.
+#[derive(Debug)]
+pub(crate) enum Visited<'a, T> {
+    /// A data record, its payload not decoded.
+    Data {
+        seq: u64,
+        parents: &'a Parents,
+    },
+    /// Any other record, decoded.
+    Other(&'a Envelope<T>),
 }
 
 /// Every record of the journal in `dir`, in order, without changing it: a
@@ -1015,7 +1055,16 @@ pub(crate) fn sanitize_name(name: &str) -> String {
 
 #[cfg(test)]
 mod name_tests {
-    use super::sanitize_name;
+    use super::{DATA_TAG, sanitize_name};
+    use crate::event::Body;
+
+    #[test]
+    fn a_data_body_is_told_by_its_first_byte() {
+        let data = postcard::to_allocvec(&Body::<u32>::Data(7)).unwrap();
+        assert_eq!(data.first(), Some(&DATA_TAG));
+        let eof = postcard::to_allocvec(&Body::<u32>::Control(crate::event::Control::Eof)).unwrap();
+        assert_ne!(eof.first(), Some(&DATA_TAG));
+    }
 
     #[test]
     fn names_become_safe_file_names() {

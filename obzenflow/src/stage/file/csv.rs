@@ -56,6 +56,9 @@ pub struct CsvSource<T> {
     /// with the position after it (the batch's own stops before it).
     failed: Option<(StageError, SourcePosition)>,
     position: SourcePosition,
+    /// Where its reader started in the file, for a resumed source (its
+    /// reader counts lines and bytes from there).
+    base: (u64, u64),
     ended: bool,
     _rows: PhantomData<fn() -> T>,
 }
@@ -99,6 +102,7 @@ pub fn read<T>(path: impl Into<PathBuf>) -> CsvSource<T> {
         checked: false,
         failed: None,
         position: SourcePosition::default(),
+        base: (0, 0),
         ended: false,
         _rows: PhantomData,
     }
@@ -140,14 +144,18 @@ impl<T> CsvSource<T> {
         &self.path
     }
 
-    fn open(&mut self) -> Result<(), StageError> {
-        let input = open(&self.path, self.max_line_bytes)?;
-        let mut reader = ::csv::ReaderBuilder::new()
+    fn reader(&self, input: Box<dyn std::io::Read + Send>) -> ::csv::Reader<Box<dyn std::io::Read + Send>> {
+        ::csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(64 << 10)
-            .from_reader(input);
+            .from_reader(input)
+    }
+
+    fn open(&mut self) -> Result<(), StageError> {
+        let input = open(&self.path, self.max_line_bytes)?;
+        let mut reader = self.reader(input);
         let mut header = ::csv::ByteRecord::new();
         let read = reader
             .read_byte_record(&mut header)
@@ -176,7 +184,7 @@ impl<T> CsvSource<T> {
     }
 
     fn read_failed(&self, error: ::csv::Error, line: u64) -> StageError {
-        let line = error.position().map_or(line, |p| p.line());
+        let line = error.position().map_or(line, |p| self.base.0 + p.line());
         if let ::csv::ErrorKind::Io(io) = error.kind()
             && let Some(line) = line_too_long(io)
         {
@@ -307,15 +315,16 @@ impl<T: Payload> CsvSource<T> {
                 break;
             }
             // The line the row starts on; the position is past its end.
+            let (base_line, base_offset) = self.base;
             let line = self
                 .record
                 .position()
-                .map_or(self.position.line + 1, ::csv::Position::line);
+                .map_or(self.position.line + 1, |p| base_line + p.line());
             let before = self.position;
             self.position = SourcePosition {
                 records: self.position.records + 1,
-                line: next.line().saturating_sub(1),
-                offset: next.byte(),
+                line: base_line + next.line().saturating_sub(1),
+                offset: base_offset + next.byte(),
             };
             match self.decode(line) {
                 Ok(row) => batch.push(wrap(line, row)),
@@ -334,30 +343,21 @@ impl<T: Payload> CsvSource<T> {
         })
     }
 
-    /// Reads the file again past `position.records` rows without decoding
-    /// them, and checks that it is at `position`'s line and byte there
-    /// (else the file changed since).
+    /// Continues at `position`: the header is read and checked as at any
+    /// start, then the file is read from `position`'s byte (seeked to, or
+    /// decompressed up to, without parsing what comes before).
     fn seek_to(&mut self, position: SourcePosition) -> Result<(), StageError> {
         self.open()?;
         self.probe()?;
-        while self.position.records < position.records {
-            let Some(reader) = self.reader.as_mut() else {
-                break;
-            };
-            let more = reader.read_byte_record(&mut self.record);
-            let next = reader.position().clone();
-            if !more.map_err(|e| self.read_failed(e, self.position.line + 1))? {
-                self.reader = None;
-                self.ended = true;
-                break;
-            }
-            self.position = SourcePosition {
-                records: self.position.records + 1,
-                line: next.line().saturating_sub(1),
-                offset: next.byte(),
-            };
+        if position.offset <= self.position.offset {
+            // Nothing but the header was read.
+            return super::check_seek(&self.path, self.position, position);
         }
-        super::check_seek(&self.path, self.position, position)
+        let input = super::open_at(&self.path, self.max_line_bytes, position.offset, position.line)?;
+        self.reader = Some(self.reader(input));
+        self.base = (position.line, position.offset);
+        self.position = position;
+        Ok(())
     }
 
     /// The same source, giving each row with the line it starts on, so

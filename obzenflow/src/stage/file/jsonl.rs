@@ -152,28 +152,12 @@ impl<T: Payload> Source<T> for JsonlSource<T> {
         Some(self.position)
     }
 
-    /// Reads the file again up to `position`'s line, and checks that it
-    /// is at `position`'s byte there (else the file changed).
+    /// Continues at `position`'s byte (seeked to, or decompressed up to).
     fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
-        self.open()?;
-        while self.position.line < position.line {
-            let Some(reader) = self.reader.as_mut() else {
-                break;
-            };
-            self.line.clear();
-            let read = reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|error| cannot("read", &self.path, error))?;
-            if read == 0 {
-                break;
-            }
-            self.position.line += 1;
-            self.position.offset += read as u64;
-            if !self.line.trim_ascii().is_empty() {
-                self.position.records += 1;
-            }
-        }
-        super::check_seek(&self.path, self.position, position)
+        let input = super::open_at(&self.path, self.max_line_bytes, position.offset, position.line)?;
+        self.reader = Some(Box::new(std::io::BufReader::with_capacity(64 << 10, input)));
+        self.position = position;
+        Ok(())
     }
 }
 

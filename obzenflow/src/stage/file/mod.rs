@@ -8,7 +8,7 @@ pub mod jsonl;
 
 use super::{DrainReason, StageError};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// How many records a file source hands over per poll.
@@ -51,18 +51,58 @@ fn check_seek(
 }
 
 fn open(path: &Path, max_line_bytes: usize) -> Result<Box<dyn Read + Send>, StageError> {
-    let file = File::open(path).map_err(|e| cannot("open", path, e))?;
-    let mut reader = BufReader::with_capacity(64 << 10, file);
-    let gzip = reader
-        .fill_buf()
-        .map_err(|e| cannot("read", path, e))?
-        .starts_with(&GZIP_MAGIC);
-    let raw: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::bufread::MultiGzDecoder::new(reader))
+    open_at(path, max_line_bytes, 0, 0)
+}
+
+/// The file at `path` (decompressed), from byte `offset` on, which begins
+/// line `line + 1`: where a resumed source continues. A plain file is
+/// seeked; a gzipped one is decompressed up to there. The byte before
+/// `offset` must end a line (else the file is not the one read before).
+fn open_at(
+    path: &Path,
+    max_line_bytes: usize,
+    offset: u64,
+    line: u64,
+) -> Result<Box<dyn Read + Send>, StageError> {
+    use std::io::Seek;
+    let mut file = File::open(path).map_err(|e| cannot("open", path, e))?;
+    let mut head = [0u8; 2];
+    let gzip = matches!(file.read(&mut head), Ok(2) if head == GZIP_MAGIC);
+    let mut raw: Box<dyn Read + Send> = if gzip {
+        file.rewind().map_err(|e| cannot("read", path, e))?;
+        let mut decoded =
+            flate2::bufread::MultiGzDecoder::new(BufReader::with_capacity(64 << 10, file));
+        let before = offset.saturating_sub(1);
+        let skipped = io::copy(&mut (&mut decoded).take(before), &mut io::sink())
+            .map_err(|e| cannot("read", path, e))?;
+        if skipped < before {
+            return Err(moved(path, offset));
+        }
+        Box::new(decoded)
     } else {
-        Box::new(reader)
+        file.seek(io::SeekFrom::Start(offset.saturating_sub(1)))
+            .map_err(|e| cannot("read", path, e))?;
+        Box::new(BufReader::with_capacity(64 << 10, file))
     };
-    Ok(Box::new(CappedLines::new(raw, max_line_bytes)))
+    if offset > 0 {
+        let mut last = [0u8; 1];
+        let read = raw.read(&mut last).map_err(|e| cannot("read", path, e))?;
+        if read != 1 || last[0] != b'\n' {
+            return Err(moved(path, offset));
+        }
+    }
+    let mut capped = CappedLines::new(raw, max_line_bytes);
+    capped.lines = line;
+    Ok(Box::new(capped))
+}
+
+/// A resumed source's file does not end a line where the interrupted run
+/// had read to.
+fn moved(path: &Path, offset: u64) -> StageError {
+    StageError::fatal(format!(
+        "{} changed since the interrupted run: it had read {offset} bytes, to the end of a line, and the file does not end a line there",
+        path.display()
+    ))
 }
 
 /// The error a [`CappedLines`] reader gives when a line is too long.
