@@ -13,8 +13,8 @@ use obzenflow::flow::{FlowError, FlowHandle, FlowReport, StartError};
 use obzenflow::prelude::*;
 use obzenflow::stage::StatefulExt;
 use obzenflow::stage::{
-    Delivery, Poll, Receipt, Sink, Source, SourcePosition, StageError, Stateful, collect,
-    filter, flat_map, from_iter, group_by, inner_join, map, observe,
+    Delivery, Poll, Receipt, Sink, Source, SourcePosition, StageError, Stateful, collect, filter,
+    flat_map, from_iter, group_by, inner_join, map, observe,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,9 @@ impl Source<u64> for Numbers {
             return Ok(Poll::End);
         }
         let end = (self.next + self.batch).min(self.total);
-        let end = self.stall_after.map_or(end, |stall| end.min(stall.max(self.next + 1)));
+        let end = self
+            .stall_after
+            .map_or(end, |stall| end.min(stall.max(self.next + 1)));
         let batch = (self.next..end).collect();
         self.next = end;
         Ok(Poll::Events(batch))
@@ -159,9 +161,9 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
         stages: {
             numbers = source!(u64 => source);
             names   = source!((u64, String) => from_iter((0..7u64).map(|k| (k, format!("day{k}")))));
-            evens   = transform!(u64 -> u64 => filter(|n: &u64| n % 2 == 0));
+            evens   = transform!(u64 -> u64 => filter(|n: &u64| n.is_multiple_of(2)));
             odds    = transform!(u64 -> u64 => filter(|n: &u64| n % 2 == 1));
-            doubled = transform!(u64 -> u64 => flat_map(|n: u64| if n % 3 == 0 { vec![n, n * 10] } else { vec![n] }));
+            doubled = transform!(u64 -> u64 => flat_map(|n: u64| if n.is_multiple_of(3) { vec![n, n * 10] } else { vec![n] }));
             both    = transform!(u64 -> (u64, u64) => map(|n: u64| (n % 7, n)));
             sum     = stateful!(u64 -> u64 => Sum::default().emit_every(25));
             by_day  = stateful!((u64, u64) -> (u64, u64) => group_by(|p: &(u64, u64)| p.0, |total: &mut u64, p: (u64, u64)| *total += p.1).emit_on_eof());
@@ -193,8 +195,8 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
 const TOTAL: u64 = 3_000;
 
 fn base(name: &str) -> PathBuf {
-    let dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("resume-{name}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("resume-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -214,10 +216,19 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Runs until the source stalls after `stall_after` and `settled` holds of
 /// the running flow, then drops the runtime: the run is interrupted there.
 /// Returns its run directory.
-fn crash(base: &Path, stall_after: u64, settled: impl Fn(&FlowReport) -> bool, outputs: &Outputs) -> PathBuf {
+fn crash(
+    base: &Path,
+    stall_after: u64,
+    settled: impl Fn(&FlowReport) -> bool,
+    outputs: &Outputs,
+) -> PathBuf {
     let runtime = runtime();
     let run = runtime.block_on(async {
-        let mut flow = flow(journals(base), numbers(TOTAL, 64, Some(stall_after)), outputs);
+        let mut flow = flow(
+            journals(base),
+            numbers(TOTAL, 64, Some(stall_after)),
+            outputs,
+        );
         flow.start().unwrap();
         loop {
             let report = flow.report();
@@ -257,7 +268,11 @@ fn resume(base: &Path, run: &Path, outputs: &Outputs) -> Result<FlowReport, Flow
 fn replay_verifies(run: &Path) {
     let replay_base = base("replay");
     runtime().block_on(async {
-        let mut flow = flow(journals(&replay_base), numbers(TOTAL, 64, None), &Outputs::default());
+        let mut flow = flow(
+            journals(&replay_base),
+            numbers(TOTAL, 64, None),
+            &Outputs::default(),
+        );
         flow.replay_from(run, ReplayOptions::default()).unwrap();
         flow.run().await.unwrap();
         let verification = flow.verify_replay().unwrap();
@@ -299,7 +314,10 @@ fn assert_same_with(whole: &Outputs, resumed: &Outputs, settled: bool) {
         assert_eq!(book.effects.len(), book.attempts.len(), "sink `{name}`");
         if settled {
             let again: Vec<_> = book.attempts.iter().filter(|(_, n)| **n > 1).collect();
-            assert!(again.is_empty(), "sink `{name}` was delivered again: {again:?}");
+            assert!(
+                again.is_empty(),
+                "sink `{name}` was delivered again: {again:?}"
+            );
         }
     }
 }
@@ -316,7 +334,15 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
     let (whole, whole_report) = uninterrupted();
     assert!(!whole.pairs.effects().is_empty());
     // (where the source stalls, whether to wait for every stage to catch up)
-    for (stall, settle) in [(0, true), (1, false), (130, true), (700, false), (1500, true), (2999, false), (3000, true)] {
+    for (stall, settle) in [
+        (0, true),
+        (1, false),
+        (130, true),
+        (700, false),
+        (1500, true),
+        (2999, false),
+        (3000, true),
+    ] {
         let base = base(&format!("stall-{stall}-{settle}"));
         let outputs = Outputs::default();
         let settled = |report: &FlowReport| {
@@ -325,20 +351,33 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
                 && (!settle
                     || (stage(report, "out_pairs").events_in == stage(report, "both").events_out
                         && stage(report, "both").events_in
-                            == stage(report, "doubled").events_out + stage(report, "odds").events_out
+                            == stage(report, "doubled").events_out
+                                + stage(report, "odds").events_out
                         && stage(report, "out_sums").events_in == stage(report, "sum").events_out))
         };
         let run = crash(&base, stall, settled, &outputs);
         let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
         assert_eq!(manifest.ended_at, None);
         let report = resume(&base, &run, &outputs).unwrap_or_else(|e| panic!("stall {stall}: {e}"));
-        assert_eq!(report.state, obzenflow::flow::FlowState::Completed, "stall {stall}");
+        assert_eq!(
+            report.state,
+            obzenflow::flow::FlowState::Completed,
+            "stall {stall}"
+        );
         assert_same_with(&whole, &outputs, settle);
         // The report covers the whole run, the interrupted part included.
         for name in ["numbers", "evens", "both", "sum", "out_pairs", "out_joined"] {
             assert_eq!(
-                (stage(&report, name).events_in, stage(&report, name).events_out, stage(&report, name).errors),
-                (stage(&whole_report, name).events_in, stage(&whole_report, name).events_out, stage(&whole_report, name).errors),
+                (
+                    stage(&report, name).events_in,
+                    stage(&report, name).events_out,
+                    stage(&report, name).errors
+                ),
+                (
+                    stage(&whole_report, name).events_in,
+                    stage(&whole_report, name).events_out,
+                    stage(&whole_report, name).errors
+                ),
                 "stall {stall}: stage `{name}`"
             );
         }
@@ -355,7 +394,12 @@ fn a_resume_interrupted_again_resumes_again() {
     let (whole, _) = uninterrupted();
     let base = base("twice");
     let outputs = Outputs::default();
-    let run = crash(&base, 500, |r| stage(r, "numbers").events_out >= 500, &outputs);
+    let run = crash(
+        &base,
+        500,
+        |r| stage(r, "numbers").events_out >= 500,
+        &outputs,
+    );
     // The first resume stalls too: built with a source that stalls later.
     let runtime = runtime();
     runtime.block_on(async {
@@ -373,7 +417,10 @@ fn a_resume_interrupted_again_resumes_again() {
     assert_same(&whole, &outputs);
     let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
     assert_eq!(manifest.resumptions.len(), 2);
-    assert_eq!(manifest.resumptions[1].positions[0].map(|p| p.records), Some(1800));
+    assert_eq!(
+        manifest.resumptions[1].positions[0].map(|p| p.records),
+        Some(1800)
+    );
     replay_verifies(&run);
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -391,20 +438,38 @@ fn a_completed_run_and_a_memory_flow_are_refused() {
             .unwrap()
     });
     let mut again = flow(journals(&base), numbers(100, 64, None), &Outputs::default());
-    let error = again.resume_from(&run, ResumeOptions::default()).unwrap_err();
-    assert!(matches!(error, ResumeError::Ended { ref status, .. } if status == "completed"), "{error}");
+    let error = again
+        .resume_from(&run, ResumeOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(error, ResumeError::Ended { ref status, .. } if status == "completed"),
+        "{error}"
+    );
     assert!(error.to_string().contains("nothing to resume"), "{error}");
     // Pretend it crashed: a flow in memory cannot continue it.
     forget_the_end(&run);
-    let mut memory = flow(obzenflow::flow::journals::memory(), numbers(100, 64, None), &Outputs::default());
-    let error = memory.resume_from(&run, ResumeOptions::default()).unwrap_err();
-    assert!(matches!(error, ResumeError::MemoryJournal { .. }), "{error}");
+    let mut memory = flow(
+        obzenflow::flow::journals::memory(),
+        numbers(100, 64, None),
+        &Outputs::default(),
+    );
+    let error = memory
+        .resume_from(&run, ResumeOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(error, ResumeError::MemoryJournal { .. }),
+        "{error}"
+    );
     // Another flow's archive.
     let mut other = FlowBuilder::new("resumable");
     other.journals(journals(&base));
     let n = other.source("numbers", from_iter(0..3u64));
     other.sink("out", &n, collect().0);
-    let error = other.build().unwrap().resume_from(&run, ResumeOptions::default()).unwrap_err();
+    let error = other
+        .build()
+        .unwrap()
+        .resume_from(&run, ResumeOptions::default())
+        .unwrap_err();
     assert!(error.to_string().contains("different flow"), "{error}");
     let _ = std::fs::remove_dir_all(&base);
 }
@@ -465,10 +530,19 @@ fn what_cannot_continue_is_refused_naming_the_stage() {
     let FlowError::CannotStart { error, .. } = &error else {
         panic!("{error}")
     };
-    assert!(matches!(**error, StartError::Resume { ref stage, .. } if stage == "ticks"), "{error}");
+    assert!(
+        matches!(**error, StartError::Resume { ref stage, .. } if stage == "ticks"),
+        "{error}"
+    );
     assert!(error.to_string().contains("Source::seek"), "{error}");
     // Refused before anything ran: the archive is as it was.
-    assert_eq!(obzenflow::flow::replay::read_manifest(&run).unwrap().resumptions.len(), 0);
+    assert_eq!(
+        obzenflow::flow::replay::read_manifest(&run)
+            .unwrap()
+            .resumptions
+            .len(),
+        0
+    );
     let _ = std::fs::remove_dir_all(&dir);
 
     // A reduce over a type without snapshots, emitted at the end only.
@@ -538,7 +612,10 @@ fn what_cannot_continue_is_refused_naming_the_stage() {
             flow.run().await
         })
         .unwrap_err();
-    assert!(error.to_string().contains("stage `count` cannot resume"), "{error}");
+    assert!(
+        error.to_string().contains("stage `count` cannot resume"),
+        "{error}"
+    );
     assert!(error.to_string().contains("Stateful::snapshot"), "{error}");
     let _ = std::fs::remove_dir_all(&base);
 }

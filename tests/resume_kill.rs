@@ -72,7 +72,10 @@ fn kill_after(mut child: Child, wait: Duration) -> bool {
 /// The one run directory of the child's flow under `dir`, if it made one.
 fn run_dir(dir: &Path) -> Option<PathBuf> {
     let runs = dir.join("journals/flight-delays-ledger");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(runs).ok()?.map(|e| e.unwrap().path()).collect();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(runs)
+        .ok()?
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(found.len() <= 1, "{found:?}");
     found.pop()
 }
@@ -185,13 +188,22 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         }
         // The same table, byte for byte; each flight once in the ledger.
         let resumed = std::fs::read(dir.join("delays.csv")).unwrap();
-        assert!(resumed == table, "kill {kills} ({moment:?}): the table differs");
-        assert!(ledger(&dir) == flights, "kill {kills} ({moment:?}): the ledger differs");
+        assert!(
+            resumed == table,
+            "kill {kills} ({moment:?}): the table differs"
+        );
+        assert!(
+            ledger(&dir) == flights,
+            "kill {kills} ({moment:?}): the ledger differs"
+        );
         identical += 1;
         // The resumed archive replays and verifies.
-        let replay = child(&dir.join("replay"), &["--replay-from", &run.to_string_lossy(), "--verify"])
-            .output()
-            .unwrap();
+        let replay = child(
+            &dir.join("replay"),
+            &["--replay-from", &run.to_string_lossy(), "--verify"],
+        )
+        .output()
+        .unwrap();
         let stdout = String::from_utf8_lossy(&replay.stdout);
         assert!(
             stdout.contains("verification: all 9 stages matched, 0 differences"),
@@ -201,7 +213,10 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     assert!(early >= 10 && late >= 10);
-    assert!(killed_again >= KILLED_AGAIN, "only {killed_again} resumes were killed");
+    assert!(
+        killed_again >= KILLED_AGAIN,
+        "only {killed_again} resumes were killed"
+    );
     let _ = std::fs::remove_dir_all(&base);
     println!(
         "resume kill test: {kills} kills ({early} in the first 5%, {late} in the last 5%), {resumes} resumes ({killed_again} of them killed and resumed again), {identical} identical results, {verified} resumed archives verified with 0 differences"

@@ -10,11 +10,15 @@
 #[allow(dead_code)]
 mod flights;
 
-use flights::{Airline, CarrierDelays, Flight, FlightRow, NamedFlight, Tally, parse, summarize, tally};
+use flights::{
+    Airline, CarrierDelays, Flight, FlightRow, NamedFlight, Tally, parse, summarize, tally,
+};
 use obzenflow::event::DeliveryKey;
 use obzenflow::flow;
 use obzenflow::stage::csv::{self, Numbered};
-use obzenflow::stage::{Delivery, Receipt, Sink, StageError, collect, group_by, left_join, map, try_map};
+use obzenflow::stage::{
+    Delivery, Receipt, Sink, StageError, collect, group_by, left_join, map, try_map,
+};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -72,7 +76,11 @@ impl Sink<NamedFlight> for Ledger {
         Err(StageError::fatal("the ledger delivers by key"))
     }
 
-    async fn deliver(&mut self, key: &DeliveryKey, flight: NamedFlight) -> Result<Receipt, StageError> {
+    async fn deliver(
+        &mut self,
+        key: &DeliveryKey,
+        flight: NamedFlight,
+    ) -> Result<Receipt, StageError> {
         if self.out.is_none() {
             self.open()?;
         }
@@ -100,12 +108,16 @@ impl Sink<NamedFlight> for Ledger {
 }
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/nycflights13")
+        .join(name)
 }
 
 fn main() -> ExitCode {
-    let out = std::env::var_os("OBZENFLOW_OUT").map_or_else(|| PathBuf::from("delays.csv"), PathBuf::from);
-    let ledger = std::env::var_os("LEDGER").map_or_else(|| PathBuf::from("ledger.tsv"), PathBuf::from);
+    let out = std::env::var_os("OBZENFLOW_OUT")
+        .map_or_else(|| PathBuf::from("delays.csv"), PathBuf::from);
+    let ledger =
+        std::env::var_os("LEDGER").map_or_else(|| PathBuf::from("ledger.tsv"), PathBuf::from);
     obzenflow::app::Program::new("The flagship's flow with a ledger sink, for the resume kill test")
         .flow("flight-delays-ledger")
         .run(|app| {

@@ -18,9 +18,8 @@ use crate::journal::{
 use crate::stage::{EmitPolicy, Join, Observer, Sink, Source, Stateful, Transform};
 use crate::supervise::{
     Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Resumable, RunMode, Runner,
-    SinkBody,
-    SourceBody, StageBody, StageCounters, StageKind, StageState, StatefulBody, TransformBody,
-    run_stage,
+    SinkBody, SourceBody, StageBody, StageCounters, StageKind, StageState, StatefulBody,
+    TransformBody, run_stage,
 };
 use std::future::Future;
 use std::path::PathBuf;
@@ -578,9 +577,8 @@ impl FlowBuilder {
                     stopped: false,
                     marks_consumed: !matches!(kind, StageKind::Source | StageKind::Stateful),
                 };
-                let body = body(output, &materials.mode).map_err(|reason| {
-                    super::resume::refused(&name, reason)
-                })?;
+                let body = body(output, &materials.mode)
+                    .map_err(|reason| super::resume::refused(&name, reason))?;
                 let runner = Runner {
                     index,
                     name,

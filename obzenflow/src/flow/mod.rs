@@ -21,8 +21,8 @@ pub mod journals;
 mod metrics;
 mod plan;
 pub mod replay;
-pub mod resume;
 pub(crate) mod report;
+pub mod resume;
 pub mod run;
 mod topology;
 

@@ -344,7 +344,7 @@ fn is_control(body: &[u8]) -> bool {
         ]
     });
     body.first()
-        .is_some_and(|first| tags.iter().any(|tag| *tag == Some(*first)))
+        .is_some_and(|first| tags.contains(&Some(*first)))
 }
 
 /// Where control records and snapshots sit in each stage's journal:
@@ -656,7 +656,8 @@ pub(crate) fn verify(
             }
         }
         // What found no counterpart, first in the archive's order.
-        let mut left: Vec<(Option<(u64, Compared)>, Option<(u64, Compared)>, usize)> = waiting
+        type Left = (Option<(u64, Compared)>, Option<(u64, Compared)>, usize);
+        let mut left: Vec<Left> = waiting
             .into_values()
             .map(|(mut old, mut new)| {
                 let count = old.len().max(new.len());

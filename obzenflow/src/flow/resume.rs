@@ -8,7 +8,7 @@
 //! each resumption.
 //!
 //! Each stage learns where to continue from its own journal, read once as
-//! it is reopened (see [`JournalFacts`]):
+//! it is reopened:
 //! - a source continues after the last position it journaled (its
 //!   [`Source::seek`](crate::stage::Source::seek));
 //! - a transform, a sink and an observer continue after the last input
@@ -359,7 +359,11 @@ mod tests {
             Parents::None,
             Body::Control(Control::Consumed(id(1, 7))),
         ));
-        facts.note(&record(3, Parents::Range([id(2, 10), id(2, 12)]), Body::Data(9)));
+        facts.note(&record(
+            3,
+            Parents::Range([id(2, 10), id(2, 12)]),
+            Body::Data(9),
+        ));
         assert_eq!(facts.records, 4);
         assert_eq!(facts.taken.get(&1), Some(&7));
         assert_eq!(facts.taken.get(&2), Some(&13));
@@ -395,7 +399,11 @@ mod tests {
             consumed: vec![id(1, 1)],
             ..StateSnapshot::default()
         };
-        facts.note(&record(1, Parents::None, Body::Snapshot(Box::new(snapshot.clone()))));
+        facts.note(&record(
+            1,
+            Parents::None,
+            Body::Snapshot(Box::new(snapshot.clone())),
+        ));
         assert!(!facts.written_since_snapshot);
         assert_eq!(facts.snapshot.as_ref(), Some(&snapshot));
         facts.note(&record(
@@ -403,7 +411,10 @@ mod tests {
             Parents::None,
             Body::Control(Control::Position(SourcePosition::default())),
         ));
-        assert!(!facts.written_since_snapshot, "a control record is not output");
+        assert!(
+            !facts.written_since_snapshot,
+            "a control record is not output"
+        );
         let error = ErrorRecord {
             stage: "s".into(),
             kind: crate::event::ErrorKind::Permanent,
@@ -411,7 +422,11 @@ mod tests {
             input_id: Some(id(1, 1)),
             input: None,
         };
-        facts.note(&record(3, Parents::One(id(1, 1)), Body::Error(Box::new(error))));
+        facts.note(&record(
+            3,
+            Parents::One(id(1, 1)),
+            Body::Error(Box::new(error)),
+        ));
         assert!(facts.written_since_snapshot);
         assert_eq!((facts.errors.len(), facts.failed_inputs), (1, 1));
         assert_eq!(facts.data_before(4), 1);

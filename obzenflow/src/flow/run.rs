@@ -193,12 +193,10 @@ impl RunDir {
             identity: crate::journal::disk::journal_identity(index, name),
             ..self.options
         };
-        let (journal, _) =
-            DiskJournal::open_visiting(&self.path.join(&relative), options, visit)?;
+        let (journal, _) = DiskJournal::open_visiting(&self.path.join(&relative), options, visit)?;
         self.manifest.stage_journals.push(relative);
         Ok(journal)
     }
-
 
     /// The system journal. Its events are fsynced when the run ends, before
     /// the manifest records the end (see [`RunDir::finish`]): a machine crash

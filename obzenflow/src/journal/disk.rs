@@ -395,10 +395,7 @@ const DATA_TAG: u8 = 0;
 #[derive(Debug)]
 pub(crate) enum Visited<'a, T> {
     /// A data record, its payload not decoded.
-    Data {
-        seq: u64,
-        parents: &'a Parents,
-    },
+    Data { seq: u64, parents: &'a Parents },
     /// Any other record, decoded.
     Other(&'a Envelope<T>),
 }
@@ -467,9 +464,7 @@ impl<R: Send + 'static> JournalStream<R> {
         dir: &Path,
         batch: usize,
         until: u64,
-        make: impl Fn(&Path, u64, Stored<'_>) -> Result<Option<R>, DiskJournalError>
-        + Send
-        + 'static,
+        make: impl Fn(&Path, u64, Stored<'_>) -> Result<Option<R>, DiskJournalError> + Send + 'static,
     ) -> Result<Self, DiskJournalError> {
         let batch = batch.max(1);
         // Two batches in flight: the reader stays a step ahead, no more.

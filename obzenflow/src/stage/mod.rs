@@ -39,6 +39,6 @@ pub use middleware::{
     NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
 pub use traits::{
-    Delivery, DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful, StatefulExt,
-    StatefulStage, Transform, WithPolicy,
+    Delivery, DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful,
+    StatefulExt, StatefulStage, Transform, WithPolicy,
 };

@@ -445,7 +445,11 @@ where
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), StageError> {
-        type Saved<K, A> = (Vec<((Timestamp, K), Open<A>)>, Vec<(K, Timestamp)>, Option<Timestamp>);
+        type Saved<K, A> = (
+            Vec<((Timestamp, K), Open<A>)>,
+            Vec<(K, Timestamp)>,
+            Option<Timestamp>,
+        );
         let (open, session_ends, latest): Saved<K, A> = super::state::decode(state)?;
         self.open = open.into_iter().collect();
         self.session_ends = session_ends.into_iter().collect();
@@ -484,8 +488,7 @@ mod tests {
     ) -> (Vec<Shown>, Vec<String>) {
         let mut out = Vec::new();
         let mut late = Vec::new();
-        let show =
-            |w: Window<String, u32>| (w.key, w.start.0, w.end.0, w.count, w.value);
+        let show = |w: Window<String, u32>| (w.key, w.start.0, w.end.0, w.count, w.value);
         for input in inputs {
             if let Err(error) = windows.accumulate(*input) {
                 late.push(error.to_string());

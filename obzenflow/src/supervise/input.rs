@@ -94,8 +94,9 @@ impl<T: Payload> Inputs<T> {
             self.read[index].fetch_add(before, Ordering::Relaxed);
             StageCounters::add(&counters.events_in, before);
             if start < end {
-                let stream = crate::journal::disk::stream_range::<T>(&upstream.dir, 1024, start, end)
-                    .map_err(|error| error.to_string())?;
+                let stream =
+                    crate::journal::disk::stream_range::<T>(&upstream.dir, 1024, start, end)
+                        .map_err(|error| error.to_string())?;
                 self.archived[index] = Some(stream);
             }
         }

@@ -16,9 +16,8 @@ mod status;
 
 pub use crate::journal::JournalFailure;
 pub(crate) use body::{
-    Resumable,
-    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, RunMode, SinkBody, SourceBody,
-    StageBody, StatefulBody, TransformBody, blocking,
+    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, Resumable, RunMode, SinkBody,
+    SourceBody, StageBody, StatefulBody, TransformBody, blocking,
 };
 pub(crate) use catch::{catch_panic, panic_message};
 pub use failure::{ContractViolation, StageFailure};

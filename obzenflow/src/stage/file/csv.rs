@@ -144,7 +144,10 @@ impl<T> CsvSource<T> {
         &self.path
     }
 
-    fn reader(&self, input: Box<dyn std::io::Read + Send>) -> ::csv::Reader<Box<dyn std::io::Read + Send>> {
+    fn reader(
+        &self,
+        input: Box<dyn std::io::Read + Send>,
+    ) -> ::csv::Reader<Box<dyn std::io::Read + Send>> {
         ::csv::ReaderBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(false)
@@ -353,7 +356,12 @@ impl<T: Payload> CsvSource<T> {
             // Nothing but the header was read.
             return super::check_seek(&self.path, self.position, position);
         }
-        let input = super::open_at(&self.path, self.max_line_bytes, position.offset, position.line)?;
+        let input = super::open_at(
+            &self.path,
+            self.max_line_bytes,
+            position.offset,
+            position.line,
+        )?;
         self.reader = Some(self.reader(input));
         self.base = (position.line, position.offset);
         self.position = position;

@@ -154,7 +154,12 @@ impl<T: Payload> Source<T> for JsonlSource<T> {
 
     /// Continues at `position`'s byte (seeked to, or decompressed up to).
     fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
-        let input = super::open_at(&self.path, self.max_line_bytes, position.offset, position.line)?;
+        let input = super::open_at(
+            &self.path,
+            self.max_line_bytes,
+            position.offset,
+            position.line,
+        )?;
         self.reader = Some(Box::new(std::io::BufReader::with_capacity(64 << 10, input)));
         self.position = position;
         Ok(())

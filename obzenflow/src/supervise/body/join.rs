@@ -38,7 +38,10 @@ impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
 
     /// Continues a resumed run: the whole reference again (a join holds
     /// it), the stream after the last event the journal shows taken.
-    pub(crate) fn resume(&mut self, resume: &crate::flow::resume::StageResume) -> Result<(), String> {
+    pub(crate) fn resume(
+        &mut self,
+        resume: &crate::flow::resume::StageResume,
+    ) -> Result<(), String> {
         let counters = std::sync::Arc::clone(&self.output.counters);
         self.reference.resume(resume, |_| 0, &counters)?;
         if let Some(&stage) = self.reference.stages().first() {
@@ -47,8 +50,7 @@ impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
                 seq: resume.taken(stage),
             });
         }
-        self.stream
-            .resume(resume, |up| resume.taken(up), &counters)
+        self.stream.resume(resume, |up| resume.taken(up), &counters)
     }
 }
 

@@ -38,9 +38,10 @@ impl<T: Payload, X: Observer<T>> StageBody for ObserverBody<T, X> {
                 stage: last.id.stage,
                 seq: last.id.seq + 1,
             };
-            self.output
-                .writer
-                .push(crate::event::Parents::None, Body::Control(Control::Consumed(next)));
+            self.output.writer.push(
+                crate::event::Parents::None,
+                Body::Control(Control::Consumed(next)),
+            );
         }
         for entry in chunk.entries() {
             self.handler.observe(entry);

@@ -6,9 +6,9 @@
 use super::{ChunkData, Output, StageBody, Step};
 use crate::event::{DeliveryKey, EventId, Payload, Receipt, StageId};
 use crate::stage::{Delivery, Sink};
-use crate::supervise::status::StageCounters;
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
+use crate::supervise::status::StageCounters;
 use std::time::Instant as StdInstant;
 
 pub(crate) struct SinkBody<T: Payload, K> {
@@ -68,7 +68,10 @@ impl<T: Payload, K> SinkBody<T, K> {
 impl<T: Payload, K: Sink<T>> SinkBody<T, K> {
     /// Continues a resumed run as the handler's [`Delivery`] says: after
     /// the last receipt, or (to rebuild its effect) from the first input.
-    pub(crate) fn resume(&mut self, resume: &crate::flow::resume::StageResume) -> Result<(), String> {
+    pub(crate) fn resume(
+        &mut self,
+        resume: &crate::flow::resume::StageResume,
+    ) -> Result<(), String> {
         let counters = std::sync::Arc::clone(&self.output.counters);
         let delivery = self.handler.delivery();
         if delivery == Delivery::Rebuilt && !resume.own.ended {

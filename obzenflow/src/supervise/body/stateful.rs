@@ -71,7 +71,11 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StatefulBody<I, O, X> {
                 _ => "its journal holds records after its last snapshot, which a snapshot should have followed".to_owned(),
             });
         }
-        let snapshot = if own.ended { None } else { own.snapshot.as_ref() };
+        let snapshot = if own.ended {
+            None
+        } else {
+            own.snapshot.as_ref()
+        };
         if let Some(snapshot) = snapshot {
             self.handler
                 .restore(&snapshot.state)
@@ -150,7 +154,11 @@ impl<I: Payload, O: Payload, X: Stateful<I, O>> StatefulBody<I, O, X> {
 
     /// Notes that input `last` (and everything before it from its stage) was taken.
     fn took(&mut self, last: EventId) {
-        match self.taken.iter_mut().find(|taken| taken.stage == last.stage) {
+        match self
+            .taken
+            .iter_mut()
+            .find(|taken| taken.stage == last.stage)
+        {
             Some(taken) => *taken = last,
             None => self.taken.push(last),
         }
