@@ -729,3 +729,109 @@ fn a_join_interrupted_while_loading_its_reference_resumes() {
     assert_eq!(out.effects(), whole.effects());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Stateful stages under each emit policy, each with a helper's snapshots:
+/// event-time windows (emitting as the watermark passes), a reduce
+/// emitting every few inputs, a top-n at the end, a group-by on a
+/// processing-time window. Interrupted at several points, resumed: the
+/// uninterrupted result.
+#[test]
+fn stateful_helpers_resume_under_every_emit_policy() {
+    use obzenflow::stage::window::{Timestamp, tumbling};
+    use obzenflow::stage::{reduce, top_n};
+    let build = |base: &Path, stall: Option<u64>, out: [Ledger; 4]| {
+        let [windows, sums, best, groups] = out;
+        let mut flow = FlowBuilder::new("policies");
+        flow.journals(journals(base));
+        let n = flow.source("numbers", numbers(2_000, 32, stall));
+        let w = flow.stateful_with(
+            "windows",
+            &n,
+            tumbling(
+                Duration::from_millis(100),
+                |n: &u64| n % 3,
+                |n: &u64| Ok(Timestamp::from_millis(*n as i64)),
+                |sum: &mut u64, n: u64| *sum += n,
+            ),
+        );
+        let s = flow.stateful_with(
+            "sums",
+            &n,
+            reduce(0u64, |sum: &mut u64, n: u64| *sum += n).emit_every(77),
+        );
+        let t = flow.stateful_with("best", &n, top_n(5, |n: &u64| n % 101).emit_on_eof());
+        let g = flow.stateful_with(
+            "groups",
+            &n,
+            group_by(|n: &u64| n % 4, |c: &mut u64, _: u64| *c += 1)
+                .emit_every_window(Duration::from_secs(3600)),
+        );
+        flow.sink("out_windows", &w, windows);
+        flow.sink::<u64>("out_sums", &s, sums);
+        flow.sink::<u64>("out_best", &t, best);
+        flow.sink::<(u64, u64)>("out_groups", &g, groups);
+        flow.build().unwrap()
+    };
+    let ledgers = || std::array::from_fn::<Ledger, 4, _>(|_| Ledger::default());
+    let whole = ledgers();
+    let base_whole = base("policies-whole");
+    runtime().block_on(async { build(&base_whole, None, whole.clone()).run().await.unwrap() });
+    let _ = std::fs::remove_dir_all(&base_whole);
+    for stall in [1, 300, 1_000, 1_999] {
+        let dir = base(&format!("policies-{stall}"));
+        let out = ledgers();
+        let interrupted = runtime();
+        interrupted.block_on(async {
+            let mut flow = build(&dir, Some(stall), out.clone());
+            flow.start().unwrap();
+            while stage(&flow.report(), "out_sums").events_in < stall / 77 {
+                tokio::task::yield_now().await;
+            }
+        });
+        drop(interrupted);
+        let run = run_dir_of(&dir, "policies");
+        forget_the_end(&run);
+        runtime()
+            .block_on(async {
+                let mut flow = build(&dir, None, out.clone());
+                flow.resume_from(&run, ResumeOptions::default()).unwrap();
+                flow.run().await
+            })
+            .unwrap_or_else(|e| panic!("stall {stall}: {e}"));
+        for (name, (a, b)) in ["windows", "sums", "best", "groups"]
+            .iter()
+            .zip(whole.iter().zip(&out))
+        {
+            assert_eq!(a.effects(), b.effects(), "stall {stall}: `{name}`");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// A flow with a feedback loop is refused, saying why.
+#[test]
+fn a_feedback_loop_is_refused() {
+    let dir = base("loop");
+    let build = |dir: &Path| {
+        let mut flow = FlowBuilder::new("loop");
+        flow.journals(journals(dir));
+        let n = flow.source("numbers", from_iter(0..10u64));
+        let (head, port) = flow.loop_head("head", &n, map(|n: u64| n), 10);
+        let halved = flow.transform("halved", &head, filter(|n: &u64| *n > 1));
+        let back = flow.transform("back", &halved, map(|n: u64| n / 2));
+        flow.feedback(&port, &back);
+        flow.sink("out", &halved, collect().0);
+        flow.build().unwrap()
+    };
+    let run = runtime().block_on(async { build(&dir).run().await.unwrap().run_dir.unwrap() });
+    forget_the_end(&run);
+    let error = build(&dir)
+        .resume_from(&run, ResumeOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(error, ResumeError::FeedbackLoop { ref stage } if stage == "head"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("feedback loop"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
