@@ -835,3 +835,66 @@ fn a_feedback_loop_is_refused() {
     assert!(error.to_string().contains("feedback loop"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod v1 {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Reading {
+        pub(crate) value: u64,
+    }
+}
+
+mod v2 {
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    pub(crate) struct Reading {
+        pub(crate) label: String,
+        pub(crate) value: f64,
+    }
+}
+
+/// A payload type changed since the run was interrupted (same name, other
+/// fields) is refused before anything runs, naming the journal and saying
+/// why; the archive stays resumable by the flow that wrote it.
+#[test]
+fn a_changed_payload_type_is_refused_before_anything_runs() {
+    let dir = base("changed");
+    let interrupted = runtime();
+    interrupted.block_on(async {
+        let mut flow = FlowBuilder::new("changed");
+        flow.journals(journals(&dir));
+        let n = flow.source("numbers", numbers(1_000, 10, Some(500)));
+        let r = flow.transform("readings", &n, map(|value: u64| v1::Reading { value }));
+        flow.sink("out", &r, collect().0);
+        let mut flow = flow.build().unwrap();
+        flow.start().unwrap();
+        while stage(&flow.report(), "out").events_in < 500 {
+            tokio::task::yield_now().await;
+        }
+    });
+    drop(interrupted);
+    let run = run_dir_of(&dir, "changed");
+    forget_the_end(&run);
+    let mut flow = FlowBuilder::new("changed");
+    flow.journals(journals(&dir));
+    let n = flow.source("numbers", numbers(1_000, 10, None));
+    let r = flow.transform(
+        "readings",
+        &n,
+        map(|value: u64| v2::Reading {
+            label: String::new(),
+            value: value as f64,
+        }),
+    );
+    flow.sink("out", &r, collect().0);
+    let mut flow = flow.build().unwrap();
+    flow.resume_from(&run, ResumeOptions::default()).unwrap();
+    let error = runtime().block_on(flow.run()).unwrap_err().to_string();
+    assert!(
+        error.contains("stage `readings` cannot open its disk journal"),
+        "{error}"
+    );
+    assert!(error.contains("does not decode as"), "{error}");
+    assert!(error.contains("payload type"), "{error}");
+    let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
+    assert!(manifest.ended_at.is_none() && manifest.resumptions.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

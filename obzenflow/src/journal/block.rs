@@ -534,6 +534,7 @@ fn put_id(out: &mut Vec<u8>, id: EventId) {
 }
 
 /// A record read from a block, its body still encoded.
+#[derive(Clone)]
 pub(super) struct Stored<'a> {
     pub(super) seq: u64,
     pub(super) stage: StageId,

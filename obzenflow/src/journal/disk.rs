@@ -226,8 +226,15 @@ impl<T: Payload> DiskJournal<T> {
         mut visit: impl FnMut(Visited<'_, T>),
     ) -> Result<(Self, Recovery), DiskJournalError> {
         let mut unsynced_dirs = create_private_dir(dir)?;
+        let mut checked = false;
         let scan = scan(dir, true, |path, offset, record| {
             if record.body.first() == Some(&DATA_TAG) {
+                if !checked {
+                    // One payload decoded, so that a payload type changed
+                    // since is refused here, before anything runs.
+                    checked = true;
+                    decode::<T>(path, offset, record.clone())?;
+                }
                 visit(Visited::Data {
                     seq: record.seq,
                     parents: &record.parents,
@@ -634,8 +641,9 @@ fn decode<T: DeserializeOwned>(
             path: path.to_owned(),
             offset,
             reason: format!(
-                "record {} has a good checksum but does not decode: {error}",
-                record.seq
+                "record {} has a good checksum but does not decode as `{}`: {error} (a change of the payload type since it was written does this)",
+                record.seq,
+                std::any::type_name::<T>()
             ),
         })?;
     Ok(Envelope {
