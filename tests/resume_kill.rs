@@ -16,6 +16,7 @@
 #![cfg(unix)]
 
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -218,7 +219,10 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         "only {killed_again} resumes were killed"
     );
     let _ = std::fs::remove_dir_all(&base);
-    println!(
+    // Written to the terminal past the test harness's capture, so that it
+    // is the last line this test shows in `cargo test` too.
+    let _ = writeln!(
+        std::io::stderr(),
         "resume kill test: {kills} kills ({early} in the first 5%, {late} in the last 5%), {resumes} resumes ({killed_again} of them killed and resumed again), {identical} identical results, {verified} resumed archives verified with 0 differences"
     );
 }
