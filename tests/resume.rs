@@ -230,13 +230,7 @@ fn crash(
             outputs,
         );
         flow.start().unwrap();
-        loop {
-            let report = flow.report();
-            if settled(&report) {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        until(&flow, settled).await;
         run_dir(base)
     });
     drop(runtime);
@@ -244,6 +238,21 @@ fn crash(
     // vanish, and record an end; a killed process records none.
     forget_the_end(&run);
     run
+}
+
+/// Waits until `what` holds of the running flow's report; panics if the
+/// flow ends first (it failed: a waiting test would wait for ever).
+async fn until(flow: &FlowHandle, what: impl Fn(&FlowReport) -> bool) {
+    loop {
+        let report = flow.report();
+        if what(&report) {
+            return;
+        }
+        if flow.state().is_terminal() {
+            panic!("the flow ended before the test's condition held:\n{report}");
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The one run directory under `base`.
@@ -406,9 +415,7 @@ fn a_resume_interrupted_again_resumes_again() {
         let mut flow = flow(journals(&base), numbers(TOTAL, 64, Some(1800)), &outputs);
         flow.resume_from(&run, ResumeOptions::default()).unwrap();
         flow.start().unwrap();
-        while stage(&flow.report(), "numbers").events_out < 1800 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "numbers").events_out >= 1800).await;
     });
     drop(runtime);
     forget_the_end(&run);
@@ -517,9 +524,7 @@ fn what_cannot_continue_is_refused_naming_the_stage() {
     runtime_a.block_on(async {
         let mut flow = build(&dir);
         flow.start().unwrap();
-        while stage(&flow.report(), "out").events_in < 5 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "out").events_in >= 5).await;
     });
     drop(runtime_a);
     let run = run_dir_of(&dir, "noseek");
@@ -575,9 +580,7 @@ fn what_cannot_continue_is_refused_naming_the_stage() {
     runtime_a.block_on(async {
         let mut flow = build(&base, None, Some(100), out.clone());
         flow.start().unwrap();
-        while stage(&flow.report(), "count").events_in < 100 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "count").events_in >= 100).await;
     });
     drop(runtime_a);
     let run = run_dir_of(&base, "count");
@@ -598,9 +601,7 @@ fn what_cannot_continue_is_refused_naming_the_stage() {
     runtime_b.block_on(async {
         let mut flow = build(&base, Some(10), Some(100), Ledger::default());
         flow.start().unwrap();
-        while stage(&flow.report(), "count").events_out < 10 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "count").events_out >= 10).await;
     });
     drop(runtime_b);
     let run = run_dir_of(&base, "count");
@@ -654,9 +655,7 @@ fn an_at_least_once_sink_is_told_and_counted() {
     runtime_a.block_on(async {
         let mut flow = build(Some(250), seen.clone());
         flow.start().unwrap();
-        while stage(&flow.report(), "out").events_out < 250 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "out").events_out >= 250).await;
     });
     drop(runtime_a);
     let run = run_dir_of(&base, "atleast");
@@ -712,9 +711,7 @@ fn a_join_interrupted_while_loading_its_reference_resumes() {
     runtime_a.block_on(async {
         let mut flow = build(Some(17), out.clone());
         flow.start().unwrap();
-        while stage(&flow.report(), "names").events_out < 17 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "names").events_out >= 17).await;
     });
     drop(runtime_a);
     let run = run_dir_of(&base, "join");
@@ -784,9 +781,7 @@ fn stateful_helpers_resume_under_every_emit_policy() {
         interrupted.block_on(async {
             let mut flow = build(&dir, Some(stall), out.clone());
             flow.start().unwrap();
-            while stage(&flow.report(), "out_sums").events_in < stall / 77 {
-                tokio::task::yield_now().await;
-            }
+            until(&flow, |r| stage(r, "out_sums").events_in >= stall / 77).await;
         });
         drop(interrupted);
         let run = run_dir_of(&dir, "policies");
@@ -866,9 +861,7 @@ fn a_changed_payload_type_is_refused_before_anything_runs() {
         flow.sink("out", &r, collect().0);
         let mut flow = flow.build().unwrap();
         flow.start().unwrap();
-        while stage(&flow.report(), "out").events_in < 500 {
-            tokio::task::yield_now().await;
-        }
+        until(&flow, |r| stage(r, "out").events_in >= 500).await;
     });
     drop(interrupted);
     let run = run_dir_of(&dir, "changed");
