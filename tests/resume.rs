@@ -194,9 +194,13 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
 
 const TOTAL: u64 = 3_000;
 
+/// A directory of its own for each call (`cargo test` runs this file's
+/// tests as threads of one process).
 fn base(name: &str) -> PathBuf {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("resume-{name}-{}", std::process::id()));
+        .join(format!("resume-{name}-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
