@@ -11,6 +11,12 @@ async fn main() {
         std::process::exit(2);
     };
     let mut flow = crash_flow::crash_flow(base);
+    // Said once the run directory and its manifest exist: the test kills
+    // the writer while it writes, not while it starts.
+    if let Err(error) = flow.start() {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
     println!("started");
-    let _ = flow.run().await;
+    let _ = flow.wait().await;
 }

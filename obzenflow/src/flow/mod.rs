@@ -10,6 +10,10 @@
 //! reached EOF, and the flow completes when every stage has drained. A stage
 //! that fails (an error it cannot go on from, a panic, a broken control
 //! channel) fails the flow, which cancels the other stages; nothing hangs.
+//!
+//! A run with disk journals can be [replayed](FlowHandle::replay_from) and
+//! verified, and an interrupted one [resumed](FlowHandle::resume_from)
+//! where it stopped (see [`resume`]).
 
 mod builder;
 mod contract;
