@@ -538,6 +538,14 @@ fn a_completed_run_and_a_memory_flow_are_refused() {
         matches!(error, ResumeError::MemoryJournal { .. }),
         "{error}"
     );
+    // A run killed while it started, before its manifest.
+    let early = base.join("resumable/never-started");
+    std::fs::create_dir_all(early.join("stages")).unwrap();
+    let error = flow(journals(&base), numbers(100, 64, None), &Outputs::default())
+        .resume_from(&early, ResumeOptions::default())
+        .unwrap_err();
+    assert!(matches!(error, ResumeError::NeverStarted { .. }), "{error}");
+    assert!(error.to_string().contains("run the flow again"), "{error}");
     // Another flow's archive.
     let mut other = FlowBuilder::new("resumable");
     other.journals(journals(&base));

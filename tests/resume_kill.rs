@@ -81,6 +81,12 @@ fn run_dir(dir: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
+/// Whether the run had started: its manifest is written before any stage
+/// runs (a run killed before has nothing to resume, and says so).
+fn has_started(run: &Path) -> bool {
+    run.join("manifest.json").exists()
+}
+
 fn ended(run: &Path) -> bool {
     obzenflow::flow::replay::read_manifest(run).is_ok_and(|manifest| manifest.ended_at.is_some())
 }
@@ -157,8 +163,9 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         let _ = std::fs::remove_dir_all(&dir);
         let killed = kill_after(child(&dir, &[]).spawn().unwrap(), moment);
         let run = run_dir(&dir);
-        let Some(run) = run.filter(|run| killed && !ended(run)) else {
-            // It ended (or had not made its run directory) before the kill.
+        let Some(run) = run.filter(|run| killed && has_started(run) && !ended(run)) else {
+            // It ended, or had not started (made its run directory and
+            // written its manifest), before the kill.
             missed += 1;
             continue;
         };

@@ -71,6 +71,15 @@ pub enum ResumeError {
         /// The loop's head.
         stage: String,
     },
+    /// The run was interrupted while it started, before it wrote its
+    /// manifest: no stage had run.
+    #[error(
+        "the run in {dir} was interrupted before it started (it has no manifest yet), so there is nothing to resume: run the flow again"
+    )]
+    NeverStarted {
+        /// The run directory.
+        dir: PathBuf,
+    },
     /// Resume is set up before the flow starts.
     #[error("a resume must be set up before the flow starts")]
     AlreadyStarted,
@@ -261,6 +270,11 @@ pub(crate) fn check(
     topology: &Topology,
     durable: &[(String, bool)],
 ) -> Result<Manifest, ResumeError> {
+    if archive.is_dir() && !archive.join("manifest.json").exists() {
+        return Err(ResumeError::NeverStarted {
+            dir: archive.to_owned(),
+        });
+    }
     let options = ReplayOptions {
         allow_incomplete: true,
         ..ReplayOptions::default()
