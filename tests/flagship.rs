@@ -45,16 +45,54 @@ async fn run(
     dir: &std::path::Path,
     flights: PathBuf,
 ) -> (Result<FlowReport, FlowError>, Vec<CarrierDelays>) {
+    run_as(dir, flights, 1).await
+}
+
+/// The same, its parse and tally stages as `instances` instances each.
+async fn run_as(
+    dir: &std::path::Path,
+    flights: PathBuf,
+    instances: usize,
+) -> (Result<FlowReport, FlowError>, Vec<CarrierDelays>) {
     let (table, rows) = collect::<CarrierDelays>();
-    let mut flow = flights::flow(
+    let mut flow = flights::flow_parallel(
         memory(),
         flights::read_flights(flights, MAX_LINE_BYTES),
         carriers(),
         csv::write(dir.join("out.csv")),
         table,
+        instances,
     );
     let outcome = flow.run().await;
     (outcome, rows.snapshot())
+}
+
+/// The bundled data with the parse and tally stages as 1, 2 and 3
+/// instances: the same table, the same rows in the CSV file (in the order
+/// of the tally's instances), every row accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flagship_in_parallel_gives_the_same_table() {
+    let flights =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/nycflights13/flights.csv.gz");
+    let mut results = Vec::new();
+    for instances in [1, 2, 3] {
+        let dir = scratch(&format!("parallel-{instances}"));
+        let (outcome, table) = run_as(&dir, flights.clone(), instances).await;
+        let report = outcome.unwrap();
+        assert_eq!(report.stage("named").unwrap().events_out, 336_776);
+        assert!(report.errors.is_empty());
+        let mut table: Vec<String> = table.iter().map(|row| format!("{row:?}")).collect();
+        table.sort();
+        let csv = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+        let mut lines: Vec<&str> = csv.lines().collect();
+        let header = lines.remove(0).to_owned();
+        lines.sort_unstable();
+        let lines: Vec<String> = lines.into_iter().map(str::to_owned).collect();
+        assert_eq!(table.len(), 16);
+        results.push((table, header, lines));
+    }
+    assert_eq!(results[1], results[0], "2 instances");
+    assert_eq!(results[2], results[0], "3 instances");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@
 //! wrote; each stage's inputs were handled or went to the error lane; each
 //! sink's receipts are its deliveries) and no run may deadlock (a stuck run
 //! shows as the hour-long virtual timeout firing). A failing case prints its
-//! seed; `RANDOM_TOPOLOGY_SEED=n` runs that case alone.
+//! seed; `RANDOM_TOPOLOGY_SEED=n` runs that case alone. One transform in
+//! three runs as 1 to 4 parallel instances.
 //!
 //! A second test runs 40 of the shapes with disk journals on the real clock
 //! (the journal threads are OS threads, which the paused clock cannot wait
@@ -16,7 +17,7 @@
 use obzenflow::flow::{FlowBuilder, FlowState, StageRef, journals};
 use obzenflow::journal::FsyncPolicy;
 use obzenflow::journal::disk::stream_raw;
-use obzenflow::stage::{Emitter, Poll, Receipt, Sink, Source, StageError, Transform};
+use obzenflow::stage::{Emitter, Poll, Receipt, Sink, Source, StageError, Transform, parallel};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,6 +84,7 @@ impl Source<u64> for RandomSource {
 }
 
 /// Sleeps, fails, drops or duplicates at random.
+#[derive(Clone)]
 struct Jittery {
     rng: Rng,
     tally: Arc<Tally>,
@@ -225,15 +227,25 @@ async fn run_case(seed: u64, disk: Option<&Path>) -> (usize, FlowState) {
                     pace,
                 },
             )),
-            Kind::Transform => Some(flow.transform(
-                &stage.name,
-                inputs.as_slice(),
-                Jittery {
+            Kind::Transform => {
+                let handler = Jittery {
                     rng: handler_rng,
                     tally: Arc::clone(&stage.tally),
                     pace,
-                },
-            )),
+                };
+                // One transform in three runs as 1 to 4 instances.
+                Some(if rng.chance(3) {
+                    let instances = rng.range(1, 4) as usize;
+                    flow.transform_parallel(
+                        &stage.name,
+                        inputs.as_slice(),
+                        handler,
+                        parallel(instances),
+                    )
+                } else {
+                    flow.transform(&stage.name, inputs.as_slice(), handler)
+                })
+            }
             Kind::Sink => {
                 flow.sink(
                     &stage.name,

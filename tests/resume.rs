@@ -144,6 +144,9 @@ struct Outputs {
     joined: Ledger,
     picky: Ledger,
     taken: Taken,
+    /// How many instances `doubled`, `both` and `by_day` run as (0 or 1:
+    /// one).
+    instances: usize,
 }
 
 /// How often a filter took each input, kept across runs: a stage resumed
@@ -195,7 +198,9 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
         joined,
         picky,
         taken,
+        instances,
     } = outputs.clone();
+    let instances = instances.max(1);
     let picky = Picky(picky);
     flow! {
         name: "resumable",
@@ -205,10 +210,11 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
             names   = source!((u64, String) => from_iter((0..7u64).map(|k| (k, format!("day{k}")))));
             evens   = transform!(u64 -> u64 => taken);
             odds    = transform!(u64 -> u64 => filter(|n: &u64| n % 2 == 1));
-            doubled = transform!(u64 -> u64 => flat_map(|n: u64| if n.is_multiple_of(3) { vec![n, n * 10] } else { vec![n] }));
-            both    = transform!(u64 -> (u64, u64) => map(|n: u64| (n % 7, n)));
+            doubled = transform!(u64 -> u64 => flat_map(|n: u64| if n.is_multiple_of(3) { vec![n, n * 10] } else { vec![n] }), parallel: instances);
+            both    = transform!(u64 -> (u64, u64) => map(|n: u64| (n % 7, n)), parallel: instances);
             sum     = stateful!(u64 -> u64 => Sum::default().emit_every(25));
-            by_day  = stateful!((u64, u64) -> (u64, u64) => group_by(|p: &(u64, u64)| p.0, |total: &mut u64, p: (u64, u64)| *total += p.1).emit_on_eof());
+            by_day  = stateful!((u64, u64) -> (u64, u64) => group_by(|p: &(u64, u64)| p.0, |total: &mut u64, p: (u64, u64)| *total += p.1).emit_on_eof(),
+                        parallel: instances, key: |p: &(u64, u64)| p.0);
             named   = join!((u64, String), (u64, u64) -> String => inner_join(
                 |r: &(u64, String)| r.0,
                 |p: &(u64, u64)| p.0,
@@ -322,13 +328,16 @@ fn resume(base: &Path, run: &Path, outputs: &Outputs) -> Result<FlowReport, Flow
     })
 }
 
-fn replay_verifies(run: &Path) {
+fn replay_verifies(run: &Path, instances: usize) {
     let replay_base = base("replay");
     runtime().block_on(async {
         let mut flow = flow(
             journals(&replay_base),
             numbers(TOTAL, 64, None),
-            &Outputs::default(),
+            &Outputs {
+                instances,
+                ..Outputs::default()
+            },
         );
         flow.replay_from(run, ReplayOptions::default()).unwrap();
         flow.run().await.unwrap();
@@ -391,24 +400,33 @@ fn stage<'a>(report: &'a FlowReport, name: &str) -> &'a obzenflow::supervise::St
 }
 
 /// Interrupted at many points (mid-batch, with stages behind, with the
-/// source done and sinks behind), resumed, resumed again: always the
-/// uninterrupted result, each effect once, and a replay that verifies.
+/// source done and sinks behind), resumed, resumed again, with the
+/// parallel stages as one instance or several: always the uninterrupted
+/// (one-instance) result, each effect once, and a replay that verifies.
 #[test]
 fn interrupted_runs_resume_to_the_uninterrupted_result() {
     let (whole, whole_report) = uninterrupted();
     assert!(!whole.pairs.effects().is_empty());
-    // (where the source stalls, whether to wait for every stage to catch up)
-    for (stall, settle) in [
-        (0, true),
-        (1, false),
-        (130, true),
-        (700, false),
-        (1500, true),
-        (2999, false),
-        (3000, true),
+    // (where the source stalls, whether to wait for every stage to catch
+    // up, how many instances the parallel stages run as)
+    for (stall, settle, instances) in [
+        (0, true, 1),
+        (1, false, 1),
+        (130, true, 1),
+        (700, false, 1),
+        (1500, true, 1),
+        (2999, false, 1),
+        (3000, true, 1),
+        (1, false, 2),
+        (900, true, 3),
+        (1700, false, 2),
+        (3000, true, 2),
     ] {
-        let base = base(&format!("stall-{stall}-{settle}"));
-        let outputs = Outputs::default();
+        let base = base(&format!("stall-{stall}-{settle}-{instances}"));
+        let outputs = Outputs {
+            instances,
+            ..Outputs::default()
+        };
         let settled = |report: &FlowReport| {
             let source = stage(report, "numbers").events_out;
             source >= stall.min(TOTAL)
@@ -464,7 +482,7 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
         let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
         assert_eq!(manifest.resumptions.len(), 1);
         assert_eq!(manifest.status, "completed");
-        replay_verifies(&run);
+        replay_verifies(&run, instances);
         let _ = std::fs::remove_dir_all(&base);
     }
 }
@@ -499,7 +517,7 @@ fn a_resume_interrupted_again_resumes_again() {
         manifest.resumptions[1].positions[0].map(|p| p.records),
         Some(1800)
     );
-    replay_verifies(&run);
+    replay_verifies(&run, 1);
     let _ = std::fs::remove_dir_all(&base);
 }
 
@@ -985,4 +1003,36 @@ fn a_changed_payload_type_is_refused_before_anything_runs() {
     let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();
     assert!(manifest.ended_at.is_none() && manifest.resumptions.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_keyed_stage_resumed_with_another_instance_count_is_refused() {
+    let base = base("instances");
+    let two = Outputs {
+        instances: 2,
+        ..Outputs::default()
+    };
+    let run = crash(&base, 1700, |r| stage(r, "by_day").events_in >= 500, &two);
+    let three = Outputs {
+        instances: 3,
+        ..Outputs::default()
+    };
+    let error = resume(&base, &run, &three).unwrap_err();
+    let FlowError::CannotStart { error, .. } = &error else {
+        panic!("{error}")
+    };
+    let StartError::Resume { stage, reason } = &**error else {
+        panic!("{error}")
+    };
+    assert_eq!(stage, "by_day");
+    assert!(
+        reason.contains("saved by 2 instances and it now runs as 3"),
+        "{reason}"
+    );
+    // With the count it ran with, it resumes.
+    let report = resume(&base, &run, &two).unwrap();
+    assert_eq!(report.state, obzenflow::flow::FlowState::Completed);
+    let (whole, _) = uninterrupted();
+    assert_same(&whole, &two);
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -141,6 +141,8 @@ pub(crate) fn read_flights(path: PathBuf, max_line_bytes: usize) -> NumberedCsvS
 
 /// The flow: flights (a CSV file, gzipped or not) joined with the airlines
 /// table (a CSV file), tallied per carrier into `table` and the CSV file `out`.
+// The example calls `flow_parallel`; the tests and benchmarks this.
+#[allow(dead_code)]
 pub(crate) fn flow(
     journals: Journals,
     flights: NumberedCsvSource<FlightRow>,
@@ -148,12 +150,25 @@ pub(crate) fn flow(
     out: CsvSink,
     table: CollectSink<CarrierDelays>,
 ) -> obzenflow::flow::FlowHandle {
+    flow_parallel(journals, flights, airlines, out, table, 1)
+}
+
+/// [`flow()`] with its parse and tally stages run as `instances` instances
+/// each (the tally keyed by carrier): the same table.
+pub(crate) fn flow_parallel(
+    journals: Journals,
+    flights: NumberedCsvSource<FlightRow>,
+    airlines: CsvSource<Airline>,
+    out: CsvSink,
+    table: CollectSink<CarrierDelays>,
+    instances: usize,
+) -> obzenflow::flow::FlowHandle {
     flow! {
         name: "flight-delays",
         journals: journals,
         stages: {
             flights     = source!(Numbered<FlightRow> => flights);
-            parsed      = transform!(Numbered<FlightRow> -> Flight => try_map(parse));
+            parsed      = transform!(Numbered<FlightRow> -> Flight => try_map(parse), parallel: instances);
             airlines    = source!(Airline => airlines);
             named       = join!(Airline, Flight -> NamedFlight => left_join(
                 |a: &Airline| a.carrier.clone(),
@@ -168,7 +183,7 @@ pub(crate) fn flow(
             per_carrier = stateful!(NamedFlight -> (String, Tally) => group_by(
                 |f: &NamedFlight| f.carrier.clone(),
                 tally,
-            ).emit_on_eof());
+            ).emit_on_eof(), parallel: instances, key: |f: &NamedFlight| f.carrier.clone());
             summary     = transform!((String, Tally) -> CarrierDelays => map(summarize));
             table       = sink!(CarrierDelays => table);
             file        = sink!(CarrierDelays => out);

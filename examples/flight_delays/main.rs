@@ -28,11 +28,14 @@
 //! `OBZENFLOW_AIRLINES` and `OBZENFLOW_OUT`; a line longer than
 //! `OBZENFLOW_MAX_LINE_BYTES` (4 MiB) fails the run, naming it. A run stopped with Ctrl-C prints
 //! its partial table and leaves the CSV file as it was, unless
-//! `OBZENFLOW_WRITE_PARTIAL=1`.
+//! `OBZENFLOW_WRITE_PARTIAL=1`. `-- --parallel N` runs the parse and tally
+//! stages as N instances each (the tally keyed by carrier), for the same
+//! table.
 
 mod flights;
 
 use flights::CarrierDelays;
+use obzenflow::app::clap::{Arg, value_parser};
 use obzenflow::stage::{MAX_LINE_BYTES, collect, csv};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,14 +91,26 @@ fn main() -> ExitCode {
         "OBZENFLOW_WRITE_PARTIAL",
         "1: a stopped run writes its partial table to the CSV file",
     )
+    .arg(
+        Arg::new("parallel")
+            .long("parallel")
+            .value_name("N")
+            .value_parser(value_parser!(u32).range(1..))
+            .default_value("1")
+            .help(
+                "Run the parse and tally stages as N instances each (the tally keyed by carrier)",
+            ),
+    )
     .run_then(
         |app| {
-            flights::flow(
+            let instances = app.value::<u32>("parallel").map_or(1, |n| *n as usize);
+            flights::flow_parallel(
                 app.journals(),
                 flights::read_flights(flights_path, max_line),
                 csv::read(airlines_path),
                 csv::write(out_path).write_partial(partial),
                 table,
+                instances,
             )
         },
         |report| {

@@ -82,6 +82,22 @@ pub(crate) fn flow(
             let function = Ident::new(function, first);
             respan(quote!(#p::#function::<#types>), first)
         };
+        // `parallel: n` (and `key: ..`), as the builder takes it.
+        let parallel = stage.parallel.as_ref().map(|(span, count)| {
+            let input = match &stage.signature {
+                Signature::Map(input, _) => quote!(#input),
+                _ => quote!(_),
+            };
+            let base = quote_spanned!(*span=> ::obzenflow::stage::parallel(#count));
+            match &stage.key {
+                Some((key_span, key)) => {
+                    let key_first = first_span(key);
+                    let key_by = Ident::new("key_by", *key_span);
+                    quote_spanned!(key_first=> #base.#key_by::<#input, _, _>(#key))
+                }
+                None => base,
+            }
+        });
         let call = match (&stage.signature, stage.kind) {
             (Signature::One(out), Kind::Source) => {
                 let function = call_path("source", quote!(#out, _));
@@ -96,6 +112,13 @@ pub(crate) fn flow(
                 let edges = inputs(Role::Input, input);
                 let function = call_path("observer", quote!(#input, _));
                 quote_spanned!(first=> #function(&mut #builder, #name_text, #(#edges)*, #handler))
+            }
+            (Signature::Map(input, out), Kind::Stateful) if parallel.is_some() => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("stateful_parallel", quote!(#input, #out, _, _, _));
+                quote_spanned! {first=>
+                    #function(&mut #builder, #name_text, [#(#edges),*], { use #p::StatefulExt as _; #handler }, #parallel)
+                }
             }
             (Signature::Map(input, out), Kind::Stateful) => {
                 let edges = inputs(Role::Input, input);
@@ -117,6 +140,11 @@ pub(crate) fn flow(
                     #port = ::core::option::Option::Some(port);
                     stage
                 }}
+            }
+            (Signature::Map(input, out), _) if parallel.is_some() => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("transform_parallel", quote!(#input, #out, _, _, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler, #parallel))
             }
             (Signature::Map(input, out), _) => {
                 let edges = inputs(Role::Input, input);

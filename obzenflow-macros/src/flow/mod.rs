@@ -8,7 +8,7 @@ mod graph;
 mod parse;
 
 use crate::diagnostics::Diagnostics;
-use graph::{Decl, Link};
+use graph::{Decl, Kind, Link};
 use parse::{Node, Op};
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
@@ -88,11 +88,89 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             );
         }
     }
+    for stage in stages {
+        let is_head = graph
+            .edges
+            .iter()
+            .any(|edge| edge.feedback && stage.name == decls[edge.to].name);
+        check_parallel(stage, is_head, &mut diagnostics);
+    }
     let errors = diagnostics.to_compile_errors();
     if !errors.is_empty() {
         return quote!({ #errors #placeholder });
     }
     expand::flow(name, parsed.journals.as_ref(), stages, &graph)
+}
+
+/// The rules of `parallel: n` and `key: ..`.
+fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Diagnostics) {
+    let name = &stage.name;
+    let kind = stage.kind;
+    match (&stage.parallel, &stage.key) {
+        (None, Some((span, _))) => diagnostics.error(
+            *span,
+            format!(
+                "`key` says how the instances of a parallel stage share its inputs, and `{name}` runs as one: add `parallel: n` before it"
+            ),
+        ),
+        (Some((span, count)), key) => {
+            if let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(int),
+                ..
+            }) = count
+                && int.base10_parse::<u64>().is_ok_and(|n| n == 0)
+            {
+                diagnostics.error(
+                    int.span(),
+                    format!("`parallel: 0` would run `{name}` as no instance at all; give it at least 1"),
+                );
+            }
+            match kind {
+                Kind::Transform if is_head => diagnostics.error(
+                    *span,
+                    format!(
+                        "`{name}` heads a feedback loop, which runs as one instance (it counts the loop's probe rounds); remove `parallel`, or make a stage after it parallel"
+                    ),
+                ),
+                Kind::Transform => {}
+                Kind::Stateful if key.is_none() => diagnostics.error(
+                    *span,
+                    format!(
+                        "stateful stage `{name}` runs in parallel only with a key, so that each key's state lives in one instance: add `key: |event: &{}| ..` after `parallel`",
+                        input_type(stage)
+                    ),
+                ),
+                Kind::Stateful => {}
+                Kind::Source => diagnostics.error(
+                    *span,
+                    format!(
+                        "source `{name}` runs as one instance: `parallel` is for transforms and keyed stateful stages"
+                    ),
+                ),
+                other => diagnostics.error(
+                    *span,
+                    format!(
+                        "{} `{name}` runs as one instance: `parallel` is for transforms and keyed stateful stages",
+                        other.name()
+                    ),
+                ),
+            }
+        }
+        (None, None) => {}
+    }
+}
+
+/// The type a stage takes, for messages.
+fn input_type(stage: &parse::StageDecl) -> String {
+    match &stage.signature {
+        parse::Signature::Map(input, _) | parse::Signature::One(input) => {
+            quote!(#input).to_string().replace(' ', "")
+        }
+        parse::Signature::Join(types) => {
+            let stream = &types.1;
+            quote!(#stream).to_string().replace(' ', "")
+        }
+    }
 }
 
 fn names(node: &Node) -> Vec<(String, Span)> {

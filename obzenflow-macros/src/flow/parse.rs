@@ -40,6 +40,10 @@ pub(crate) struct StageDecl {
     pub(crate) capacity: Option<Expr>,
     /// `capacity_bytes: n` after the handler: the same window, in bytes.
     pub(crate) capacity_bytes: Option<Expr>,
+    /// `parallel: n` after the handler: the stage runs as `n` instances.
+    pub(crate) parallel: Option<(Span, Expr)>,
+    /// `key: |event| ..` after the handler: how the instances split the inputs.
+    pub(crate) key: Option<(Span, Expr)>,
 }
 
 /// The payload types a stage declares. (A handful exist per macro call, so
@@ -294,41 +298,61 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         let mut max_rounds = None;
         let mut capacity = None;
         let mut capacity_bytes = None;
+        let mut parallel = None;
+        let mut key = None;
         while content.peek(Token![,]) {
             content.parse::<Token![,]>()?;
             if content.is_empty() {
                 break;
             }
-            let key: Ident = content.parse()?;
-            let slot = match key.to_string().as_str() {
+            let option: Ident = content.parse()?;
+            let slot = match option.to_string().as_str() {
                 "max_rounds" => &mut max_rounds,
                 "capacity" => &mut capacity,
                 "capacity_bytes" => &mut capacity_bytes,
+                "parallel" => &mut parallel,
+                "key" => &mut key,
                 other => {
                     return Err(syn::Error::new(
-                        key.span(),
+                        option.span(),
                         format!(
-                            "unknown stage option `{other}`{}; a stage takes `capacity: n` and `capacity_bytes: n` (the window of its journal, in entries and in bytes) and a feedback loop's head `max_rounds: n`",
-                            did_you_mean(other, ["capacity", "capacity_bytes", "max_rounds"])
+                            "unknown stage option `{other}`{}; a stage takes `capacity: n` and `capacity_bytes: n` (the window of its journal, in entries and in bytes), `parallel: n` and `key: |event| ..` (its instances, and how they split its inputs) and a feedback loop's head `max_rounds: n`",
+                            did_you_mean(
+                                other,
+                                [
+                                    "capacity",
+                                    "capacity_bytes",
+                                    "max_rounds",
+                                    "parallel",
+                                    "key"
+                                ]
+                            )
                         ),
                     ));
                 }
             };
             content.parse::<Token![:]>()?;
             let value: Expr = content.parse()?;
-            if slot.replace((key.span(), value)).is_some() {
+            if slot.replace((option.span(), value)).is_some() {
                 return Err(syn::Error::new(
-                    key.span(),
-                    format!("stage option `{key}` is given twice"),
+                    option.span(),
+                    format!("stage option `{option}` is given twice"),
                 ));
             }
         }
         if !content.is_empty() {
             return Err(content.error("unexpected tokens after the handler"));
         }
-        Ok((signature, handler, max_rounds, capacity, capacity_bytes))
+        let options = Options {
+            max_rounds,
+            capacity,
+            capacity_bytes,
+            parallel,
+            key,
+        };
+        Ok((signature, handler, options))
     })();
-    let (signature, handler, max_rounds, capacity, capacity_bytes) = inner.map_err(|error| {
+    let (signature, handler, options) = inner.map_err(|error| {
         drain(&content);
         named(error)
     })?;
@@ -337,10 +361,21 @@ fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, sy
         kind,
         signature,
         handler,
-        max_rounds,
-        capacity: capacity.map(|(_, value)| value),
-        capacity_bytes: capacity_bytes.map(|(_, value)| value),
+        max_rounds: options.max_rounds,
+        capacity: options.capacity.map(|(_, value)| value),
+        capacity_bytes: options.capacity_bytes.map(|(_, value)| value),
+        parallel: options.parallel,
+        key: options.key,
     })
+}
+
+/// The options after a stage's handler, each with its key's span.
+struct Options {
+    max_rounds: Option<(Span, Expr)>,
+    capacity: Option<(Span, Expr)>,
+    capacity_bytes: Option<(Span, Expr)>,
+    parallel: Option<(Span, Expr)>,
+    key: Option<(Span, Expr)>,
 }
 
 fn parse_signature(

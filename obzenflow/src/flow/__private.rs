@@ -6,7 +6,8 @@ use crate::event::Payload;
 
 pub use crate::event::Receipt;
 pub use crate::stage::StatefulExt;
-use crate::stage::{Join, Observer, Sink, Source, StatefulStage, Transform};
+use crate::stage::parallel::{Keyed, Partition, Replicable};
+use crate::stage::{Join, Observer, Parallel, Sink, Source, StatefulStage, Transform};
 
 /// Implemented when an edge's payload types agree, so that a mismatch is a
 /// compile error that names the two stages (their marker types) and types.
@@ -117,6 +118,43 @@ pub fn observer<T: Payload, X: Observer<T>>(
     handler: X,
 ) -> StageRef<()> {
     builder.observer(name, target, handler)
+}
+
+/// [`FlowBuilder::transform_parallel`] with the types explicit.
+pub fn transform_parallel<I, O, U, X, P>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+    parallel: Parallel<P>,
+) -> StageRef<O>
+where
+    I: Payload,
+    O: Payload,
+    U: Upstream<I>,
+    X: Transform<I, O> + Replicable,
+    P: Partition<I>,
+{
+    builder.transform_parallel(name, inputs, handler, parallel)
+}
+
+/// [`FlowBuilder::stateful_parallel`] with the types explicit.
+pub fn stateful_parallel<I, O, U, X, K>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+    parallel: Parallel<K>,
+) -> StageRef<O>
+where
+    I: Payload,
+    O: Payload,
+    U: Upstream<I>,
+    X: StatefulStage<I, O>,
+    X::Handler: Replicable,
+    K: Keyed<I>,
+{
+    builder.stateful_parallel(name, inputs, handler, parallel)
 }
 
 /// How many probe rounds a feedback loop gets when `flow!` does not say.

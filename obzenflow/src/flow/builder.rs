@@ -15,11 +15,12 @@ use crate::event::{Payload, Receipt, StageId};
 use crate::journal::{
     DiskJournalOptions, DurableWriter, JournalFailure, JournalOptions, JournalWriter, MemoryJournal,
 };
-use crate::stage::{EmitPolicy, Join, Observer, Sink, Source, Stateful, Transform};
+use crate::stage::parallel::{Keyed, Partition};
+use crate::stage::{EmitPolicy, Join, Observer, Parallel, Sink, Source, Stateful, Transform};
 use crate::supervise::{
-    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Resumable, RunMode, Runner,
-    SinkBody, SourceBody, StageBody, StageCounters, StageKind, StageState, StatefulBody,
-    TransformBody, run_stage,
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Parallel as ParallelHandler,
+    Partitioned, Resumable, RunMode, Runner, Serial, Single, SinkBody, SourceBody, StageBody,
+    StageCounters, StageKind, StageState, StatefulBody, TransformBody, run_stage,
 };
 use std::future::Future;
 use std::path::PathBuf;
@@ -230,10 +231,75 @@ impl FlowBuilder {
             if let Some(resume) = &mode.resume {
                 inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
             }
-            Ok(TransformBody::new(handler, inputs, output, None))
+            Ok(TransformBody::new(
+                Serial::new(handler),
+                inputs,
+                output,
+                None,
+            ))
         });
         self.stages[stage.index].middleware = middleware;
         stage
+    }
+
+    /// Adds a transform run as `parallel.instances()` instances, each with
+    /// its own clone of `handler`, its inputs spread over them (or split by
+    /// key, see [`Parallel::key_by`]). Its output is in input order, as if
+    /// it ran as one: see [`stage::parallel`](mod@crate::stage::parallel).
+    /// With one instance, it is the plain [`transform`](Self::transform).
+    ///
+    /// ```
+    /// use obzenflow::flow::FlowBuilder;
+    /// use obzenflow::stage::{collect, from_iter, map, parallel};
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// let mut flow = FlowBuilder::new("squares");
+    /// let numbers = flow.source("numbers", from_iter(1..=1000u64));
+    /// let squared = flow.transform_parallel("squared", &numbers, map(|n: u64| n * n), parallel(2));
+    /// let (sink, out) = collect();
+    /// flow.sink("out", &squared, sink);
+    /// flow.build().unwrap().run().await.unwrap();
+    /// assert_eq!(out.snapshot(), (1..=1000u64).map(|n| n * n).collect::<Vec<_>>());
+    /// # });
+    /// ```
+    pub fn transform_parallel<I: Payload, O: Payload, P: Partition<I>>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: impl Transform<I, O> + Clone,
+        parallel: Parallel<P>,
+    ) -> StageRef<O> {
+        if parallel.instances() == 1 {
+            // One instance is the plain stage: nothing to split or merge.
+            return self.transform(name, inputs, handler);
+        }
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
+        let mut middleware = Vec::new();
+        handler.instruments(&mut middleware);
+        let instances = self.instances(name, parallel.instances());
+        let partition = parallel.partition;
+        let stage = self.add(name, StageKind::Transform, move |output, mode| {
+            let mut inputs = inputs;
+            if let Some(resume) = &mode.resume {
+                inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
+            }
+            let handlers = vec![handler; instances];
+            let parallel = ParallelHandler::new(&output, handlers, partition);
+            Ok(TransformBody::new(parallel, inputs, output, None))
+        });
+        self.stages[stage.index].middleware = middleware;
+        self.stages[stage.index].instances = instances;
+        stage
+    }
+
+    /// Checks a stage's instance count.
+    fn instances(&mut self, name: &str, instances: usize) -> usize {
+        if instances == 0 {
+            self.problems.push(format!(
+                "stage `{name}` runs as `parallel: 0` instances; it needs at least 1"
+            ));
+        }
+        instances.max(1)
     }
 
     /// Adds a transform that heads a feedback loop: it reads `inputs` and,
@@ -264,7 +330,7 @@ impl FlowBuilder {
         handler.instruments(&mut middleware);
         let output = self.add(name, StageKind::Transform, move |output, _| {
             Ok(TransformBody::new(
-                handler,
+                Serial::new(handler),
                 inputs,
                 output,
                 Some((readers, max_rounds)),
@@ -331,12 +397,70 @@ impl FlowBuilder {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         let snapshots = self.snapshots;
         self.add(name, StageKind::Stateful, move |output, mode| {
-            let mut body = StatefulBody::new(handler, policy, inputs, output, snapshots);
+            let mut body = StatefulBody::new(Single(handler), policy, inputs, output, snapshots);
             if let Some(resume) = &mode.resume {
                 body.resume(resume)?;
             }
             Ok(body)
         })
+    }
+
+    /// Adds a stateful stage run as `parallel.instances()` instances, each
+    /// with its own clone of the handler and the state of the keys that
+    /// [`Parallel::key_by`] sends it. Its emits are each instance's, in
+    /// instance order (a handler that emits at the end emits each
+    /// instance's groups in turn); an `emit_every(n)` counts the stage's
+    /// inputs, as it would run as one.
+    ///
+    /// ```
+    /// use obzenflow::flow::FlowBuilder;
+    /// use obzenflow::stage::{StatefulExt, collect, from_iter, group_by, parallel};
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// let mut flow = FlowBuilder::new("sums");
+    /// let numbers = flow.source("numbers", from_iter(1..=1000u64));
+    /// let sums = flow.stateful_parallel(
+    ///     "sums",
+    ///     &numbers,
+    ///     group_by(|n: &u64| n % 3, |sum: &mut u64, n: u64| *sum += n).emit_on_eof(),
+    ///     parallel(2).key_by(|n: &u64| n % 3),
+    /// );
+    /// let (sink, out) = collect();
+    /// flow.sink("out", &sums, sink);
+    /// flow.build().unwrap().run().await.unwrap();
+    /// let mut sums = out.snapshot();
+    /// sums.sort();
+    /// assert_eq!(sums.iter().map(|(_, sum)| sum).sum::<u64>(), 500_500);
+    /// assert_eq!(sums.len(), 3);
+    /// # });
+    /// ```
+    pub fn stateful_parallel<I: Payload, O: Payload, X, K: Keyed<I>>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<I>,
+        handler: X,
+        parallel: Parallel<K>,
+    ) -> StageRef<O>
+    where
+        X: crate::stage::StatefulStage<I, O>,
+        X::Handler: Clone,
+    {
+        let (handler, policy) = handler.into_parts();
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
+        let snapshots = self.snapshots;
+        let instances = self.instances(name, parallel.instances());
+        let key = parallel.partition;
+        let stage = self.add(name, StageKind::Stateful, move |output, mode| {
+            let handlers = vec![handler; instances];
+            let partitioned = Partitioned::new(&output, handlers, key);
+            let mut body = StatefulBody::new(partitioned, policy, inputs, output, snapshots);
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
+        });
+        self.stages[stage.index].instances = instances;
+        stage
     }
 
     /// Adds a stateful stage whose emit policy comes with its handler, as in
@@ -420,6 +544,7 @@ impl FlowBuilder {
                 .map(|stage| TopologyStage {
                     name: stage.name.to_string(),
                     kind: stage.kind,
+                    instances: stage.instances,
                 })
                 .collect(),
             edges: self.edges,
@@ -611,6 +736,7 @@ impl FlowBuilder {
             describe: super::replay::describe_body::<O>,
             expected: None,
             middleware: Vec::new(),
+            instances: 1,
         });
         StageRef { index, journal }
     }

@@ -107,6 +107,7 @@ mod tests {
             describe: |_| String::new(),
             expected: None,
             middleware: Vec::new(),
+            instances: 1,
         }
     }
 

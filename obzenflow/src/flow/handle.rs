@@ -103,6 +103,8 @@ pub(crate) struct StageInfo {
     pub(crate) expected: Option<u64>,
     /// The figures of the middleware around a transform's handler.
     pub(crate) middleware: Vec<crate::stage::Instrument>,
+    /// How many instances it runs as (`parallel: n`).
+    pub(crate) instances: usize,
 }
 
 impl StageInfo {
@@ -120,6 +122,19 @@ impl StageInfo {
             processing: counters.processing.percentiles(),
             middleware: self.middleware.iter().map(|m| m.report()).collect(),
             possible_duplicates: StageCounters::get(&counters.possible_duplicates),
+            instances: counters
+                .instances
+                .get()
+                .map(|instances| {
+                    instances
+                        .iter()
+                        .map(|instance| crate::supervise::InstanceReport {
+                            events: StageCounters::get(&instance.events),
+                            busy: Duration::from_nanos(StageCounters::get(&instance.busy_nanos)),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }

@@ -287,7 +287,10 @@ fn topology_difference(archived: &Topology, current: &Topology) -> Option<String
         ));
     }
     for (old, new) in archived.stages.iter().zip(&current.stages) {
-        if old != new {
+        // The instance count of a parallel stage may differ: its journal
+        // is the same whatever the count (a keyed stateful stage checks its
+        // own when it restores its state).
+        if (&old.name, old.kind) != (&new.name, new.kind) {
             return Some(format!(
                 "its stage `{}` ({:?}) is `{}` ({:?}) in this flow",
                 old.name, old.kind, new.name, new.kind

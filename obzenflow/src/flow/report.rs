@@ -104,6 +104,26 @@ impl fmt::Display for FlowReport {
             for layer in &stage.middleware {
                 writeln!(f, "  - {layer}")?;
             }
+            let slowest = stage
+                .instances
+                .iter()
+                .map(|instance| instance.busy)
+                .max()
+                .unwrap_or_default();
+            let count = stage.instances.len();
+            for (index, instance) in stage.instances.iter().enumerate() {
+                writeln!(
+                    f,
+                    "  - instance {index} of {count}: {} in, busy {:.1} ms{}",
+                    instance.events,
+                    instance.busy.as_secs_f64() * 1000.0,
+                    if instance.busy == slowest && count > 1 {
+                        " (the slowest)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
             if stage.possible_duplicates > 0 {
                 writeln!(
                     f,

@@ -23,6 +23,29 @@ pub struct TopologyStage {
     pub name: String,
     /// Its kind.
     pub kind: StageKind,
+    /// How many instances it runs as (`parallel: n`); 1 for most.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub instances: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
+impl TopologyStage {
+    /// Its name, with `×n` if it runs as several instances.
+    fn label(&self) -> String {
+        if self.instances > 1 {
+            format!("{} ×{}", self.name, self.instances)
+        } else {
+            self.name.clone()
+        }
+    }
 }
 
 /// What an edge feeds.
@@ -93,7 +116,7 @@ impl Topology {
                 out,
                 "    {}[\"{}<br/><i>{}</i>\"]",
                 stage.name,
-                stage.name,
+                stage.label(),
                 kind_name(stage.kind)
             );
         }
@@ -129,7 +152,7 @@ impl Topology {
                 out,
                 "    \"{}\" [label=\"{}\\n({})\"];",
                 stage.name,
-                stage.name,
+                stage.label(),
                 kind_name(stage.kind)
             );
         }

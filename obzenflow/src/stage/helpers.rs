@@ -22,7 +22,7 @@ const SOURCE_BATCH: usize = 1024;
 // ---- transforms ----
 
 /// One output per input. See [`map`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Map<F>(F);
 
 /// A transform that turns each input into one output.
@@ -49,7 +49,7 @@ impl<I, O: Send, F: FnMut(I) -> O + Send + 'static> Transform<I, O> for Map<F> {
 }
 
 /// Keeps the inputs a predicate accepts. See [`filter`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Filter<F>(F);
 
 /// A transform that passes on the inputs for which `keep` is true.
@@ -72,7 +72,7 @@ impl<T: Send, F: FnMut(&T) -> bool + Send + 'static> Transform<T, T> for Filter<
 }
 
 /// Zero or more outputs per input. See [`flat_map`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FlatMap<F>(F);
 
 /// A transform that turns each input into any number of outputs.
@@ -100,7 +100,7 @@ where
 }
 
 /// One output per input, or the input in the error lane. See [`try_map`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TryMap<F>(F);
 
 /// A transform whose failures go to the error lane (as permanent errors,
@@ -134,7 +134,7 @@ where
 // ---- stateful ----
 
 /// Folds every input into one value. See [`reduce`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Reduce<A, F> {
     value: A,
     fold: F,
@@ -178,7 +178,7 @@ where
 }
 
 /// Folds inputs per key. See [`group_by`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct GroupBy<K, A, KF, F> {
     groups: BTreeMap<K, A>,
     key: KF,
@@ -239,7 +239,7 @@ where
 }
 
 /// Keeps the `n` highest-scored inputs. See [`top_n`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TopN<T, K, F> {
     n: usize,
     score: F,
@@ -622,7 +622,7 @@ where
 // ---- observers ----
 
 /// Calls a function on every data event. See [`observe`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ObserveFn<F>(F);
 
 /// An observer that calls `f` with each data event (not error-lane records or

@@ -21,6 +21,7 @@ mod error;
 mod file;
 mod helpers;
 mod middleware;
+pub mod parallel;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod state;
@@ -38,6 +39,7 @@ pub use middleware::{
     BreakerPolicy, BreakerState, CircuitBreaker, Fallback, Instrument, MiddlewareReport,
     NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
+pub use parallel::{Parallel, parallel};
 pub use traits::{
     Delivery, DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful,
     StatefulExt, StatefulStage, Transform, WithPolicy,

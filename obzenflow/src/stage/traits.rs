@@ -253,7 +253,7 @@ pub trait Observer<T>: Send + 'static {
 
 /// A stateful handler with the policy it emits on: what
 /// [`StatefulExt`]'s methods return.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct WithPolicy<X> {
     handler: X,
     policy: EmitPolicy,

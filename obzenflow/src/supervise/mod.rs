@@ -10,14 +10,16 @@ mod body;
 mod catch;
 mod failure;
 mod input;
+pub(crate) mod parallel;
 mod probe;
 mod runner;
 mod status;
 
 pub use crate::journal::JournalFailure;
 pub(crate) use body::{
-    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, Resumable, RunMode, SinkBody,
-    SourceBody, StageBody, StatefulBody, TransformBody, blocking,
+    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, Output, Parallel, Partitioned, Resumable,
+    RunMode, Serial, Single, SinkBody, SourceBody, StageBody, StatefulBody, TransformBody,
+    blocking,
 };
 pub(crate) use catch::{catch_panic, panic_message};
 pub use failure::{ContractViolation, StageFailure};
@@ -26,4 +28,4 @@ pub(crate) use runner::{Completion, Runner, StageCommand, run_stage};
 #[cfg(feature = "metrics")]
 pub(crate) use status::PROCESSING_BOUNDS_NANOS;
 pub(crate) use status::StageCounters;
-pub use status::{Percentiles, StageKind, StageReport, StageState};
+pub use status::{InstanceReport, Percentiles, StageKind, StageReport, StageState};

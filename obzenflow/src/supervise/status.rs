@@ -81,6 +81,15 @@ pub(crate) struct StageCounters {
     pub(crate) possible_duplicates: AtomicU64,
     /// How long handling one event took.
     pub(crate) processing: Histogram,
+    /// For a parallel stage: each instance's figures.
+    pub(crate) instances: std::sync::OnceLock<Box<[InstanceCounters]>>,
+}
+
+/// What one instance of a parallel stage did.
+#[derive(Debug, Default)]
+pub(crate) struct InstanceCounters {
+    pub(crate) events: AtomicU64,
+    pub(crate) busy_nanos: AtomicU64,
 }
 
 /// Upper bounds, in nanoseconds, of the processing-time histogram's buckets
@@ -245,6 +254,19 @@ pub struct StageReport {
     /// after its last receipt). 0 for every other stage.
     #[serde(default)]
     pub possible_duplicates: u64,
+    /// For a stage run as several instances (`parallel: n`): each
+    /// instance's figures, in instance order. Empty for the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceReport>,
+}
+
+/// What one instance of a parallel stage did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct InstanceReport {
+    /// The inputs it handled.
+    pub events: u64,
+    /// The time it spent handling them.
+    pub busy: Duration,
 }
 
 #[cfg(test)]

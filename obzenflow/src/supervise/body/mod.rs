@@ -16,8 +16,8 @@ pub(crate) use join::JoinBody;
 pub(crate) use observer::ObserverBody;
 pub(crate) use sink::SinkBody;
 pub(crate) use source::SourceBody;
-pub(crate) use stateful::StatefulBody;
-pub(crate) use transform::{FeedbackReaders, TransformBody};
+pub(crate) use stateful::{Partitioned, Single, StatefulBody};
+pub(crate) use transform::{FeedbackReaders, Parallel, Serial, TransformBody};
 
 use super::failure::StageFailure;
 use super::status::StageCounters;

@@ -3,12 +3,15 @@
 //! closes the loop by the probe rounds of [`ProbeRounds`].
 
 use super::{ChunkData, Output, StageBody, Step};
-use crate::event::{Body, Control, Parents, Payload};
+use crate::event::{Body, Control, EventId, Parents, Payload};
 use crate::journal::Chunk;
+use crate::stage::parallel::Partition as Router;
 use crate::stage::{Emitter, StageError, Transform};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
+use crate::supervise::parallel::{Pool, TransformWorker, split};
 use crate::supervise::probe::{ProbeReturn, ProbeRounds};
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant as StdInstant;
 
@@ -16,7 +19,6 @@ pub(crate) struct TransformBody<I: Payload, O: Payload, X> {
     pub(crate) handler: X,
     pub(crate) inputs: Inputs<I>,
     pub(crate) output: Output<O>,
-    pub(crate) emitter: Emitter<O>,
     /// Present when this transform is the head of a feedback loop.
     pub(crate) feedback: Option<Feedback<I>>,
 }
@@ -32,7 +34,6 @@ impl<I: Payload, O: Payload, X> TransformBody<I, O, X> {
             handler,
             inputs,
             output,
-            emitter: Emitter::new(),
             feedback: feedback.map(|(port, max_rounds)| Feedback {
                 port,
                 inputs: None,
@@ -77,7 +78,114 @@ pub(crate) enum TransformWork<I> {
     Feedback(Option<Taken<I>>),
 }
 
-impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
+/// How a transform stage runs its handler over a chunk's data: one call
+/// at a time ([`Serial`]), or split among instances ([`Parallel`]).
+pub(crate) trait HandleChunk<I: Payload, O: Payload>: Send + 'static {
+    /// Runs the handler on each data item of `data` (up to a pause at a
+    /// probe), writing what it emitted, in input order, to `output`;
+    /// returns how many outputs it wrote.
+    fn handle(
+        &mut self,
+        data: &mut ChunkData<I>,
+        output: &mut Output<O>,
+    ) -> impl Future<Output = Result<u64, StageFailure>> + Send;
+}
+
+/// A transform's handler, called on one input at a time.
+pub(crate) struct Serial<X, O> {
+    handler: X,
+    emitter: Emitter<O>,
+}
+
+impl<X, O> Serial<X, O> {
+    pub(crate) fn new(handler: X) -> Self {
+        Serial {
+            handler,
+            emitter: Emitter::new(),
+        }
+    }
+}
+
+impl<I: Payload, O: Payload, X: Transform<I, O>> HandleChunk<I, O> for Serial<X, O> {
+    #[inline]
+    async fn handle(
+        &mut self,
+        data: &mut ChunkData<I>,
+        output: &mut Output<O>,
+    ) -> Result<u64, StageFailure> {
+        let mut produced = 0;
+        for (id, item) in data {
+            let result = self.handler.process(item, &mut self.emitter).await;
+            produced += output.handled(id, result, &mut self.emitter)?;
+        }
+        Ok(produced)
+    }
+}
+
+/// A transform run as several instances (see [`crate::supervise::parallel`]).
+pub(crate) struct Parallel<X: Transform<I, O>, I: Payload, O: Payload, R> {
+    pool: Pool<TransformWorker<X, I, O>>,
+    router: R,
+}
+
+impl<X, I, O, R> Parallel<X, I, O, R>
+where
+    I: Payload,
+    O: Payload,
+    X: Transform<I, O>,
+{
+    pub(crate) fn new(output: &Output<O>, handlers: Vec<X>, router: R) -> Self {
+        Parallel {
+            pool: Pool::new(
+                Arc::clone(&output.name),
+                Arc::clone(&output.counters),
+                handlers.into_iter().map(TransformWorker::new).collect(),
+            ),
+            router,
+        }
+    }
+}
+
+impl<I, O, X, R> HandleChunk<I, O> for Parallel<X, I, O, R>
+where
+    I: Payload,
+    O: Payload,
+    X: Transform<I, O>,
+    R: Router<I>,
+{
+    async fn handle(
+        &mut self,
+        data: &mut ChunkData<I>,
+        output: &mut Output<O>,
+    ) -> Result<u64, StageFailure> {
+        let (ids, items): (Vec<EventId>, Vec<I>) = data.unzip();
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let (jobs, route) = split(items.into_iter(), &self.router, self.pool.instances());
+        let mut replies = self.pool.run(jobs).await?;
+        let mut produced = 0;
+        for (id, instance) in ids.into_iter().zip(route) {
+            let Some(Some(reply)) = replies.get_mut(instance as usize) else {
+                break;
+            };
+            match reply.outcomes.next() {
+                Some(Ok(count)) => {
+                    output
+                        .writer
+                        .push_all(Some(id), reply.items.by_ref().take(count as usize));
+                    produced += u64::from(count);
+                }
+                Some(Err(error)) => output.failed(error, Some(id))?,
+                // The instance stopped at a fatal error, which came first.
+                None => break,
+            }
+        }
+        Ok(produced)
+    }
+}
+
+impl<I: Payload, O: Payload, X: HandleChunk<I, O>> TransformBody<I, O, X> {
     /// Handles a chunk's data, passing loop probes on in order (or, from the
     /// feedback side, answering them); returns the outputs produced and
     /// whether the chunk ended with its input's EOF.
@@ -90,22 +198,21 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
         let mut data = ChunkData::new(chunk, data_count, &self.output.counters).pausing_at_probes();
         let mut produced = 0;
         loop {
-            for (id, item) in &mut data {
-                if from_feedback
-                    && let Some(feedback) = &self.feedback
-                    && feedback.rounds.is_closed()
-                {
-                    let cap = feedback.rounds.max_rounds();
+            if from_feedback
+                && let Some(feedback) = &self.feedback
+                && feedback.rounds.is_closed()
+            {
+                let cap = feedback.rounds.max_rounds();
+                for (id, _) in &mut data {
                     self.output.failed(
                         StageError::permanent(format!(
                             "still in the feedback loop after {cap} probe rounds, when the loop closed"
                         )),
                         Some(id),
                     )?;
-                    continue;
                 }
-                let result = self.handler.process(item, &mut self.emitter).await;
-                produced += self.output.handled(id, result, &mut self.emitter)?;
+            } else {
+                produced += self.handler.handle(&mut data, &mut self.output).await?;
             }
             let Some(round) = data.take_probe() else {
                 break;
@@ -160,7 +267,7 @@ impl<I: Payload, O: Payload, X: Transform<I, O>> TransformBody<I, O, X> {
     }
 }
 
-impl<I: Payload, O: Payload, X: Transform<I, O>> StageBody for TransformBody<I, O, X> {
+impl<I: Payload, O: Payload, X: HandleChunk<I, O>> StageBody for TransformBody<I, O, X> {
     type Work = TransformWork<I>;
 
     async fn wait(&mut self) -> Self::Work {

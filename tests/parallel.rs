@@ -1,0 +1,259 @@
+//! Parallel stages: a transform or a keyed stateful stage run as several
+//! instances gives what it gives run as one (in the same order, for a
+//! transform; the same emits, for a stateful stage), whatever the
+//! instances' timing; a panicking instance fails its stage and the flow,
+//! naming both; a graceful stop accounts for every event. (Random
+//! topologies with parallel transforms: `random_topologies.rs`; resume and
+//! replay of a parallel run: `resume.rs`.)
+
+use obzenflow::flow::{FlowError, FlowHandle, FlowReport, FlowState};
+use obzenflow::prelude::*;
+use obzenflow::stage::{
+    Emitter, StageError, Stateful, StatefulExt, Transform, collect, from_iter, map,
+};
+use obzenflow::supervise::StageFailure;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Takes a pseudo-random while (up to 9 ms, by the input's value) and
+/// emits 0, 1 or 2 outputs; unlucky inputs go to the error lane.
+#[derive(Clone, Debug)]
+struct Slow;
+
+fn scramble(n: u64) -> u64 {
+    n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
+}
+
+impl Transform<u64, (u64, u64)> for Slow {
+    async fn process(&mut self, n: u64, out: &mut Emitter<(u64, u64)>) -> Result<(), StageError> {
+        tokio::time::sleep(Duration::from_millis(scramble(n) % 10)).await;
+        if n % 89 == 3 {
+            return Err(StageError::permanent(format!("{n} is unlucky")));
+        }
+        for copy in 0..(scramble(n) >> 8) % 3 {
+            out.emit((n, copy));
+        }
+        Ok(())
+    }
+}
+
+/// `0..total` through `Slow` as `instances` instances (keyed by `n % 5` if
+/// `keyed`): what the sink got, in order, and how many errors.
+async fn slow_flow(total: u64, instances: usize, keyed: bool) -> (Vec<(u64, u64)>, u64) {
+    let (sink, out) = collect();
+    let mut flow = if keyed {
+        flow! {
+            name: "slow-keyed",
+            stages: {
+                numbers = source!(u64 => from_iter(0..total));
+                slow = transform!(u64 -> (u64, u64) => Slow, parallel: instances, key: |n: &u64| n % 5);
+                out = sink!((u64, u64) => sink);
+            },
+            topology: { numbers |> slow |> out; }
+        }
+    } else {
+        flow! {
+            name: "slow",
+            stages: {
+                numbers = source!(u64 => from_iter(0..total));
+                slow = transform!(u64 -> (u64, u64) => Slow, parallel: instances);
+                out = sink!((u64, u64) => sink);
+            },
+            topology: { numbers |> slow |> out; }
+        }
+    };
+    let report = flow.run().await.unwrap();
+    let stage = report.stage("slow").unwrap();
+    assert_eq!(stage.events_in, total);
+    // Each instance's figures, which add up to the stage's.
+    // (one instance is the plain stage)
+    if instances > 1 {
+        assert_eq!(stage.instances.len(), instances);
+        assert_eq!(stage.instances.iter().map(|i| i.events).sum::<u64>(), total);
+        assert!(
+            report
+                .to_string()
+                .contains(&format!("instance 0 of {instances}"))
+        );
+    } else {
+        assert!(stage.instances.is_empty());
+    }
+    (out.snapshot(), stage.errors)
+}
+
+/// What one instance gives, computed by hand.
+fn expected(total: u64) -> (Vec<(u64, u64)>, u64) {
+    let mut out = Vec::new();
+    let mut errors = 0;
+    for n in 0..total {
+        if n % 89 == 3 {
+            errors += 1;
+            continue;
+        }
+        for copy in 0..(scramble(n) >> 8) % 3 {
+            out.push((n, copy));
+        }
+    }
+    (out, errors)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_transform_keeps_its_input_order_whatever_each_instance_takes() {
+    let want = expected(600);
+    assert!(want.0.len() > 400 && want.1 > 0);
+    for instances in [1, 2, 3, 4] {
+        for keyed in [false, true] {
+            assert_eq!(
+                slow_flow(600, instances, keyed).await,
+                want,
+                "{instances} instances, keyed: {keyed}"
+            );
+        }
+    }
+}
+
+/// Sums by key (`n % 7`), refusing some inputs; snapshots its state.
+#[derive(Clone, Debug, Default)]
+struct KeySums(BTreeMap<u64, u64>);
+
+impl Stateful<u64, (u64, u64)> for KeySums {
+    fn accumulate(&mut self, n: u64) -> Result<(), StageError> {
+        if n % 97 == 5 {
+            return Err(StageError::permanent(format!("{n} is unlucky")));
+        }
+        *self.0.entry(n % 7).or_default() += n;
+        Ok(())
+    }
+
+    fn emit(&mut self) -> Vec<(u64, u64)> {
+        self.0.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+async fn sums(instances: usize, every: Option<u64>) -> (Vec<(u64, u64)>, FlowReport) {
+    let (sink, out) = collect();
+    let handler = match every {
+        Some(n) => KeySums::default().emit_every(n),
+        None => KeySums::default().emit_on_eof(),
+    };
+    let mut flow = flow! {
+        name: "sums",
+        stages: {
+            numbers = source!(u64 => from_iter(0..2_000u64));
+            sums = stateful!(u64 -> (u64, u64) => handler, parallel: instances, key: |n: &u64| n % 7);
+            out = sink!((u64, u64) => sink);
+        },
+        topology: { numbers |> sums |> out; }
+    };
+    let report = flow.run().await.unwrap();
+    (out.snapshot(), report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_stateful_stage_emits_what_one_instance_would_at_every_policy() {
+    for every in [None, Some(1), Some(50), Some(333)] {
+        let (one, one_report) = sums(1, every).await;
+        for instances in [2, 3] {
+            let (mut many, report) = sums(instances, every).await;
+            let (again, _) = sums(instances, every).await;
+            assert_eq!(many, again, "the same emits in the same order every run");
+            let context = format!("{instances} instances, every {every:?}");
+            let stage = report.stage("sums").unwrap();
+            let one_stage = one_report.stage("sums").unwrap();
+            assert_eq!(stage.errors, one_stage.errors, "{context}");
+            assert_eq!(stage.events_out, one_stage.events_out, "{context}");
+            // Each emit holds each instance's keys in turn; sorted, the
+            // same sums as one instance gives.
+            let mut one = one.clone();
+            one.sort();
+            many.sort();
+            assert_eq!(many, one, "{context}");
+        }
+    }
+}
+
+/// Panics on one input.
+#[derive(Clone, Debug)]
+struct Fragile;
+
+impl Transform<u64, u64> for Fragile {
+    async fn process(&mut self, n: u64, out: &mut Emitter<u64>) -> Result<(), StageError> {
+        assert!(n != 777, "cannot take {n}");
+        out.emit(n);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_instance_fails_its_stage_and_the_flow_naming_both() {
+    let mut flow = flow! {
+        name: "fragile",
+        stages: {
+            numbers = source!(u64 => from_iter(0..2_000u64));
+            fragile = transform!(u64 -> u64 => Fragile, parallel: 2, key: |n: &u64| *n);
+            out = sink!(u64 => collect().0);
+        },
+        topology: { numbers |> fragile |> out; }
+    };
+    let error = flow.run().await.unwrap_err();
+    let FlowError::StageFailed {
+        stage,
+        failure: StageFailure::Panicked { message, .. },
+        ..
+    } = &error
+    else {
+        panic!("{error}");
+    };
+    assert_eq!(stage, "fragile");
+    assert!(
+        message.starts_with("instance ") && message.ends_with(" of 2: cannot take 777"),
+        "{message}"
+    );
+    assert!(error.to_string().contains("fragile"), "{error}");
+}
+
+async fn until(flow: &FlowHandle, what: impl Fn(&FlowReport) -> bool) {
+    while !what(&flow.report()) {
+        assert!(!flow.state().is_terminal(), "{}", flow.report());
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_with_parallel_stages_accounts_for_every_event() {
+    let (sink, out) = collect();
+    let mut flow = flow! {
+        name: "endless",
+        stages: {
+            numbers = source!(u64 => from_iter(0u64..));
+            tripled = transform!(u64 -> u64 => map(|n: u64| n * 3), parallel: 2);
+            sums = stateful!(u64 -> (u64, u64) => KeySums::default().emit_every(100), parallel: 3, key: |n: &u64| n % 7);
+            out = sink!((u64, u64) => sink);
+        },
+        topology: { numbers |> tripled |> sums |> out; }
+    };
+    flow.start().unwrap();
+    until(&flow, |report| {
+        report.stage("out").is_some_and(|out| out.events_in > 1_000)
+    })
+    .await;
+    let report = flow.stop_graceful(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(report.state, FlowState::Stopped);
+    let stage = |name: &str| report.stage(name).unwrap();
+    let read = stage("numbers").events_out;
+    assert_eq!(stage("tripled").events_in, read);
+    assert_eq!(stage("tripled").events_out, read);
+    assert_eq!(stage("sums").events_in, read);
+    assert_eq!(stage("out").events_in, stage("sums").events_out);
+    let emitted = out.snapshot();
+    assert_eq!(emitted.len() as u64, stage("out").events_out);
+    // Stopped, the stateful stage emitted what it held: each key's last
+    // sum covers every input the source gave (but the refused ones).
+    let last: BTreeMap<u64, u64> = emitted.into_iter().collect();
+    let want = (0..read).map(|n| n * 3).filter(|n| n % 97 != 5);
+    assert_eq!(last.values().sum::<u64>(), want.clone().sum::<u64>());
+    assert_eq!(
+        stage("sums").errors,
+        (0..read).filter(|n| n * 3 % 97 == 5).count() as u64
+    );
+}
