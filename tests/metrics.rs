@@ -185,3 +185,33 @@ async fn a_stage_window_set_in_flow_holds_its_writer_back() {
     );
     flow.stop_cancel().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_of_a_parallel_stage_is_scraped() {
+    let mut flow = FlowBuilder::new("instances");
+    let numbers = flow.source("numbers", from_iter(0..3_000u32));
+    let parsed = flow.transform_parallel(
+        "doubled",
+        &numbers,
+        try_map(|n: u32| n.checked_mul(2).ok_or("too big")),
+        obzenflow::stage::parallel(3),
+    );
+    flow.sink("out", &parsed, collect().0);
+    let mut handle = flow.build().unwrap();
+    let report = handle.run().await.unwrap();
+    let text = handle.render_metrics();
+    let instances = &report.stage("doubled").unwrap().instances;
+    assert_eq!(instances.len(), 3);
+    let mut scraped = 0.0;
+    for (index, instance) in instances.iter().enumerate() {
+        let index = index.to_string();
+        let events = sample(
+            &text,
+            "obzenflow_stage_instance_events_total",
+            &[("stage", "doubled"), ("instance", &index)],
+        );
+        assert_eq!(events, Some(instance.events as f64), "{text}");
+        scraped += events.unwrap_or_default();
+    }
+    assert_eq!(scraped, 3_000.0);
+}

@@ -257,3 +257,91 @@ async fn a_graceful_stop_with_parallel_stages_accounts_for_every_event() {
         (0..read).filter(|n| n * 3 % 97 == 5).count() as u64
     );
 }
+
+/// Delivers after a pseudo-random while, refusing some inputs; remembers
+/// each delivery's key. Its clones share what they remember.
+#[derive(Clone, Debug, Default)]
+struct SlowLedger(std::sync::Arc<std::sync::Mutex<Vec<(obzenflow::event::DeliveryKey, String)>>>);
+
+impl obzenflow::stage::Sink<String> for SlowLedger {
+    async fn consume(&mut self, _: String) -> Result<obzenflow::stage::Receipt, StageError> {
+        Err(StageError::fatal("delivered by key"))
+    }
+
+    async fn deliver(
+        &mut self,
+        key: &obzenflow::event::DeliveryKey,
+        text: String,
+    ) -> Result<obzenflow::stage::Receipt, StageError> {
+        tokio::time::sleep(Duration::from_millis(scramble(key.event.seq) % 7)).await;
+        if text.ends_with(":7") {
+            return Err(StageError::permanent(format!("{text} is refused")));
+        }
+        self.0.lock().unwrap().push((key.clone(), text));
+        Ok(obzenflow::stage::Receipt::delivered())
+    }
+}
+
+/// A join and a sink as several instances: the join's output in stream
+/// order, each delivery once with its key, the receipts journaled in input
+/// order, whatever each instance takes.
+#[tokio::test(start_paused = true)]
+async fn a_parallel_join_and_sink_keep_the_stream_order_and_deliver_each_input_once() {
+    use obzenflow::flow::FlowBuilder;
+    use obzenflow::flow::journals::memory;
+    use obzenflow::stage::{inner_join, parallel};
+    let mut results = Vec::new();
+    for instances in [1, 3] {
+        let mut flow = FlowBuilder::new("deliveries");
+        flow.journals(memory().retain_all());
+        let days = flow.source("days", from_iter((0..6u64).map(|d| (d, format!("day{d}")))));
+        let numbers = flow.source("numbers", from_iter(0..900u64));
+        let named = flow.join_parallel(
+            "named",
+            &days,
+            &numbers,
+            inner_join(
+                |d: &(u64, String)| d.0,
+                |n: &u64| n % 7,
+                |d: &(u64, String), n: u64| format!("{}:{}", d.1, n % 10),
+            ),
+            parallel(instances).key_by(|n: &u64| n % 4),
+        );
+        let ledger = SlowLedger::default();
+        let receipts = flow.sink_parallel("out", &named, ledger.clone(), parallel(instances));
+        let report = flow.build().unwrap().run().await.unwrap();
+        // The receipts name their inputs in input order.
+        let parents: Vec<u64> = receipts
+            .journal()
+            .snapshot()
+            .iter()
+            .filter(|entry| {
+                matches!(
+                    entry.body,
+                    obzenflow::event::Body::Data(_) | obzenflow::event::Body::Error(_)
+                )
+            })
+            .flat_map(|entry| entry.parents.ids().to_vec())
+            .map(|id| id.seq)
+            .collect();
+        assert!(parents.windows(2).all(|w| w[0] < w[1]), "{parents:?}");
+        let delivered = ledger.0.lock().unwrap().clone();
+        let keys: std::collections::BTreeSet<_> = delivered.iter().map(|(k, _)| k.event).collect();
+        assert_eq!(keys.len(), delivered.len(), "each input delivered once");
+        let out = report.stage("out").unwrap();
+        assert_eq!(out.events_out, delivered.len() as u64);
+        assert_eq!(out.events_in, out.events_out + out.errors);
+        assert_eq!(out.errors, report.errors.len() as u64);
+        let mut texts: Vec<String> = delivered.into_iter().map(|(_, text)| text).collect();
+        texts.sort();
+        results.push((
+            texts,
+            parents,
+            report.stage("named").unwrap().events_out,
+            out.errors,
+        ));
+    }
+    assert_eq!(results[0].2, 900 - 900 / 7, "stream events with a day");
+    assert!(results[0].3 > 0);
+    assert_eq!(results[1], results[0]);
+}

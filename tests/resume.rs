@@ -144,8 +144,8 @@ struct Outputs {
     joined: Ledger,
     picky: Ledger,
     taken: Taken,
-    /// How many instances `doubled`, `both` and `by_day` run as (0 or 1:
-    /// one).
+    /// How many instances `doubled`, `both`, `by_day`, `named` and
+    /// `out_pairs` run as (0 or 1: one).
     instances: usize,
 }
 
@@ -219,9 +219,9 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
                 |r: &(u64, String)| r.0,
                 |p: &(u64, u64)| p.0,
                 |r: &(u64, String), p: (u64, u64)| format!("{}:{}", r.1, p.1),
-            ));
+            ), parallel: instances);
             watch   = observer!((u64, u64) => observe(|_: &(u64, u64)| {}));
-            out_pairs  = sink!((u64, u64) => pairs);
+            out_pairs  = sink!((u64, u64) => pairs, parallel: instances, key: |p: &(u64, u64)| p.1);
             out_sums   = sink!(u64 => sums);
             out_groups = sink!((u64, u64) => groups);
             out_joined = sink!(String => joined);

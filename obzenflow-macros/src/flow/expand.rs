@@ -85,8 +85,11 @@ pub(crate) fn flow(
         // `parallel: n` (and `key: ..`), as the builder takes it.
         let parallel = stage.parallel.as_ref().map(|(span, count)| {
             let input = match &stage.signature {
-                Signature::Map(input, _) => quote!(#input),
-                _ => quote!(_),
+                Signature::Map(input, _) | Signature::One(input) => quote!(#input),
+                Signature::Join(types) => {
+                    let stream = &types.1;
+                    quote!(#stream)
+                }
             };
             let base = quote_spanned!(*span=> ::obzenflow::stage::parallel(#count));
             match &stage.key {
@@ -102,6 +105,11 @@ pub(crate) fn flow(
             (Signature::One(out), Kind::Source) => {
                 let function = call_path("source", quote!(#out, _));
                 quote_spanned!(first=> #function(&mut #builder, #name_text, #handler))
+            }
+            (Signature::One(input), Kind::Sink) if parallel.is_some() => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("sink_parallel", quote!(#input, _, _, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler, #parallel))
             }
             (Signature::One(input), Kind::Sink) => {
                 let edges = inputs(Role::Input, input);
@@ -150,6 +158,15 @@ pub(crate) fn flow(
                 let edges = inputs(Role::Input, input);
                 let function = call_path("transform", quote!(#input, #out, _, _));
                 quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler))
+            }
+            (Signature::Join(types), _) if parallel.is_some() => {
+                let (reference, stream, out) = &**types;
+                let reference_edge = inputs(Role::Reference, reference);
+                let stream_edge = inputs(Role::Stream, stream);
+                let function = call_path("join_parallel", quote!(#reference, #stream, #out, _, _));
+                quote_spanned! {first=>
+                    #function(&mut #builder, #name_text, #(#reference_edge)*, #(#stream_edge)*, #handler, #parallel)
+                }
             }
             (Signature::Join(types), _) => {
                 let (reference, stream, out) = &**types;

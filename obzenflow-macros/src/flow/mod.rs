@@ -140,18 +140,17 @@ fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Dia
                         input_type(stage)
                     ),
                 ),
-                Kind::Stateful => {}
+                Kind::Stateful | Kind::Sink | Kind::Join => {}
                 Kind::Source => diagnostics.error(
                     *span,
                     format!(
-                        "source `{name}` runs as one instance: `parallel` is for transforms and keyed stateful stages"
+                        "source `{name}` runs as one instance (it reads its input in order): `parallel` is for transforms, joins, sinks and keyed stateful stages"
                     ),
                 ),
-                other => diagnostics.error(
+                _ => diagnostics.error(
                     *span,
                     format!(
-                        "{} `{name}` runs as one instance: `parallel` is for transforms and keyed stateful stages",
-                        other.name()
+                        "observer `{name}` runs as one instance (it sees every entry of its stage's journal in order): `parallel` is for transforms, joins, sinks and keyed stateful stages"
                     ),
                 ),
             }

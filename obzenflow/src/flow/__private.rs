@@ -138,6 +138,42 @@ where
     builder.transform_parallel(name, inputs, handler, parallel)
 }
 
+/// [`FlowBuilder::sink_parallel`] with the types explicit.
+pub fn sink_parallel<T, U, X, P>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    inputs: U,
+    handler: X,
+    parallel: Parallel<P>,
+) -> StageRef<Receipt>
+where
+    T: Payload,
+    U: Upstream<T>,
+    X: Sink<T> + Replicable,
+    P: Partition<T>,
+{
+    builder.sink_parallel(name, inputs, handler, parallel)
+}
+
+/// [`FlowBuilder::join_parallel`] with the types explicit.
+pub fn join_parallel<R, S, O, X, P>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    reference: &StageRef<R>,
+    stream: &StageRef<S>,
+    handler: X,
+    parallel: Parallel<P>,
+) -> StageRef<O>
+where
+    R: Payload,
+    S: Payload,
+    O: Payload,
+    X: Join<R, S, O> + Replicable,
+    P: Partition<S>,
+{
+    builder.join_parallel(name, reference, stream, handler, parallel)
+}
+
 /// [`FlowBuilder::stateful_parallel`] with the types explicit.
 pub fn stateful_parallel<I, O, U, X, K>(
     builder: &mut FlowBuilder,

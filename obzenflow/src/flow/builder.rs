@@ -18,9 +18,10 @@ use crate::journal::{
 use crate::stage::parallel::{Keyed, Partition};
 use crate::stage::{EmitPolicy, Join, Observer, Parallel, Sink, Source, Stateful, Transform};
 use crate::supervise::{
-    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, Output, Parallel as ParallelHandler,
-    Partitioned, Resumable, RunMode, Runner, Serial, Single, SinkBody, SourceBody, StageBody,
-    StageCounters, StageKind, StageState, StatefulBody, TransformBody, run_stage,
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, OneSink, Output,
+    Parallel as ParallelHandler, ParallelJoin, ParallelSink, Partitioned, Resumable, RunMode,
+    Runner, Serial, SerialJoin, Single, SinkBody, SourceBody, StageBody, StageCounters, StageKind,
+    StageState, StatefulBody, TransformBody, run_stage,
 };
 use std::future::Future;
 use std::path::PathBuf;
@@ -378,12 +379,62 @@ impl FlowBuilder {
     ) -> StageRef<Receipt> {
         let inputs = self.connect(name, inputs, EdgeRole::Input);
         self.add(name, StageKind::Sink, move |output, mode| {
+            let handler = OneSink(handler);
             let mut body = SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone());
             if let Some(resume) = &mode.resume {
                 body.resume(resume)?;
             }
             Ok(body)
         })
+    }
+
+    /// Adds a sink run as `parallel.instances()` instances, each with its
+    /// own clone of `handler` (a connection of its own, say), its inputs
+    /// spread over them (or split by key). Each delivery keeps its key
+    /// (the event's id), and the receipts are journaled in input order, so
+    /// resume and replay treat it as any sink; `flush` and `drain` reach
+    /// every instance.
+    ///
+    /// ```
+    /// use obzenflow::flow::FlowBuilder;
+    /// use obzenflow::stage::{collect, from_iter, parallel};
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// let mut flow = FlowBuilder::new("deliveries");
+    /// let numbers = flow.source("numbers", from_iter(0..1000u32));
+    /// let (sink, out) = collect();
+    /// flow.sink_parallel("out", &numbers, sink, parallel(2));
+    /// let report = flow.build().unwrap().run().await.unwrap();
+    /// assert_eq!(report.stage("out").unwrap().events_out, 1000);
+    /// let mut got = out.snapshot();
+    /// got.sort();
+    /// assert_eq!(got, (0..1000).collect::<Vec<u32>>());
+    /// # });
+    /// ```
+    pub fn sink_parallel<T: Payload, P: Partition<T>>(
+        &mut self,
+        name: &str,
+        inputs: impl Upstream<T>,
+        handler: impl Sink<T> + Clone,
+        parallel: Parallel<P>,
+    ) -> StageRef<Receipt> {
+        if parallel.instances() == 1 {
+            return self.sink(name, inputs, handler);
+        }
+        let inputs = self.connect(name, inputs, EdgeRole::Input);
+        let instances = self.instances(name, parallel.instances());
+        let partition = parallel.partition;
+        let stage = self.add(name, StageKind::Sink, move |output, mode| {
+            let handlers = vec![handler; instances];
+            let handler = ParallelSink::new(&output, handlers, partition);
+            let mut body = SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone());
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
+        });
+        self.stages[stage.index].instances = instances;
+        stage
     }
 
     /// Adds a stateful stage that emits on `policy`.
@@ -486,12 +537,68 @@ impl FlowBuilder {
         let reference = self.connect(name, reference, EdgeRole::Reference);
         let stream = self.connect(name, stream, EdgeRole::Stream);
         self.add(name, StageKind::Join, move |output, mode| {
-            let mut body = JoinBody::new(handler, reference, stream, output);
+            let mut body = JoinBody::new(handler, SerialJoin, reference, stream, output);
             if let Some(resume) = &mode.resume {
                 body.resume(resume)?;
             }
             Ok(body)
         })
+    }
+
+    /// Adds a join whose stream side is joined by `parallel.instances()`
+    /// instances: the reference is loaded whole (into `handler`, as for
+    /// [`join`](Self::join)), then each instance is a clone of the loaded
+    /// handler, so each holds the whole reference and no key is needed
+    /// (a key keeps each key's stream events in one instance). Its output
+    /// is in stream order, as if it ran as one.
+    ///
+    /// ```
+    /// use obzenflow::flow::FlowBuilder;
+    /// use obzenflow::stage::{collect, from_iter, inner_join, parallel};
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// let mut flow = FlowBuilder::new("named");
+    /// let names = flow.source("names", from_iter([(1u32, "one".to_owned()), (2, "two".to_owned())]));
+    /// let numbers = flow.source("numbers", from_iter((0..100u32).map(|n| n % 3)));
+    /// let named = flow.join_parallel(
+    ///     "named",
+    ///     &names,
+    ///     &numbers,
+    ///     inner_join(|r: &(u32, String)| r.0, |n: &u32| *n, |r: &(u32, String), n: u32| format!("{n}:{}", r.1)),
+    ///     parallel(2),
+    /// );
+    /// let (sink, out) = collect();
+    /// flow.sink("out", &named, sink);
+    /// flow.build().unwrap().run().await.unwrap();
+    /// let want: Vec<String> = (0..100u32).map(|n| n % 3).filter(|n| *n > 0)
+    ///     .map(|n| format!("{n}:{}", if n == 1 { "one" } else { "two" })).collect();
+    /// assert_eq!(out.snapshot(), want);
+    /// # });
+    /// ```
+    pub fn join_parallel<R: Payload, S: Payload, O: Payload, P: Partition<S>>(
+        &mut self,
+        name: &str,
+        reference: &StageRef<R>,
+        stream: &StageRef<S>,
+        handler: impl Join<R, S, O> + Clone,
+        parallel: Parallel<P>,
+    ) -> StageRef<O> {
+        if parallel.instances() == 1 {
+            return self.join(name, reference, stream, handler);
+        }
+        let reference = self.connect(name, reference, EdgeRole::Reference);
+        let stream = self.connect(name, stream, EdgeRole::Stream);
+        let instances = self.instances(name, parallel.instances());
+        let joins = ParallelJoin::new(instances, parallel.partition);
+        let stage = self.add(name, StageKind::Join, move |output, mode| {
+            let mut body = JoinBody::new(handler, joins, reference, stream, output);
+            if let Some(resume) = &mode.resume {
+                body.resume(resume)?;
+            }
+            Ok(body)
+        });
+        self.stages[stage.index].instances = instances;
+        stage
     }
 
     /// Adds an observer of `target`'s journal.

@@ -36,7 +36,8 @@ pub(crate) struct FlowView {
 impl FlowHandle {
     /// The flow's metrics now, in the Prometheus text exposition format: per
     /// stage, events in and out, errors, busy seconds, wake-ups, state and a
-    /// histogram of processing time per event; per edge, the lag (events
+    /// histogram of processing time per event (and for each instance of a
+    /// parallel stage, its inputs and busy seconds); per edge, the lag (events
     /// written and not yet read); per middleware layer, rate-limiter delays,
     /// retries and circuit-breaker state and transitions.
     ///
@@ -87,6 +88,8 @@ impl FlowView {
         let wakeups = Family::<Labels, Counter>::default();
         let busy = Family::<Labels, Counter<f64, AtomicU64>>::default();
         let state = Family::<Labels, Gauge>::default();
+        let instance_events = Family::<Labels, Counter>::default();
+        let instance_busy = Family::<Labels, Counter<f64, AtomicU64>>::default();
         let mut processing = Vec::new();
         for stage in self.stages.iter() {
             let labels = self.stage_labels(stage);
@@ -105,6 +108,16 @@ impl FlowView {
                 .inc_by(StageCounters::get(&counters.wakeups));
             busy.get_or_create(&labels)
                 .inc_by(StageCounters::get(&counters.busy_nanos) as f64 / 1e9);
+            for (index, instance) in counters.instances.get().into_iter().flatten().enumerate() {
+                let mut instance_labels = labels.clone();
+                instance_labels.push(("instance".to_owned(), index.to_string()));
+                instance_events
+                    .get_or_create(&instance_labels)
+                    .inc_by(StageCounters::get(&instance.events));
+                instance_busy
+                    .get_or_create(&instance_labels)
+                    .inc_by(StageCounters::get(&instance.busy_nanos) as f64 / 1e9);
+            }
             let mut state_labels = labels.clone();
             state_labels.push((
                 "state".to_owned(),
@@ -134,6 +147,16 @@ impl FlowView {
             "stage_busy_seconds",
             "Time a stage spent handling events",
             busy,
+        );
+        registry.register(
+            "stage_instance_events",
+            "Inputs an instance of a parallel stage handled",
+            instance_events,
+        );
+        registry.register(
+            "stage_instance_busy_seconds",
+            "Time an instance of a parallel stage spent handling its inputs",
+            instance_busy,
         );
         registry.register(
             "stage_state",

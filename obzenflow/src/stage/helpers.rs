@@ -386,7 +386,7 @@ impl<T: Send + 'static> Source<T> for ChannelSource<T> {
 // ---- sinks ----
 
 /// Prints each event as a JSON line. See [`console`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ConsoleSink;
 
 /// A sink that prints each event to standard output as one JSON line. If
@@ -450,7 +450,7 @@ impl<T: Clone> Collected<T> {
 }
 
 /// Appends every event to a shared `Vec`. See [`collect`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct CollectSink<T>(Collected<T>);
 
 /// A sink that keeps every event in a shared `Vec`, and the handle to read it.
@@ -492,7 +492,7 @@ enum Missing {
 
 /// A join on a key, holding the reference table in a hash map (the last
 /// reference event for a key wins). See [`inner_join`], [`left_join`], [`strict_join`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct KeyJoin<K, R, RK, SK, C> {
     table: HashMap<K, R>,
     reference_key: RK,
@@ -593,7 +593,7 @@ where
 }
 
 /// A left join. See [`left_join`].
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LeftJoin<K, R, RK, SK, C>(KeyJoin<K, R, RK, SK, C>);
 
 impl<K, R, S, O, RK, SK, C> Join<R, S, O> for LeftJoin<K, R, RK, SK, C>

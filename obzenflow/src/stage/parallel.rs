@@ -144,7 +144,7 @@ impl<T: Clone> Replicable for T {}
 
 /// How a stage's inputs are split among its instances: [`Spread`] or
 /// [`KeyBy`]. Sealed.
-pub trait Partition<I>: Send + 'static + sealed::Sealed {
+pub trait Partition<I>: Send + Sync + 'static + sealed::Sealed {
     /// The instance of `item`, the `index`th of `len` inputs of a batch,
     /// among `instances`.
     #[doc(hidden)]

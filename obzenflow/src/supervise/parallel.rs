@@ -9,11 +9,14 @@
 //!
 //! A panic in an instance fails the stage, naming the instance.
 
+use super::body::{ChunkData, Output};
 use super::catch::catch_panic;
 use super::failure::StageFailure;
 use super::status::{InstanceCounters, StageCounters};
+use crate::event::{DeliveryKey, Receipt};
+use crate::event::{EventId, Payload};
 use crate::stage::parallel::Partition as Router;
-use crate::stage::{Emitter, Severity, StageError, Stateful, Transform};
+use crate::stage::{DrainReason, Emitter, Join, Severity, Sink, StageError, Stateful, Transform};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -177,11 +180,54 @@ impl<W: Work> Pool<W> {
     }
 }
 
+impl<W, I, O> Pool<W>
+where
+    W: Work<Job = Vec<I>, Reply = Handled<O>>,
+    I: Payload,
+    O: Payload,
+{
+    /// Runs a chunk's data (up to a pause at a probe) through the
+    /// instances, split by `router`, and writes what each input gave (or
+    /// its error) in input order: what the stage would write run as one.
+    pub(crate) async fn handle_chunk(
+        &mut self,
+        data: &mut ChunkData<I>,
+        router: &impl Router<I>,
+        output: &mut Output<O>,
+    ) -> Result<u64, StageFailure> {
+        let (ids, items): (Vec<EventId>, Vec<I>) = data.unzip();
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let (jobs, route) = split(items.into_iter(), router, |item| item, self.instances());
+        let mut replies = self.run(jobs).await?;
+        let mut produced = 0;
+        for (id, instance) in ids.into_iter().zip(route) {
+            let Some(Some(reply)) = replies.get_mut(instance as usize) else {
+                break;
+            };
+            match reply.outcomes.next() {
+                Some(Ok(count)) => {
+                    output
+                        .writer
+                        .push_all(Some(id), reply.items.by_ref().take(count as usize));
+                    produced += u64::from(count);
+                }
+                Some(Err(error)) => output.failed(error, Some(id))?,
+                // The instance stopped at a fatal error, which came first.
+                None => break,
+            }
+        }
+        Ok(produced)
+    }
+}
+
 /// Splits `items` among `instances` by `router`: the jobs, and the instance
 /// of each item in order.
-pub(crate) fn split<I>(
+pub(crate) fn split<I, T>(
     items: impl ExactSizeIterator<Item = I>,
-    router: &impl Router<I>,
+    router: &impl Router<T>,
+    on: impl Fn(&I) -> &T,
     instances: usize,
 ) -> (Vec<Option<Vec<I>>>, Vec<u32>) {
     let len = items.len();
@@ -191,7 +237,7 @@ pub(crate) fn split<I>(
     let mut route = Vec::with_capacity(len);
     for (index, item) in items.enumerate() {
         let instance = router
-            .route(&item, index, len, instances)
+            .route(on(&item), index, len, instances)
             .min(instances - 1);
         route.push(instance as u32);
         jobs[instance].push(item);
@@ -246,25 +292,151 @@ impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Work for Transfor
     }
 
     async fn run(&mut self, job: Vec<I>) -> Handled<O> {
-        let mut outcomes = Vec::with_capacity(job.len());
-        let mut items = Vec::with_capacity(job.len());
+        let mut collect = Collect::new(job.len());
         for input in job {
-            match self.handler.process(input, &mut self.emitter).await {
-                Ok(()) => {
-                    outcomes.push(Ok(self.emitter.items.len() as u32));
-                    items.append(&mut self.emitter.items);
-                }
-                Err(error) => {
-                    self.emitter.items.clear();
-                    let fatal = error.severity() == Severity::Fatal;
-                    outcomes.push(Err(error));
+            let result = self.handler.process(input, &mut self.emitter).await;
+            if !collect.took(result, &mut self.emitter) {
+                break;
+            }
+        }
+        collect.done()
+    }
+}
+
+/// An instance of a parallel join: a clone of the handler made once the
+/// whole reference was loaded into it, joining its share of the stream.
+pub(crate) struct JoinWorker<X, R, S, O> {
+    handler: X,
+    emitter: Emitter<O>,
+    types: PhantomData<fn(R, S)>,
+}
+
+impl<X, R, S, O> JoinWorker<X, R, S, O> {
+    pub(crate) fn new(handler: X) -> Self {
+        JoinWorker {
+            handler,
+            emitter: Emitter::new(),
+            types: PhantomData,
+        }
+    }
+}
+
+impl<R, S, O, X> Work for JoinWorker<X, R, S, O>
+where
+    R: Send + 'static,
+    S: Send + 'static,
+    O: Send + 'static,
+    X: Join<R, S, O>,
+{
+    type Job = Vec<S>;
+    type Reply = Handled<O>;
+
+    fn inputs(job: &Vec<S>) -> u64 {
+        job.len() as u64
+    }
+
+    async fn run(&mut self, job: Vec<S>) -> Handled<O> {
+        let mut collect = Collect::new(job.len());
+        for input in job {
+            let result = self.handler.join(input, &mut self.emitter);
+            if !collect.took(result, &mut self.emitter) {
+                break;
+            }
+        }
+        collect.done()
+    }
+}
+
+/// What an instance's inputs gave, as it handles them in turn.
+struct Collect<O> {
+    outcomes: Vec<Result<u32, StageError>>,
+    items: Vec<O>,
+}
+
+impl<O> Collect<O> {
+    fn new(inputs: usize) -> Self {
+        Collect {
+            outcomes: Vec::with_capacity(inputs),
+            items: Vec::with_capacity(inputs),
+        }
+    }
+
+    /// Keeps what one input gave; whether to go on (not after a fatal
+    /// error, as a stage would not).
+    #[inline]
+    fn took(&mut self, result: Result<(), StageError>, emitter: &mut Emitter<O>) -> bool {
+        match result {
+            Ok(()) => {
+                self.outcomes.push(Ok(emitter.items.len() as u32));
+                self.items.append(&mut emitter.items);
+                true
+            }
+            Err(error) => {
+                emitter.items.clear();
+                let fatal = error.severity() == Severity::Fatal;
+                self.outcomes.push(Err(error));
+                !fatal
+            }
+        }
+    }
+
+    fn done(self) -> Handled<O> {
+        Handled::new(self.outcomes, self.items)
+    }
+}
+
+/// What an instance of a parallel sink is asked.
+pub(crate) enum SinkJob<T> {
+    Deliver(Vec<(DeliveryKey, T)>),
+    Flush,
+    Drain(DrainReason),
+}
+
+/// Its answers: each delivery's receipt or error (up to a fatal one), or
+/// how a flush or drain went.
+pub(crate) enum SinkReply {
+    Delivered(Vec<Result<Receipt, StageError>>),
+    Done(Result<(), StageError>),
+}
+
+/// An instance of a parallel sink.
+pub(crate) struct SinkWorker<X, T>(pub(crate) X, PhantomData<fn(T)>);
+
+impl<X, T> SinkWorker<X, T> {
+    pub(crate) fn new(handler: X) -> Self {
+        SinkWorker(handler, PhantomData)
+    }
+}
+
+impl<T: Send + 'static, X: Sink<T>> Work for SinkWorker<X, T> {
+    type Job = SinkJob<T>;
+    type Reply = SinkReply;
+
+    fn inputs(job: &SinkJob<T>) -> u64 {
+        match job {
+            SinkJob::Deliver(inputs) => inputs.len() as u64,
+            _ => 0,
+        }
+    }
+
+    async fn run(&mut self, job: SinkJob<T>) -> SinkReply {
+        match job {
+            SinkJob::Deliver(inputs) => {
+                let mut outcomes = Vec::with_capacity(inputs.len());
+                for (key, input) in inputs {
+                    let outcome = self.0.deliver(&key, input).await;
+                    let fatal =
+                        matches!(&outcome, Err(error) if error.severity() == Severity::Fatal);
+                    outcomes.push(outcome);
                     if fatal {
                         break;
                     }
                 }
+                SinkReply::Delivered(outcomes)
             }
+            SinkJob::Flush => SinkReply::Done(self.0.flush().await),
+            SinkJob::Drain(reason) => SinkReply::Done(self.0.drain(reason).await),
         }
-        Handled::new(outcomes, items)
     }
 }
 
@@ -272,7 +444,7 @@ impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Work for Transfor
 pub(crate) enum FoldJob<I> {
     Accumulate(Vec<I>),
     Emit,
-    EmitFinal(crate::stage::DrainReason),
+    EmitFinal(DrainReason),
     Snapshot,
 }
 
@@ -332,10 +504,10 @@ mod tests {
 
     #[test]
     fn split_keeps_each_instances_order() {
-        let (jobs, route) = split([5u32, 6, 7, 8, 9].into_iter(), &Shares, 2);
+        let (jobs, route) = split([5u32, 6, 7, 8, 9].into_iter(), &Shares, |n| n, 2);
         assert_eq!(route, [0, 0, 0, 1, 1]);
         assert_eq!(jobs, [Some(vec![5, 6, 7]), Some(vec![8, 9])]);
-        let (jobs, route) = split([1u32].into_iter(), &Shares, 3);
+        let (jobs, route) = split([1u32].into_iter(), &Shares, |n| n, 3);
         assert_eq!(route, [0]);
         assert_eq!(jobs, [Some(vec![1]), None, None]);
     }

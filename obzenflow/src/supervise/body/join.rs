@@ -3,13 +3,19 @@
 
 use super::{ChunkData, Output, StageBody, Step};
 use crate::event::Payload;
+use crate::stage::parallel::Partition;
 use crate::stage::{Emitter, Join};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
+use crate::supervise::parallel::{JoinWorker, Pool};
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
-pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
+pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X, Y = SerialJoin> {
     pub(crate) handler: X,
+    /// How the stream side is joined: by the handler, or by instances.
+    pub(crate) joins: Y,
     pub(crate) reference: Inputs<R>,
     pub(crate) stream: Inputs<S>,
     pub(crate) output: Output<O>,
@@ -19,15 +25,17 @@ pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X> {
     pub(crate) reloaded_until: Option<crate::event::EventId>,
 }
 
-impl<R: Payload, S: Payload, O: Payload, X> JoinBody<R, S, O, X> {
+impl<R: Payload, S: Payload, O: Payload, X, Y> JoinBody<R, S, O, X, Y> {
     pub(crate) fn new(
         handler: X,
+        joins: Y,
         reference: Inputs<R>,
         stream: Inputs<S>,
         output: Output<O>,
     ) -> Self {
         JoinBody {
             handler,
+            joins,
             reference,
             stream,
             output,
@@ -59,7 +67,94 @@ pub(crate) enum JoinWork<R, S> {
     Stream(Option<Taken<S>>),
 }
 
-impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBody<R, S, O, X> {
+/// How a join's stream side is joined.
+pub(crate) trait StreamJoin<R, S: Payload, O: Payload, X>: Send + 'static {
+    /// Joins a chunk's stream events, writing what each gave in order.
+    fn handle(
+        &mut self,
+        handler: &mut X,
+        emitter: &mut Emitter<O>,
+        data: &mut ChunkData<S>,
+        output: &mut Output<O>,
+    ) -> impl Future<Output = Result<u64, StageFailure>> + Send;
+}
+
+/// By the join's handler, one event at a time.
+pub(crate) struct SerialJoin;
+
+impl<R, S: Payload, O: Payload, X: Join<R, S, O>> StreamJoin<R, S, O, X> for SerialJoin {
+    async fn handle(
+        &mut self,
+        handler: &mut X,
+        emitter: &mut Emitter<O>,
+        data: &mut ChunkData<S>,
+        output: &mut Output<O>,
+    ) -> Result<u64, StageFailure> {
+        let mut produced = 0;
+        for (id, item) in data {
+            let result = handler.join(item, emitter);
+            produced += output.handled(id, result, emitter)?;
+        }
+        Ok(produced)
+    }
+}
+
+/// By instances, each a clone of the handler made once the whole
+/// reference was loaded into it (so each holds the whole reference), the
+/// stream split among them.
+pub(crate) struct ParallelJoin<X: Join<R, S, O>, R: Payload, S: Payload, O: Payload, P> {
+    instances: usize,
+    partition: P,
+    pool: Option<Pool<JoinWorker<X, R, S, O>>>,
+}
+
+impl<X: Join<R, S, O>, R: Payload, S: Payload, O: Payload, P> ParallelJoin<X, R, S, O, P> {
+    pub(crate) fn new(instances: usize, partition: P) -> Self {
+        ParallelJoin {
+            instances,
+            partition,
+            pool: None,
+        }
+    }
+}
+
+impl<R, S, O, X, P> StreamJoin<R, S, O, X> for ParallelJoin<X, R, S, O, P>
+where
+    R: Payload,
+    S: Payload,
+    O: Payload,
+    X: Join<R, S, O> + Clone,
+    P: Partition<S>,
+{
+    async fn handle(
+        &mut self,
+        handler: &mut X,
+        _: &mut Emitter<O>,
+        data: &mut ChunkData<S>,
+        output: &mut Output<O>,
+    ) -> Result<u64, StageFailure> {
+        let instances = self.instances;
+        let pool = self.pool.get_or_insert_with(|| {
+            Pool::new(
+                Arc::clone(&output.name),
+                Arc::clone(&output.counters),
+                (0..instances)
+                    .map(|_| JoinWorker::new(handler.clone()))
+                    .collect(),
+            )
+        });
+        pool.handle_chunk(data, &self.partition, output).await
+    }
+}
+
+impl<R, S, O, X, Y> StageBody for JoinBody<R, S, O, X, Y>
+where
+    R: Payload,
+    S: Payload,
+    O: Payload,
+    X: Join<R, S, O>,
+    Y: StreamJoin<R, S, O, X>,
+{
     type Work = JoinWork<R, S>;
 
     async fn wait(&mut self) -> Self::Work {
@@ -98,11 +193,15 @@ impl<R: Payload, S: Payload, O: Payload, X: Join<R, S, O>> StageBody for JoinBod
             }
             JoinWork::Stream(Some((index, chunk, data_count))) => {
                 let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
-                let mut produced = 0;
-                for (id, item) in &mut data {
-                    let result = self.handler.join(item, &mut self.emitter);
-                    produced += self.output.handled(id, result, &mut self.emitter)?;
-                }
+                let produced = self
+                    .joins
+                    .handle(
+                        &mut self.handler,
+                        &mut self.emitter,
+                        &mut data,
+                        &mut self.output,
+                    )
+                    .await?;
                 if data.finish(&mut self.output) {
                     self.stream.close(index);
                 }

@@ -12,9 +12,9 @@ mod source;
 mod stateful;
 mod transform;
 
-pub(crate) use join::JoinBody;
+pub(crate) use join::{JoinBody, ParallelJoin, SerialJoin};
 pub(crate) use observer::ObserverBody;
-pub(crate) use sink::SinkBody;
+pub(crate) use sink::{OneSink, ParallelSink, SinkBody};
 pub(crate) use source::SourceBody;
 pub(crate) use stateful::{Partitioned, Single, StatefulBody};
 pub(crate) use transform::{FeedbackReaders, Parallel, Serial, TransformBody};

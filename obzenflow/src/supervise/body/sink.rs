@@ -5,10 +5,14 @@
 
 use super::{ChunkData, Output, StageBody, Step};
 use crate::event::{DeliveryKey, EventId, Payload, Receipt, StageId};
-use crate::stage::{Delivery, Sink};
+use crate::stage::parallel::Partition;
+use crate::stage::{Delivery, DrainReason, Sink, StageError};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
+use crate::supervise::parallel::{Pool, SinkJob, SinkReply, SinkWorker, split};
 use crate::supervise::status::StageCounters;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 pub(crate) struct SinkBody<T: Payload, K> {
@@ -65,7 +69,175 @@ impl<T: Payload, K> SinkBody<T, K> {
     }
 }
 
-impl<T: Payload, K: Sink<T>> SinkBody<T, K> {
+/// How a sink stage delivers: through its one handler ([`OneSink`]), or
+/// through instances ([`ParallelSink`]).
+pub(crate) trait Deliver<T: Payload>: Send + 'static {
+    /// Whether deliveries go a batch at a time (to instances).
+    const PARALLEL: bool;
+    fn delivery(&self) -> Delivery;
+    fn deliver(
+        &mut self,
+        key: &DeliveryKey,
+        input: T,
+    ) -> impl Future<Output = Result<Receipt, StageError>> + Send;
+    /// Delivers each input with its key, giving each outcome in order (up
+    /// to a fatal error).
+    #[allow(clippy::type_complexity)]
+    fn deliver_all(
+        &mut self,
+        inputs: Vec<(DeliveryKey, T)>,
+    ) -> impl Future<Output = Result<Vec<Result<Receipt, StageError>>, StageFailure>> + Send;
+    /// Flushes; the errors it gave.
+    fn flush(&mut self) -> impl Future<Output = Result<Vec<StageError>, StageFailure>> + Send;
+    fn drain(
+        &mut self,
+        reason: DrainReason,
+    ) -> impl Future<Output = Result<(), StageFailure>> + Send;
+}
+
+/// A sink's one handler.
+pub(crate) struct OneSink<X>(pub(crate) X);
+
+impl<T: Payload, X: Sink<T>> Deliver<T> for OneSink<X> {
+    const PARALLEL: bool = false;
+
+    fn delivery(&self) -> Delivery {
+        self.0.delivery()
+    }
+
+    #[inline]
+    async fn deliver(&mut self, key: &DeliveryKey, input: T) -> Result<Receipt, StageError> {
+        self.0.deliver(key, input).await
+    }
+
+    async fn deliver_all(
+        &mut self,
+        inputs: Vec<(DeliveryKey, T)>,
+    ) -> Result<Vec<Result<Receipt, StageError>>, StageFailure> {
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        for (key, input) in inputs {
+            outcomes.push(self.0.deliver(&key, input).await);
+        }
+        Ok(outcomes)
+    }
+
+    async fn flush(&mut self) -> Result<Vec<StageError>, StageFailure> {
+        Ok(self.0.flush().await.err().into_iter().collect())
+    }
+
+    async fn drain(&mut self, reason: DrainReason) -> Result<(), StageFailure> {
+        self.0
+            .drain(reason)
+            .await
+            .map_err(|error| StageFailure::handler(error).while_draining())
+    }
+}
+
+/// A sink run as several instances, each with its own clone of the
+/// handler; the receipts are journaled in input order.
+pub(crate) struct ParallelSink<X: Sink<T>, T: Payload, P> {
+    pool: Pool<SinkWorker<X, T>>,
+    partition: P,
+    delivery: Delivery,
+}
+
+impl<X: Sink<T>, T: Payload, P> ParallelSink<X, T, P> {
+    pub(crate) fn new(output: &Output<Receipt>, handlers: Vec<X>, partition: P) -> Self {
+        let delivery = handlers
+            .first()
+            .map_or(Delivery::AtLeastOnce, Sink::delivery);
+        ParallelSink {
+            pool: Pool::new(
+                Arc::clone(&output.name),
+                Arc::clone(&output.counters),
+                handlers.into_iter().map(SinkWorker::new).collect(),
+            ),
+            partition,
+            delivery,
+        }
+    }
+}
+
+impl<T: Payload, X: Sink<T>, P: Partition<T>> Deliver<T> for ParallelSink<X, T, P> {
+    const PARALLEL: bool = true;
+
+    fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    async fn deliver(&mut self, key: &DeliveryKey, input: T) -> Result<Receipt, StageError> {
+        match self.deliver_all(vec![(key.clone(), input)]).await {
+            Ok(mut outcomes) => outcomes
+                .pop()
+                .unwrap_or_else(|| Err(StageError::fatal("the delivery was lost"))),
+            Err(failure) => Err(StageError::fatal(failure.to_string())),
+        }
+    }
+
+    async fn deliver_all(
+        &mut self,
+        inputs: Vec<(DeliveryKey, T)>,
+    ) -> Result<Vec<Result<Receipt, StageError>>, StageFailure> {
+        let (jobs, route) = split(
+            inputs.into_iter(),
+            &self.partition,
+            |(_, input)| input,
+            self.pool.instances(),
+        );
+        let jobs = jobs
+            .into_iter()
+            .map(|job| job.map(SinkJob::Deliver))
+            .collect();
+        let mut replies: Vec<_> = self
+            .pool
+            .run(jobs)
+            .await?
+            .into_iter()
+            .map(|reply| match reply {
+                Some(SinkReply::Delivered(outcomes)) => outcomes.into_iter(),
+                _ => Vec::new().into_iter(),
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(route.len());
+        for instance in route {
+            match replies[instance as usize].next() {
+                Some(outcome) => outcomes.push(outcome),
+                // The instance stopped at a fatal error, which came first.
+                None => break,
+            }
+        }
+        Ok(outcomes)
+    }
+
+    async fn flush(&mut self) -> Result<Vec<StageError>, StageFailure> {
+        Ok(self
+            .pool
+            .run_each(|_| SinkJob::Flush)
+            .await?
+            .into_iter()
+            .filter_map(|reply| match reply {
+                SinkReply::Done(Err(error)) => Some(error),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn drain(&mut self, reason: DrainReason) -> Result<(), StageFailure> {
+        let replies = self
+            .pool
+            .run_each(|_| SinkJob::Drain(reason))
+            .await
+            .map_err(StageFailure::while_draining)?;
+        for reply in replies {
+            if let SinkReply::Done(Err(error)) = reply {
+                return Err(StageFailure::handler(error).while_draining());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Payload, K: Deliver<T>> SinkBody<T, K> {
     /// Continues a resumed run as the handler's [`Delivery`] says: after
     /// the last receipt, or (to rebuild its effect) from the first input.
     pub(crate) fn resume(
@@ -100,7 +272,52 @@ impl<T: Payload, K: Sink<T>> SinkBody<T, K> {
     }
 }
 
-impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
+impl<T: Payload, K: Deliver<T>> SinkBody<T, K> {
+    /// Delivers a chunk's data through the instances, and journals the
+    /// receipts (and errors) in input order; returns how many it delivered.
+    async fn deliver_in_parallel(&mut self, data: &mut ChunkData<T>) -> Result<u64, StageFailure> {
+        let mut batch = Vec::new();
+        let mut inputs = Vec::new();
+        let mut delivered = 0;
+        for (id, item) in data {
+            if self.dry_run {
+                delivered += 1;
+                self.receipts
+                    .push((id, Receipt::with_detail("replay: delivery skipped")));
+                continue;
+            }
+            // Rebuilding: delivered again, its receipt (or its failure)
+            // already journaled.
+            let again = !self.receipted.is_empty() && self.was_receipted(id);
+            inputs.push((id, again));
+            let key = DeliveryKey {
+                run: Arc::clone(&self.key.run),
+                event: id,
+            };
+            batch.push((key, item));
+        }
+        if batch.is_empty() {
+            return Ok(delivered);
+        }
+        let outcomes = self.handler.deliver_all(batch).await?;
+        for ((id, again), outcome) in inputs.into_iter().zip(outcomes) {
+            match outcome {
+                _ if again => {}
+                Ok(receipt) => {
+                    delivered += 1;
+                    self.receipts.push((id, receipt));
+                }
+                Err(error) => {
+                    self.write_receipts();
+                    self.output.failed(error, Some(id))?;
+                }
+            }
+        }
+        Ok(delivered)
+    }
+}
+
+impl<T: Payload, K: Deliver<T>> StageBody for SinkBody<T, K> {
     type Work = Option<Taken<T>>;
 
     async fn wait(&mut self) -> Self::Work {
@@ -115,6 +332,9 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         let started = StdInstant::now();
         let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
         let mut delivered = 0;
+        if K::PARALLEL {
+            delivered = self.deliver_in_parallel(&mut data).await?;
+        }
         for (id, item) in &mut data {
             if self.dry_run {
                 delivered += 1;
@@ -142,7 +362,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
         }
         self.write_receipts();
         let eof = data.finish(&mut self.output);
-        if let Err(error) = self.handler.flush().await {
+        for error in self.handler.flush().await? {
             self.output.failed(error, None)?;
         }
         self.output.busy_since(started, data_count);
@@ -156,10 +376,7 @@ impl<T: Payload, K: Sink<T>> StageBody for SinkBody<T, K> {
 
     async fn finish(&mut self) -> Result<(), StageFailure> {
         let reason = self.output.drain_reason();
-        self.handler
-            .drain(reason)
-            .await
-            .map_err(|error| StageFailure::handler(error).while_draining())?;
+        self.handler.drain(reason).await?;
         self.output.write_eof().await
     }
 }

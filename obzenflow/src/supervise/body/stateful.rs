@@ -193,7 +193,12 @@ where
         &mut self,
         inputs: Vec<I>,
     ) -> Result<Vec<Result<(), StageError>>, StageFailure> {
-        let (jobs, route) = split(inputs.into_iter(), &self.key, self.pool.instances());
+        let (jobs, route) = split(
+            inputs.into_iter(),
+            &self.key,
+            |input| input,
+            self.pool.instances(),
+        );
         let jobs = jobs
             .into_iter()
             .map(|job| job.map(FoldJob::Accumulate))

@@ -3,13 +3,13 @@
 //! closes the loop by the probe rounds of [`ProbeRounds`].
 
 use super::{ChunkData, Output, StageBody, Step};
-use crate::event::{Body, Control, EventId, Parents, Payload};
+use crate::event::{Body, Control, Parents, Payload};
 use crate::journal::Chunk;
 use crate::stage::parallel::Partition as Router;
 use crate::stage::{Emitter, StageError, Transform};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
-use crate::supervise::parallel::{Pool, TransformWorker, split};
+use crate::supervise::parallel::{Pool, TransformWorker};
 use crate::supervise::probe::{ProbeReturn, ProbeRounds};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -158,30 +158,7 @@ where
         data: &mut ChunkData<I>,
         output: &mut Output<O>,
     ) -> Result<u64, StageFailure> {
-        let (ids, items): (Vec<EventId>, Vec<I>) = data.unzip();
-        if items.is_empty() {
-            return Ok(0);
-        }
-        let (jobs, route) = split(items.into_iter(), &self.router, self.pool.instances());
-        let mut replies = self.pool.run(jobs).await?;
-        let mut produced = 0;
-        for (id, instance) in ids.into_iter().zip(route) {
-            let Some(Some(reply)) = replies.get_mut(instance as usize) else {
-                break;
-            };
-            match reply.outcomes.next() {
-                Some(Ok(count)) => {
-                    output
-                        .writer
-                        .push_all(Some(id), reply.items.by_ref().take(count as usize));
-                    produced += u64::from(count);
-                }
-                Some(Err(error)) => output.failed(error, Some(id))?,
-                // The instance stopped at a fatal error, which came first.
-                None => break,
-            }
-        }
-        Ok(produced)
+        self.pool.handle_chunk(data, &self.router, output).await
     }
 }
 

@@ -1,6 +1,6 @@
 #![allow(unused_imports)]
 use obzenflow::prelude::*;
-use obzenflow::stage::{collect, console, from_iter, map, filter, group_by, try_map, StageError};
+use obzenflow::stage::{collect, console, from_iter, map, filter, group_by, observe, try_map, StageError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -20,10 +20,12 @@ fn main() {
             readings = source!(Reading => from_iter(readings()));
             checked = transform!(Reading -> Checked => map(check), parallel: 4);
             per_station = stateful!(Checked -> (String, u64) => group_by(|c: &Checked| c.station.clone(), |n: &mut u64, _c: Checked| *n += 1).emit_on_eof(), parallel: 2, key: |c: &Checked| c.station.clone());
-            out = sink!((String, u64) => console(), parallel: 2);
+            out = sink!((String, u64) => console());
+            watch = observer!(Checked => observe(|c: &Checked| assert!(c.celsius > -90.0)), parallel: 2);
         },
         topology: {
             readings |> checked |> per_station |> out;
+            checked |> watch;
         }
     };
 }
