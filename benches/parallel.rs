@@ -12,7 +12,8 @@
 //! events per second, the speed-up of n instances against one, and the
 //! overhead of `parallel: 1` against the plain stage.
 //!
-//! Run: `cargo bench --bench parallel`
+//! Run: `cargo bench --bench parallel` (`WORK_NS=0`: no work, what the
+//! flow itself costs per event)
 //! (on a larger machine: `PARALLEL_INSTANCES=1,2,4,8 WORKERS=8 cargo bench --bench parallel`)
 
 use obzenflow::flow::FlowBuilder;
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const EVENTS: u64 = 1_000_000;
-const TARGET: Duration = Duration::from_nanos(2_000);
 
 /// Rounds of work per event, set once by `calibrate`.
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
@@ -40,8 +40,13 @@ fn work(n: u64) -> u64 {
     black_box(x)
 }
 
-/// Sets the rounds so that one call of `work` takes about 2 µs here.
-fn calibrate() -> Duration {
+/// Sets the rounds so that one call of `work` takes about `target` here
+/// (0: no work, to measure what the flow itself costs).
+fn calibrate(target: Duration) -> Duration {
+    if target.is_zero() {
+        ROUNDS.store(0, Ordering::Relaxed);
+        return target;
+    }
     ROUNDS.store(1_000, Ordering::Relaxed);
     let per_call = |calls: u64| {
         let started = Instant::now();
@@ -51,10 +56,10 @@ fn calibrate() -> Duration {
         started.elapsed() / u32::try_from(calls).unwrap_or(u32::MAX)
     };
     per_call(2_000);
-    let thousand = (0..5).map(|_| per_call(20_000)).min().unwrap_or(TARGET);
-    let rounds = (1_000.0 * TARGET.as_secs_f64() / thousand.as_secs_f64().max(1e-9)) as u64;
+    let thousand = (0..5).map(|_| per_call(20_000)).min().unwrap_or(target);
+    let rounds = (1_000.0 * target.as_secs_f64() / thousand.as_secs_f64().max(1e-9)) as u64;
     ROUNDS.store(rounds.max(1), Ordering::Relaxed);
-    (0..5).map(|_| per_call(20_000)).min().unwrap_or(TARGET)
+    (0..5).map(|_| per_call(20_000)).min().unwrap_or(target)
 }
 
 /// Adds up what it receives, so that no work can be skipped.
@@ -169,7 +174,7 @@ fn main() {
     let workers = env_number("WORKERS", 2);
     let runs = env_number("RUNS", 5).max(1);
     let counts = env_list("PARALLEL_INSTANCES", "1,2");
-    let per_event = calibrate();
+    let per_event = calibrate(Duration::from_nanos(env_number("WORK_NS", 2_000) as u64));
     println!(
         "parallel: {EVENTS} events, {per_event:?} of work each ({} rounds), {workers} runtime workers, {} cores, median of {runs} runs",
         ROUNDS.load(Ordering::Relaxed),

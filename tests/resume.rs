@@ -439,7 +439,7 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
                             + stage(report, "out_picky").errors
                             == stage(report, "out_picky").events_in)
                 && (!settle
-                    || (stage(report, "out_pairs").events_in == stage(report, "both").events_out
+                    || (stage(report, "out_pairs").events_out == stage(report, "both").events_out
                         && stage(report, "both").events_in
                             == stage(report, "doubled").events_out
                                 + stage(report, "odds").events_out

@@ -38,11 +38,12 @@ impl Random {
 }
 
 /// One run of the child in `dir` (its journals, ledger and CSV file there).
-fn child(dir: &Path, args: &[&str]) -> Command {
+fn child(dir: &Path, args: &[&str], instances: usize) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_resume_child"));
     command
         .args(["--journal-dir", &dir.join("journals").to_string_lossy()])
         .args(args)
+        .env("INSTANCES", instances.to_string())
         .env("LEDGER", dir.join("ledger.tsv"))
         .env("OBZENFLOW_OUT", dir.join("delays.csv"))
         .stdin(Stdio::null())
@@ -106,8 +107,8 @@ fn ledger(dir: &Path) -> Vec<String> {
     flights
 }
 
-fn resume(dir: &Path, run: &Path) -> Child {
-    child(dir, &["--resume-from", &run.to_string_lossy()])
+fn resume(dir: &Path, run: &Path, instances: usize) -> Child {
+    child(dir, &["--resume-from", &run.to_string_lossy()], instances)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
@@ -131,19 +132,31 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
     println!("seed {seed} (RESUME_KILL_SEED={seed} repeats this sequence)");
     let mut random = Random(seed);
 
-    // The uninterrupted run: its table, its ledger, and how long it takes.
+    // The uninterrupted run: its table, its ledger, and how long it takes;
+    // and its table with the parse and tally stages as 2 instances each
+    // (the tally's rows then come instance by instance).
     let whole = base.join("whole");
     let started = Instant::now();
-    let out = child(&whole, &[]).output().unwrap();
+    let out = child(&whole, &[], 1).output().unwrap();
     let duration = started.elapsed();
     assert!(out.status.success());
     let table = std::fs::read(whole.join("delays.csv")).unwrap();
     let flights = ledger(&whole);
     assert_eq!(flights.len(), FLIGHTS);
     println!("an uninterrupted run takes {duration:?}");
+    let whole_parallel = base.join("whole-parallel");
+    assert!(child(&whole_parallel, &[], 2).status().unwrap().success());
+    let parallel_table = std::fs::read(whole_parallel.join("delays.csv")).unwrap();
+    assert_eq!(ledger(&whole_parallel), flights);
+    let sorted = |bytes: &[u8]| {
+        let mut lines: Vec<String> = String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&parallel_table), sorted(&table));
 
     let (mut kills, mut early, mut late, mut resumes, mut killed_again) = (0, 0, 0, 0, 0);
-    let (mut identical, mut verified, mut missed) = (0, 0, 0);
+    let (mut identical, mut verified, mut missed, mut parallel) = (0, 0, 0, 0);
     let mut attempt = 0;
     while kills < KILLS {
         attempt += 1;
@@ -161,7 +174,9 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         let moment = duration.mul_f64(from + (to - from) * random.unit());
         let dir = base.join(format!("kill-{kills:03}"));
         let _ = std::fs::remove_dir_all(&dir);
-        let killed = kill_after(child(&dir, &[]).spawn().unwrap(), moment);
+        // Every third kill with parallel stages.
+        let instances = if kills % 3 == 2 { 2 } else { 1 };
+        let killed = kill_after(child(&dir, &[], instances).spawn().unwrap(), moment);
         let run = run_dir(&dir);
         let Some(run) = run.filter(|run| killed && has_started(run) && !ended(run)) else {
             // It ended, or had not started (made its run directory and
@@ -181,13 +196,13 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         if wanted > 0 && (kills % 4 == 0 || KILLS - kills < 2 * wanted) {
             let moment = duration.mul_f64(0.4 * random.unit());
             resumes += 1;
-            if kill_after(resume(&dir, &run), moment) && !ended(&run) {
+            if kill_after(resume(&dir, &run, instances), moment) && !ended(&run) {
                 killed_again += 1;
             }
         }
         if !ended(&run) {
             resumes += 1;
-            let out = resume(&dir, &run).wait_with_output().unwrap();
+            let out = resume(&dir, &run, instances).wait_with_output().unwrap();
             assert!(
                 out.status.success(),
                 "resume of kill {kills} ({moment:?}) failed: {}",
@@ -196,8 +211,9 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         }
         // The same table, byte for byte; each flight once in the ledger.
         let resumed = std::fs::read(dir.join("delays.csv")).unwrap();
+        let table = if instances == 1 { &table } else { &parallel_table };
         assert!(
-            resumed == table,
+            resumed == *table,
             "kill {kills} ({moment:?}): the table differs"
         );
         assert!(
@@ -209,6 +225,7 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         let replay = child(
             &dir.join("replay"),
             &["--replay-from", &run.to_string_lossy(), "--verify"],
+            instances,
         )
         .output()
         .unwrap();
@@ -218,6 +235,7 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
             "kill {kills} ({moment:?}): {stdout}"
         );
         verified += 1;
+        parallel += usize::from(instances > 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
     assert!(early >= 10 && late >= 10);
@@ -230,6 +248,6 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
     // is the last line this test shows in `cargo test` too.
     let _ = writeln!(
         std::io::stderr(),
-        "resume kill test: {kills} kills ({early} in the first 5%, {late} in the last 5%), {resumes} resumes ({killed_again} of them killed and resumed again), {identical} identical results, {verified} resumed archives verified with 0 differences"
+        "resume kill test: {kills} kills ({early} in the first 5%, {late} in the last 5%; {parallel} with parallel stages), {resumes} resumes ({killed_again} of them killed and resumed again), {identical} identical results, {verified} resumed archives verified with 0 differences"
     );
 }

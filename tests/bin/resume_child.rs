@@ -4,7 +4,8 @@
 //! keeps each key's effect once (a deduplicating sink, like a database
 //! with a key column). It takes the runner's options (`--journal-dir`,
 //! `--resume-from`, `--replay-from --verify`); `OBZENFLOW_OUT` is the
-//! carrier table's CSV file, `LEDGER` the ledger's file.
+//! carrier table's CSV file, `LEDGER` the ledger's file, `INSTANCES` how
+//! many instances the parse and tally stages run as (1 by default).
 
 #[path = "../../examples/flight_delays/flights.rs"]
 #[allow(dead_code)]
@@ -121,6 +122,10 @@ fn main() -> ExitCode {
     obzenflow::app::Program::new("The flagship's flow with a ledger sink, for the resume kill test")
         .flow("flight-delays-ledger")
         .run(|app| {
+            let instances: usize = std::env::var("INSTANCES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
             let rows = flights::read_flights(data("flights.csv.gz"), obzenflow::stage::MAX_LINE_BYTES);
             let airlines = csv::read::<Airline>(data("airlines.csv"));
             let file = csv::write(out);
@@ -130,7 +135,7 @@ fn main() -> ExitCode {
                 journals: app.journals(),
                 stages: {
                     flights     = source!(Numbered<FlightRow> => rows);
-                    parsed      = transform!(Numbered<FlightRow> -> Flight => try_map(parse));
+                    parsed      = transform!(Numbered<FlightRow> -> Flight => try_map(parse), parallel: instances);
                     airlines    = source!(Airline => airlines);
                     named       = join!(Airline, Flight -> NamedFlight => left_join(
                         |a: &Airline| a.carrier.clone(),
@@ -145,7 +150,7 @@ fn main() -> ExitCode {
                     per_carrier = stateful!(NamedFlight -> (String, Tally) => group_by(
                         |f: &NamedFlight| f.carrier.clone(),
                         tally,
-                    ).emit_on_eof());
+                    ).emit_on_eof(), parallel: instances, key: |f: &NamedFlight| f.carrier.clone());
                     summary     = transform!((String, Tally) -> CarrierDelays => map(summarize));
                     table       = sink!(CarrierDelays => collect().0);
                     file        = sink!(CarrierDelays => file);

@@ -139,6 +139,22 @@ impl<T: Payload> Inputs<T> {
         !self.open.contains(&true)
     }
 
+    /// The next chunk of input `index` if one is ready (never from an
+    /// archive being read first, nor a closed input).
+    pub(crate) fn try_next_from(&mut self, index: usize) -> Option<(Chunk<T>, u64)> {
+        if !self.open.get(index).copied().unwrap_or(false) || self.archived[index].is_some() {
+            return None;
+        }
+        let chunk = self.readers[index].try_next()?;
+        let data = chunk
+            .entries()
+            .iter()
+            .filter(|entry| matches!(entry.body, crate::event::Body::Data(_)))
+            .count() as u64;
+        self.read[index].fetch_add(data, Ordering::Relaxed);
+        Some((chunk, data))
+    }
+
     fn try_next(&mut self) -> Option<Taken<T>> {
         let count = self.readers.len();
         for offset in 0..count {

@@ -23,6 +23,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+/// How many inputs a parallel stage hands its instances at once when its
+/// input holds that many: each round ends with the instances waiting for
+/// the slowest, so rounds are made large (16 source batches).
+pub(crate) const ROUND: u64 = 16 * 1024;
+
 /// What one instance does with the jobs it is given.
 pub(crate) trait Work: Send + 'static {
     type Job: Send + 'static;

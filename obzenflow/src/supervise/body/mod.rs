@@ -365,6 +365,15 @@ impl<T: Payload> ChunkData<T> {
         }
     }
 
+    /// Adds the entries of the next chunk of the same input (its `data`
+    /// entries count as read, as in [`new`](Self::new)).
+    pub(crate) fn extend(&mut self, chunk: Chunk<T>, data: u64, counters: &StageCounters) {
+        StageCounters::add(&counters.events_in, data);
+        // Its emptied buffer is not returned to its writer: this one's is.
+        let (entries, _) = chunk.into_parts();
+        self.entries.extend(entries);
+    }
+
     /// The last data entry handed out so far, if any.
     pub(crate) fn last_taken(&self) -> Option<EventId> {
         self.last

@@ -10,7 +10,7 @@ use crate::stage::parallel::Keyed;
 use crate::stage::{DrainReason, EmitPolicy, StageError, Stateful};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
-use crate::supervise::parallel::{FoldJob, FoldReply, FoldWorker, Pool, split};
+use crate::supervise::parallel::{FoldJob, FoldReply, FoldWorker, Pool, ROUND, split};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -497,10 +497,20 @@ impl<I: Payload, O: Payload, X: Fold<I, O>> StageBody for StatefulBody<I, O, X> 
             StatefulWork::Input(Some(ready)) => ready,
         };
         let started = StdInstant::now();
+        let mut data_count = data_count;
         let mut data = ChunkData::new(chunk, data_count, &self.output.counters);
         let mut produced = 0;
         let mut failed = false;
         if X::PARALLEL {
+            // What else the input already holds, up to a round's worth
+            // (see `parallel::ROUND`).
+            while data_count < ROUND {
+                let Some((more, count)) = self.inputs.try_next_from(index) else {
+                    break;
+                };
+                data.extend(more, count, &self.output.counters);
+                data_count += count;
+            }
             (produced, failed) = self.fold_in_parallel(&mut data).await?;
         } else {
             for (id, item) in &mut data {

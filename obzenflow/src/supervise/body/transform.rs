@@ -9,7 +9,7 @@ use crate::stage::parallel::Partition as Router;
 use crate::stage::{Emitter, StageError, Transform};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
-use crate::supervise::parallel::{Pool, TransformWorker};
+use crate::supervise::parallel::{Pool, ROUND, TransformWorker};
 use crate::supervise::probe::{ProbeReturn, ProbeRounds};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -81,6 +81,10 @@ pub(crate) enum TransformWork<I> {
 /// How a transform stage runs its handler over a chunk's data: one call
 /// at a time ([`Serial`]), or split among instances ([`Parallel`]).
 pub(crate) trait HandleChunk<I: Payload, O: Payload>: Send + 'static {
+    /// How many inputs it takes at once when more are ready (0: one chunk
+    /// at a time).
+    const ROUND: u64;
+
     /// Runs the handler on each data item of `data` (up to a pause at a
     /// probe), writing what it emitted, in input order, to `output`;
     /// returns how many outputs it wrote.
@@ -107,6 +111,8 @@ impl<X, O> Serial<X, O> {
 }
 
 impl<I: Payload, O: Payload, X: Transform<I, O>> HandleChunk<I, O> for Serial<X, O> {
+    const ROUND: u64 = 0;
+
     #[inline]
     async fn handle(
         &mut self,
@@ -153,6 +159,8 @@ where
     X: Transform<I, O>,
     R: Router<I>,
 {
+    const ROUND: u64 = ROUND;
+
     async fn handle(
         &mut self,
         data: &mut ChunkData<I>,
@@ -168,11 +176,22 @@ impl<I: Payload, O: Payload, X: HandleChunk<I, O>> TransformBody<I, O, X> {
     /// whether the chunk ended with its input's EOF.
     async fn handle_chunk(
         &mut self,
+        index: usize,
         chunk: Chunk<I>,
-        data_count: u64,
+        data_count: &mut u64,
         from_feedback: bool,
     ) -> Result<(u64, bool), StageFailure> {
-        let mut data = ChunkData::new(chunk, data_count, &self.output.counters).pausing_at_probes();
+        let mut data = ChunkData::new(chunk, *data_count, &self.output.counters).pausing_at_probes();
+        // A parallel handler takes what else its input already holds, up
+        // to a round's worth: the fewer rounds, the less its instances
+        // wait on each other.
+        while !from_feedback && *data_count < X::ROUND {
+            let Some((more, count)) = self.inputs.try_next_from(index) else {
+                break;
+            };
+            data.extend(more, count, &self.output.counters);
+            *data_count += count;
+        }
         let mut produced = 0;
         loop {
             if from_feedback
@@ -270,9 +289,11 @@ impl<I: Payload, O: Payload, X: HandleChunk<I, O>> StageBody for TransformBody<I
         };
         let mut produced = 0;
         let mut handled = 0;
-        if let Some((index, chunk, data_count)) = chunk {
+        if let Some((index, chunk, mut data_count)) = chunk {
+            let (count, eof) = self
+                .handle_chunk(index, chunk, &mut data_count, from_feedback)
+                .await?;
             handled = data_count;
-            let (count, eof) = self.handle_chunk(chunk, data_count, from_feedback).await?;
             produced = count;
             if eof {
                 match (&mut self.feedback, from_feedback) {
