@@ -6,8 +6,8 @@
 //! wrote; each stage's inputs were handled or went to the error lane; each
 //! sink's receipts are its deliveries) and no run may deadlock (a stuck run
 //! shows as the hour-long virtual timeout firing). A failing case prints its
-//! seed; `RANDOM_TOPOLOGY_SEED=n` runs that case alone. One transform in
-//! three runs as 1 to 4 parallel instances.
+//! seed; `RANDOM_TOPOLOGY_SEED=n` runs that case alone. One transform and
+//! one sink in three run as 1 to 4 parallel instances.
 //!
 //! A second test runs 40 of the shapes with disk journals on the real clock
 //! (the journal threads are OS threads, which the paused clock cannot wait
@@ -115,6 +115,7 @@ impl Transform<u64, u64> for Jittery {
 }
 
 /// Delivers, sleeping and failing at random.
+#[derive(Clone)]
 struct RandomSink {
     rng: Rng,
     tally: Arc<Tally>,
@@ -247,15 +248,23 @@ async fn run_case(seed: u64, disk: Option<&Path>) -> (usize, FlowState) {
                 })
             }
             Kind::Sink => {
-                flow.sink(
-                    &stage.name,
-                    inputs.as_slice(),
-                    RandomSink {
-                        rng: handler_rng,
-                        tally: Arc::clone(&stage.tally),
-                        pace,
-                    },
-                );
+                let handler = RandomSink {
+                    rng: handler_rng,
+                    tally: Arc::clone(&stage.tally),
+                    pace,
+                };
+                // One sink in three runs as 1 to 4 instances.
+                if rng.chance(3) {
+                    let instances = rng.range(1, 4) as usize;
+                    flow.sink_parallel(
+                        &stage.name,
+                        inputs.as_slice(),
+                        handler,
+                        parallel(instances),
+                    );
+                } else {
+                    flow.sink(&stage.name, inputs.as_slice(), handler);
+                }
                 None
             }
         };

@@ -149,7 +149,10 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
     let parallel_table = std::fs::read(whole_parallel.join("delays.csv")).unwrap();
     assert_eq!(ledger(&whole_parallel), flights);
     let sorted = |bytes: &[u8]| {
-        let mut lines: Vec<String> = String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect();
+        let mut lines: Vec<String> = String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect();
         lines.sort();
         lines
     };
@@ -211,7 +214,11 @@ fn a_hundred_kills_each_resume_to_the_uninterrupted_result() {
         }
         // The same table, byte for byte; each flight once in the ledger.
         let resumed = std::fs::read(dir.join("delays.csv")).unwrap();
-        let table = if instances == 1 { &table } else { &parallel_table };
+        let table = if instances == 1 {
+            &table
+        } else {
+            &parallel_table
+        };
         assert!(
             resumed == *table,
             "kill {kills} ({moment:?}): the table differs"

@@ -253,7 +253,7 @@ impl FlowBuilder {
     /// use obzenflow::flow::FlowBuilder;
     /// use obzenflow::stage::{collect, from_iter, map, parallel};
     ///
-    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
     /// let mut flow = FlowBuilder::new("squares");
     /// let numbers = flow.source("numbers", from_iter(1..=1000u64));
     /// let squared = flow.transform_parallel("squared", &numbers, map(|n: u64| n * n), parallel(2));
@@ -399,7 +399,7 @@ impl FlowBuilder {
     /// use obzenflow::flow::FlowBuilder;
     /// use obzenflow::stage::{collect, from_iter, parallel};
     ///
-    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
     /// let mut flow = FlowBuilder::new("deliveries");
     /// let numbers = flow.source("numbers", from_iter(0..1000u32));
     /// let (sink, out) = collect();
@@ -467,7 +467,7 @@ impl FlowBuilder {
     /// use obzenflow::flow::FlowBuilder;
     /// use obzenflow::stage::{StatefulExt, collect, from_iter, group_by, parallel};
     ///
-    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
     /// let mut flow = FlowBuilder::new("sums");
     /// let numbers = flow.source("numbers", from_iter(1..=1000u64));
     /// let sums = flow.stateful_parallel(
@@ -556,7 +556,7 @@ impl FlowBuilder {
     /// use obzenflow::flow::FlowBuilder;
     /// use obzenflow::stage::{collect, from_iter, inner_join, parallel};
     ///
-    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
     /// let mut flow = FlowBuilder::new("named");
     /// let names = flow.source("names", from_iter([(1u32, "one".to_owned()), (2, "two".to_owned())]));
     /// let numbers = flow.source("numbers", from_iter((0..100u32).map(|n| n % 3)));

@@ -181,7 +181,8 @@ impl<I: Payload, O: Payload, X: HandleChunk<I, O>> TransformBody<I, O, X> {
         data_count: &mut u64,
         from_feedback: bool,
     ) -> Result<(u64, bool), StageFailure> {
-        let mut data = ChunkData::new(chunk, *data_count, &self.output.counters).pausing_at_probes();
+        let mut data =
+            ChunkData::new(chunk, *data_count, &self.output.counters).pausing_at_probes();
         // A parallel handler takes what else its input already holds, up
         // to a round's worth: the fewer rounds, the less its instances
         // wait on each other.
