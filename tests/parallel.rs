@@ -75,6 +75,11 @@ async fn slow_flow(total: u64, instances: usize, keyed: bool) -> (Vec<(u64, u64)
                 .to_string()
                 .contains(&format!("instance 0 of {instances}"))
         );
+        assert!(
+            stage.instances.iter().all(|i| i.events > 0),
+            "every instance takes a share: {:?}",
+            stage.instances
+        );
     } else {
         assert!(stage.instances.is_empty());
     }
@@ -344,4 +349,48 @@ async fn a_parallel_join_and_sink_keep_the_stream_order_and_deliver_each_input_o
     assert_eq!(results[0].2, 900 - 900 / 7, "stream events with a day");
     assert!(results[0].3 > 0);
     assert_eq!(results[1], results[0]);
+}
+
+/// Counts the inputs it finished, taking a (virtual) second each.
+#[derive(Clone, Debug, Default)]
+struct Ticking(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Transform<u64, u64> for Ticking {
+    async fn process(&mut self, n: u64, out: &mut Emitter<u64>) -> Result<(), StageError> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out.emit(n);
+        Ok(())
+    }
+}
+
+/// A cancelled flow leaves none of its instances running: each stops at
+/// once, mid-share, not at the end of the share it was given.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_parallel_stage_leaves_no_instance_running() {
+    use std::sync::atomic::Ordering;
+    let ticking = Ticking::default();
+    let done = std::sync::Arc::clone(&ticking.0);
+    let mut flow = flow! {
+        name: "ticking",
+        stages: {
+            numbers = source!(u64 => from_iter(0..1_000u64));
+            ticking = transform!(u64 -> u64 => ticking, parallel: 2);
+            out = sink!(u64 => collect().0);
+        },
+        topology: { numbers |> ticking |> out; }
+    };
+    flow.start().unwrap();
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    let before = done.load(Ordering::Relaxed);
+    assert!(before >= 8, "both instances were working: {before}");
+    let ended = flow.stop_cancel().await;
+    assert!(flow.state().is_terminal(), "{ended:?}");
+    let at_cancel = done.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        at_cancel,
+        "an instance ran on"
+    );
 }
