@@ -26,6 +26,7 @@ fn scramble(n: u64) -> u64 {
 
 impl Transform<u64, (u64, u64)> for Slow {
     async fn process(&mut self, n: u64, out: &mut Emitter<(u64, u64)>) -> Result<(), StageError> {
+        // The delay under test; its test runs on tokio's paused clock.
         tokio::time::sleep(Duration::from_millis(scramble(n) % 10)).await;
         if n % 89 == 3 {
             return Err(StageError::permanent(format!("{n} is unlucky")));
@@ -278,6 +279,7 @@ impl obzenflow::stage::Sink<String> for SlowLedger {
         key: &obzenflow::event::DeliveryKey,
         text: String,
     ) -> Result<obzenflow::stage::Receipt, StageError> {
+        // The delay under test; its test runs on tokio's paused clock.
         tokio::time::sleep(Duration::from_millis(scramble(key.event.seq) % 7)).await;
         if text.ends_with(":7") {
             return Err(StageError::permanent(format!("{text} is refused")));
@@ -357,6 +359,7 @@ struct Ticking(std::sync::Arc<std::sync::atomic::AtomicU64>);
 
 impl Transform<u64, u64> for Ticking {
     async fn process(&mut self, n: u64, out: &mut Emitter<u64>) -> Result<(), StageError> {
+        // Paused clock: a virtual second.
         tokio::time::sleep(Duration::from_secs(1)).await;
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         out.emit(n);

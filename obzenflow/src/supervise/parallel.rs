@@ -172,6 +172,37 @@ impl<W: Work> Pool<W> {
         Ok(replies)
     }
 
+    /// Splits `items` among the instances by `router` (routing on the part
+    /// `on` picks), gives each its share as `job(share)`, and returns what
+    /// `outcomes` reads from each reply, item by item in input order: up to
+    /// the first item an instance did not get to (it stopped at a fatal
+    /// error, which comes first in input order).
+    pub(crate) async fn run_in_order<I, T, U>(
+        &mut self,
+        items: Vec<I>,
+        router: &impl Router<T>,
+        on: impl Fn(&I) -> &T,
+        job: impl Fn(Vec<I>) -> W::Job,
+        outcomes: impl Fn(W::Reply) -> Vec<U>,
+    ) -> Result<Vec<U>, StageFailure> {
+        let (jobs, route) = split(items.into_iter(), router, on, self.instances());
+        let jobs = jobs.into_iter().map(|share| share.map(&job)).collect();
+        let mut replies: Vec<_> = self
+            .run(jobs)
+            .await?
+            .into_iter()
+            .map(|reply| reply.map(&outcomes).unwrap_or_default().into_iter())
+            .collect();
+        let mut ordered = Vec::with_capacity(route.len());
+        for instance in route {
+            match replies[instance as usize].next() {
+                Some(outcome) => ordered.push(outcome),
+                None => break,
+            }
+        }
+        Ok(ordered)
+    }
+
     /// Gives every instance a job made by `job` and waits for the replies,
     /// in instance order.
     pub(crate) async fn run_each(

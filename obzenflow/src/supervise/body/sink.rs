@@ -9,7 +9,7 @@ use crate::stage::parallel::Partition;
 use crate::stage::{Delivery, DrainReason, Sink, StageError};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
-use crate::supervise::parallel::{Pool, SinkJob, SinkReply, SinkWorker, split};
+use crate::supervise::parallel::{Pool, SinkJob, SinkReply, SinkWorker};
 use crate::supervise::status::StageCounters;
 use std::future::Future;
 use std::sync::Arc;
@@ -178,35 +178,18 @@ impl<T: Payload, X: Sink<T>, P: Partition<T>> Deliver<T> for ParallelSink<X, T, 
         &mut self,
         inputs: Vec<(DeliveryKey, T)>,
     ) -> Result<Vec<Result<Receipt, StageError>>, StageFailure> {
-        let (jobs, route) = split(
-            inputs.into_iter(),
-            &self.partition,
-            |(_, input)| input,
-            self.pool.instances(),
-        );
-        let jobs = jobs
-            .into_iter()
-            .map(|job| job.map(SinkJob::Deliver))
-            .collect();
-        let mut replies: Vec<_> = self
-            .pool
-            .run(jobs)
-            .await?
-            .into_iter()
-            .map(|reply| match reply {
-                Some(SinkReply::Delivered(outcomes)) => outcomes.into_iter(),
-                _ => Vec::new().into_iter(),
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(route.len());
-        for instance in route {
-            match replies[instance as usize].next() {
-                Some(outcome) => outcomes.push(outcome),
-                // The instance stopped at a fatal error, which came first.
-                None => break,
-            }
-        }
-        Ok(outcomes)
+        self.pool
+            .run_in_order(
+                inputs,
+                &self.partition,
+                |(_, input)| input,
+                SinkJob::Deliver,
+                |reply| match reply {
+                    SinkReply::Delivered(outcomes) => outcomes,
+                    SinkReply::Done(_) => Vec::new(),
+                },
+            )
+            .await
     }
 
     async fn flush(&mut self) -> Result<Vec<StageError>, StageFailure> {

@@ -10,7 +10,7 @@ use crate::stage::parallel::Keyed;
 use crate::stage::{DrainReason, EmitPolicy, StageError, Stateful};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
-use crate::supervise::parallel::{FoldJob, FoldReply, FoldWorker, Pool, ROUND, split};
+use crate::supervise::parallel::{FoldJob, FoldReply, FoldWorker, Pool, ROUND};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant as StdInstant;
@@ -193,35 +193,18 @@ where
         &mut self,
         inputs: Vec<I>,
     ) -> Result<Vec<Result<(), StageError>>, StageFailure> {
-        let (jobs, route) = split(
-            inputs.into_iter(),
-            &self.key,
-            |input| input,
-            self.pool.instances(),
-        );
-        let jobs = jobs
-            .into_iter()
-            .map(|job| job.map(FoldJob::Accumulate))
-            .collect();
-        let mut replies: Vec<_> = self
-            .pool
-            .run(jobs)
-            .await?
-            .into_iter()
-            .map(|reply| match reply {
-                Some(FoldReply::Accumulated(outcomes)) => outcomes.into_iter(),
-                _ => Vec::new().into_iter(),
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(route.len());
-        for instance in route {
-            match replies[instance as usize].next() {
-                Some(outcome) => outcomes.push(outcome),
-                // The instance stopped at a fatal error, which came first.
-                None => break,
-            }
-        }
-        Ok(outcomes)
+        self.pool
+            .run_in_order(
+                inputs,
+                &self.key,
+                |input| input,
+                FoldJob::Accumulate,
+                |reply| match reply {
+                    FoldReply::Accumulated(outcomes) => outcomes,
+                    _ => Vec::new(),
+                },
+            )
+            .await
     }
 
     async fn emit(&mut self) -> Result<Vec<O>, StageFailure> {
