@@ -9,8 +9,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a stage may emit: any cloneable, thread-safe, serializable type. This
 /// is implemented for every such type; nothing needs to be written by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be the payload of a stage: payloads are journaled, so they are `Clone`, `Serialize`, `Deserialize`, `Send` and `Sync`, and own their data",
+    label = "`{Self}` is not a payload",
+    note = "derive the traits on your type: `#[derive(Clone, serde::Serialize, serde::Deserialize)]`; and use owned types in it (`String`, not `&str`; `Vec<T>`, not `&[T]`)"
+)]
 pub trait Payload: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 
+#[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Payload for T {}
 
 /// The position of a stage in its flow, in the order stages were added.

@@ -7,7 +7,8 @@ enum Door { Closed, Open, Broken { reason: String } }
 enum DoorEvent { Open, Close, Kick(u8) }
 
 fn main() {
-    // Three independent mistakes: all three are reported in one compile.
+    // Three independent mistakes (several mistakes on purpose): all three are
+    // reported in one compile.
     let _ = fsm! {
         state: Door; event: DoorEvent; initial: Door::Closed;
         state Door::Closed {

@@ -15,6 +15,7 @@ pub(crate) fn flow(
     stages: &[StageDecl],
     graph: &Graph<Span>,
 ) -> TokenStream {
+    let stages = &checked_payloads(stages);
     let p = quote!(::obzenflow::flow::__private);
     let builder = Ident::new("__flow_builder", Span::mixed_site());
     let var =
@@ -49,7 +50,7 @@ pub(crate) fn flow(
         let stage = &stages[index];
         let this = &stage.name;
         let name_text = this.to_string();
-        let out_ty = output_type(stage, &p);
+        let out_ty = output_type(stage);
         // The upstream of each incoming edge, checked against what this stage accepts.
         let inputs = |role: Role, accepted: &Type| -> Vec<TokenStream> {
             graph
@@ -61,10 +62,10 @@ pub(crate) fn flow(
                     let from_var = var(upstream);
                     // Every token of the check carries the edge's span, so a
                     // mismatch is reported at the `|>` that makes it.
-                    let emitted = output_type(upstream, &p);
+                    let emitted = output_type(upstream);
                     let from_marker = &upstream.name;
                     let check = respan(
-                        quote!(#p::edge::<#emitted, #accepted, #from_marker, #this>),
+                        quote!(<#emitted as ::obzenflow::flow::checks::Accepts<#accepted, #from_marker, #this>>::cast),
                         edge.pos,
                     );
                     quote_spanned!(edge.pos=> &#check(&#from_var))
@@ -81,6 +82,46 @@ pub(crate) fn flow(
         let call_path = |function: &str, types: TokenStream| {
             let function = Ident::new(function, first);
             respan(quote!(#p::#function::<#types>), first)
+        };
+        // The handler, passed through its trait's `checked` by a qualified
+        // path: a handler that does not fit its stage is reported against
+        // that public trait, at the handler, and rustc has no bound of a
+        // library function to point into.
+        let checked = |rule: TokenStream, handler: TokenStream| {
+            let path = respan(quote!(<_ as #rule>::checked), first);
+            quote_spanned!(first=> #path(#handler))
+        };
+        let replicable = |handler: TokenStream| {
+            if stage.parallel.is_some() {
+                checked(quote!(::obzenflow::stage::parallel::Replicable), handler)
+            } else {
+                handler
+            }
+        };
+        let s = quote!(::obzenflow::stage);
+        let handler = match (&stage.signature, stage.kind) {
+            (Signature::One(out), Kind::Source) => {
+                checked(quote!(#s::Source<#out>), quote!(#handler))
+            }
+            (Signature::One(input), Kind::Sink) => {
+                replicable(checked(quote!(#s::Sink<#input>), quote!(#handler)))
+            }
+            (Signature::One(input), _) => checked(quote!(#s::Observer<#input>), quote!(#handler)),
+            (Signature::Map(input, out), Kind::Stateful) => checked(
+                quote!(#s::StatefulStage<#input, #out>),
+                quote!({ use #p::StatefulExt as _; #handler }),
+            ),
+            (Signature::Map(input, out), _) => replicable(checked(
+                quote!(#s::Transform<#input, #out>),
+                quote!(#handler),
+            )),
+            (Signature::Join(types), _) => {
+                let (reference, stream, out) = &**types;
+                replicable(checked(
+                    quote!(#s::Join<#reference, #stream, #out>),
+                    quote!(#handler),
+                ))
+            }
         };
         // `parallel: n` (and `key: ..`), as the builder takes it.
         let parallel = stage.parallel.as_ref().map(|(span, count)| {
@@ -125,14 +166,14 @@ pub(crate) fn flow(
                 let edges = inputs(Role::Input, input);
                 let function = call_path("stateful_parallel", quote!(#input, #out, _, _, _));
                 quote_spanned! {first=>
-                    #function(&mut #builder, #name_text, [#(#edges),*], { use #p::StatefulExt as _; #handler }, #parallel)
+                    #function(&mut #builder, #name_text, [#(#edges),*], #handler, #parallel)
                 }
             }
             (Signature::Map(input, out), Kind::Stateful) => {
                 let edges = inputs(Role::Input, input);
                 let function = call_path("stateful", quote!(#input, #out, _, _));
                 quote_spanned! {first=>
-                    #function(&mut #builder, #name_text, [#(#edges),*], { use #p::StatefulExt as _; #handler })
+                    #function(&mut #builder, #name_text, [#(#edges),*], #handler)
                 }
             }
             (Signature::Map(input, out), _) if heads.contains(&index) => {
@@ -203,14 +244,14 @@ pub(crate) fn flow(
             Signature::Map(input, _) => quote!(#input),
             _ => quote!(()),
         };
-        let emitted = output_type(end, &p);
+        let emitted = output_type(end);
         let (end_marker, head_marker) = (&end.name, &head.name);
         let check = respan(
-            quote!(#p::close_loop::<#emitted, #accepted, #end_marker, #head_marker>),
+            quote!(<#emitted as ::obzenflow::flow::checks::Accepts<#accepted, #end_marker, #head_marker>>::cast),
             edge.pos,
         );
         let (end_var, head_port) = (var(end), port(head));
-        quote_spanned!(edge.pos=> #check(&mut #builder, &#head_port, &#end_var);)
+        quote_spanned!(edge.pos=> #p::close_loop(&mut #builder, &#head_port, &#check(&#end_var));)
     });
     quote! {{
         #(#markers)*
@@ -241,10 +282,10 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 /// What a stage writes to its journal.
-fn output_type(stage: &StageDecl, p: &TokenStream) -> TokenStream {
+fn output_type(stage: &StageDecl) -> TokenStream {
     match (&stage.signature, stage.kind) {
         (Signature::One(out), Kind::Source) => quote!(#out),
-        (Signature::One(_), Kind::Sink) => quote!(#p::Receipt),
+        (Signature::One(_), Kind::Sink) => quote!(::obzenflow::event::Receipt),
         (Signature::One(_), _) => quote!(()),
         (Signature::Map(_, out), _) => quote!(#out),
         (Signature::Join(types), _) => {
@@ -258,6 +299,58 @@ fn output_type(stage: &StageDecl, p: &TokenStream) -> TokenStream {
 /// point into the user's code.
 fn first_span(expr: &Expr) -> Span {
     quote!(#expr)
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span())
+}
+
+/// The stages with each payload type written as
+/// `<T as PayloadType>::Type`, spanned at the first declaration of `T`: a
+/// type that is not a payload is then reported once, at the stage that
+/// declares it, and every other use of it is an error type rustc does not
+/// report again.
+fn checked_payloads(stages: &[StageDecl]) -> Vec<StageDecl> {
+    let mut first: Vec<(String, Span)> = Vec::new();
+    for stage in stages {
+        for ty in stage.signature.types() {
+            let text = quote!(#ty).to_string();
+            if !first.iter().any(|(seen, _)| *seen == text) {
+                first.push((text, first_span_of(&quote!(#ty))));
+            }
+        }
+    }
+    let check = |ty: &Type| -> Type {
+        let text = quote!(#ty).to_string();
+        let span = first
+            .iter()
+            .find(|(seen, _)| *seen == text)
+            .map_or_else(Span::call_site, |(_, span)| *span);
+        Type::Verbatim(respan(
+            quote!(<#ty as ::obzenflow::flow::checks::PayloadType>::Type),
+            span,
+        ))
+    };
+    stages
+        .iter()
+        .map(|stage| {
+            let mut stage = stage.clone();
+            stage.signature = match &stage.signature {
+                Signature::One(ty) => Signature::One(check(ty)),
+                Signature::Map(input, out) => Signature::Map(check(input), check(out)),
+                Signature::Join(types) => Signature::Join(Box::new((
+                    check(&types.0),
+                    check(&types.1),
+                    check(&types.2),
+                ))),
+            };
+            stage
+        })
+        .collect()
+}
+
+fn first_span_of(tokens: &TokenStream) -> Span {
+    tokens
+        .clone()
         .into_iter()
         .next()
         .map_or_else(Span::call_site, |token| token.span())

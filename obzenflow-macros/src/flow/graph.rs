@@ -448,12 +448,12 @@ fn check_loops<P: Pos>(decls: &[Decl<P>], edges: &[Edge<P>], problems: &mut Vec<
                 problems.push(Problem {
                     pos: edge.pos,
                     message: format!(
-                        "the loop from `{}` back to it through `{}` goes through `{}`, a {} with {} input(s); \
+                        "the loop from `{}` back to it through `{}` goes through `{}`, {} with {} input(s); \
                          the stages of a feedback loop after its head are transforms with one input each",
                         decls[head].name,
                         decls[end].name,
                         decls[stage].name,
-                        decls[stage].kind.name(),
+                        with_article(decls[stage].kind.name()),
                         inputs
                     ),
                 });
@@ -541,6 +541,15 @@ fn check_cycles_and_order<P: Pos>(
             if let Some(start) = path.iter().position(|&s| s == next) {
                 let mut cycle: Vec<usize> = path[start..].to_vec();
                 cycle.reverse();
+                // The loop's head is where the cycle is entered from outside
+                // it: the edge back into it is the one to write with `<|`.
+                if let Some(entry) = cycle.iter().position(|&member| {
+                    forward
+                        .iter()
+                        .any(|e| e.to == member && !cycle.contains(&e.from))
+                }) {
+                    cycle.rotate_left(entry);
+                }
                 cycle.push(cycle[0]);
                 let names: Vec<&str> = cycle.iter().map(|&s| decls[s].name.as_str()).collect();
                 let closing = forward
@@ -550,10 +559,10 @@ fn check_cycles_and_order<P: Pos>(
                 problems.push(Problem {
                     pos: closing,
                     message: format!(
-                        "these stages form a cycle: {}; a deliberate feedback loop is written with `<|`, as in `{} <| {}`",
+                        "these stages form a cycle: {}; if it is a deliberate feedback loop, write the edge back into `{head}` with `<|`: `{head} <| {end}` instead of `{end} |> {head}`",
                         names.join(" -> "),
-                        names[0],
-                        names[names.len() - 2]
+                        head = names[0],
+                        end = names[names.len() - 2]
                     ),
                 });
                 break;
@@ -565,7 +574,7 @@ fn check_cycles_and_order<P: Pos>(
 }
 
 /// A stage kind's name with its article: "a sink", "an observer".
-fn with_article(kind: &str) -> String {
+pub(crate) fn with_article(kind: &str) -> String {
     let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
     } else {
@@ -809,34 +818,37 @@ mod tests {
 
     #[test]
     fn cycles_are_listed_by_name_with_the_feedback_hint() {
+        // A three-stage cycle entered at `a`: the hint closes the loop at
+        // `a`, whichever stage the search starts from.
         let decls = vec![
             decl("src", Kind::Source, 1),
-            decl("a", Kind::Transform, 2),
-            decl("b", Kind::Transform, 3),
-            decl("out", Kind::Sink, 4),
+            decl("b", Kind::Transform, 2),
+            decl("c", Kind::Transform, 3),
+            decl("a", Kind::Transform, 4),
+            decl("out", Kind::Sink, 5),
         ];
         let got = messages(
             &decls,
             &[
-                link(&["src"], &["a"], 5),
-                link(&["a"], &["b"], 6),
-                link(&["b"], &["a"], 7),
-                link(&["b"], &["out"], 8),
+                link(&["src"], &["a"], 6),
+                link(&["a"], &["b"], 7),
+                link(&["b"], &["c"], 8),
+                link(&["c"], &["a"], 9),
+                link(&["c"], &["out"], 10),
             ],
         );
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(
-            got[0].1.contains("a cycle: a -> b -> a") || got[0].1.contains("a cycle: b -> a -> b"),
-            "{got:?}"
-        );
-        assert!(got[0].1.contains("<|"), "{got:?}");
+        assert_eq!(got[0].0, 9, "{got:?}");
+        assert!(got[0].1.contains("a cycle: a -> b -> c -> a;"), "{got:?}");
+        assert!(got[0].1.contains("`a <| c` instead of `c |> a`"), "{got:?}");
         let got = messages(
             &decls,
             &[
                 link(&["src"], &["a"], 5),
                 link(&["a"], &["a"], 6),
                 link(&["a"], &["b"], 7),
-                link(&["b"], &["out"], 8),
+                link(&["b"], &["c"], 7),
+                link(&["c"], &["out"], 8),
             ],
         );
         assert_eq!(

@@ -94,7 +94,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             .iter()
             .any(|edge| edge.feedback && stage.name == decls[edge.to].name);
         check_parallel(stage, is_head, &mut diagnostics);
+        check_policy_placement(stage, &mut diagnostics);
     }
+    check_join_order(stages, &graph, &mut diagnostics);
+    check_borrowed_payloads(stages, &mut diagnostics);
     let errors = diagnostics.to_compile_errors();
     if !errors.is_empty() {
         return quote!({ #errors #placeholder });
@@ -159,16 +162,179 @@ fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Dia
     }
 }
 
+/// An emit policy (`.emit_on_eof()`, ...) in the handler of a stage that is
+/// not stateful: the stage is declared with the wrong kind.
+fn check_policy_placement(stage: &parse::StageDecl, diagnostics: &mut Diagnostics) {
+    if stage.kind == Kind::Stateful {
+        return;
+    }
+    let handler = &stage.handler;
+    let Some(policy) = find_method(
+        quote!(#handler),
+        &["emit_on_eof", "emit_every", "emit_every_window"],
+    ) else {
+        return;
+    };
+    let signature = match &stage.signature {
+        parse::Signature::Map(input, output) => {
+            format!("{} -> {}", tokens_text(input), tokens_text(output))
+        }
+        _ => "In -> Out".to_owned(),
+    };
+    diagnostics.error(
+        policy.span(),
+        format!(
+            "`.{policy}(..)` says when a stateful stage emits, and `{}` is declared as {}: declare it with `stateful!({signature} => ..)`",
+            stage.name,
+            graph::with_article(stage.kind.name()),
+        ),
+    );
+}
+
+/// A payload type that borrows (`&'static str`): payloads are journaled and
+/// read back, so they own their data. Reported once per type, at the stage
+/// that declares it first.
+fn check_borrowed_payloads(stages: &[parse::StageDecl], diagnostics: &mut Diagnostics) {
+    let mut seen = Vec::new();
+    for stage in stages {
+        for ty in stage.signature.types() {
+            let text = tokens_text(ty);
+            if seen.contains(&text) {
+                continue;
+            }
+            seen.push(text.clone());
+            let Some(borrow) = first_punct(quote!(#ty), '&') else {
+                continue;
+            };
+            let owned = if text.contains("str") {
+                "`String` instead of `&str`"
+            } else if text.contains('[') {
+                "`Vec<T>` instead of `&[T]`"
+            } else {
+                "an owned type instead of a reference"
+            };
+            diagnostics.error(
+                borrow.span(),
+                format!(
+                    "`{text}` cannot be the payload of stage `{}`: payloads are journaled and read back, so they own their data; use {owned}",
+                    stage.name
+                ),
+            );
+        }
+    }
+}
+
+fn first_punct(tokens: TokenStream, c: char) -> Option<proc_macro2::Punct> {
+    tokens.into_iter().find_map(|tree| match tree {
+        proc_macro2::TokenTree::Punct(punct) if punct.as_char() == c => Some(punct),
+        proc_macro2::TokenTree::Group(group) => first_punct(group.stream(), c),
+        _ => None,
+    })
+}
+
+/// The first `.name` among `names` in `tokens`, at any depth.
+fn find_method(tokens: TokenStream, names: &[&str]) -> Option<proc_macro2::Ident> {
+    let mut dot = false;
+    for tree in tokens {
+        match tree {
+            proc_macro2::TokenTree::Punct(punct) => dot = punct.as_char() == '.',
+            proc_macro2::TokenTree::Ident(ident) => {
+                if dot && names.iter().any(|name| ident == name) {
+                    return Some(ident);
+                }
+                dot = false;
+            }
+            proc_macro2::TokenTree::Group(group) => {
+                if let Some(found) = find_method(group.stream(), names) {
+                    return Some(found);
+                }
+                dot = false;
+            }
+            proc_macro2::TokenTree::Literal(_) => dot = false,
+        }
+    }
+    None
+}
+
+/// A join fed `(stream, reference)`: both edges would be payload
+/// mismatches, mirror images of each other; the mistake is one, the order.
+fn check_join_order(
+    stages: &[parse::StageDecl],
+    graph: &graph::Graph<Span>,
+    diagnostics: &mut Diagnostics,
+) {
+    for (index, stage) in stages.iter().enumerate() {
+        let parse::Signature::Join(types) = &stage.signature else {
+            continue;
+        };
+        let (reference, stream) = (tokens_text(&types.0), tokens_text(&types.1));
+        if reference == stream {
+            continue;
+        }
+        let upstream = |role: graph::Role| {
+            graph
+                .edges
+                .iter()
+                .find(|edge| edge.to == index && edge.role == role && !edge.feedback)
+        };
+        let (Some(first), Some(second)) = (
+            upstream(graph::Role::Reference),
+            upstream(graph::Role::Stream),
+        ) else {
+            continue;
+        };
+        let (first_stage, second_stage) = (&stages[first.from], &stages[second.from]);
+        let emits = |stage: &parse::StageDecl| match (&stage.signature, stage.kind) {
+            (parse::Signature::One(out), Kind::Source) => Some(tokens_text(out)),
+            (parse::Signature::Map(_, out), _) => Some(tokens_text(out)),
+            (parse::Signature::Join(types), _) => Some(tokens_text(&types.2)),
+            _ => None,
+        };
+        if emits(first_stage).as_deref() == Some(stream.as_str())
+            && emits(second_stage).as_deref() == Some(reference.as_str())
+        {
+            diagnostics.error(
+                first.pos,
+                format!(
+                    "join `{name}` takes its reference (`{reference}`) first and its stream (`{stream}`) second, and these are the other way round: write `({second}, {first}) |> {name}`",
+                    name = stage.name,
+                    first = first_stage.name,
+                    second = second_stage.name,
+                ),
+            );
+        }
+    }
+}
+
+/// A type as written, without the spaces `quote` puts between tokens.
+fn tokens_text(ty: &syn::Type) -> String {
+    let text = quote!(#ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut previous = ' ';
+    for (i, c) in text.char_indices() {
+        let next = text[i + c.len_utf8()..].chars().next().unwrap_or(' ');
+        // Keep a space only between two word characters (`dyn Trait`).
+        if c == ' ' && !(is_word(previous) && is_word(next)) {
+            continue;
+        }
+        out.push(c);
+        if c == ',' {
+            out.push(' ');
+        }
+        previous = c;
+    }
+    out
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '\''
+}
+
 /// The type a stage takes, for messages.
 fn input_type(stage: &parse::StageDecl) -> String {
     match &stage.signature {
-        parse::Signature::Map(input, _) | parse::Signature::One(input) => {
-            quote!(#input).to_string().replace(' ', "")
-        }
-        parse::Signature::Join(types) => {
-            let stream = &types.1;
-            quote!(#stream).to_string().replace(' ', "")
-        }
+        parse::Signature::Map(input, _) | parse::Signature::One(input) => tokens_text(input),
+        parse::Signature::Join(types) => tokens_text(&types.1),
     }
 }
 

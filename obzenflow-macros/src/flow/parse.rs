@@ -5,6 +5,7 @@
 use super::graph::Kind;
 use crate::diagnostics::{Diagnostics, did_you_mean, line_of};
 use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Token, Type, braced, parenthesized};
@@ -29,6 +30,7 @@ pub(crate) struct FlowInput {
 }
 
 /// `name = kind!(Signature => handler)`.
+#[derive(Clone)]
 pub(crate) struct StageDecl {
     pub(crate) name: Ident,
     pub(crate) kind: Kind,
@@ -49,6 +51,7 @@ pub(crate) struct StageDecl {
 /// The payload types a stage declares. (A handful exist per macro call, so
 /// their size does not matter.)
 #[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
 pub(crate) enum Signature {
     /// `T`: what a source emits, or what a sink or observer takes.
     One(Type),
@@ -56,6 +59,17 @@ pub(crate) enum Signature {
     Map(Type, Type),
     /// `Reference, Stream -> Out`: a join.
     Join(Box<(Type, Type, Type)>),
+}
+
+impl Signature {
+    /// The payload types, in the order written.
+    pub(crate) fn types(&self) -> Vec<&Type> {
+        match self {
+            Signature::One(ty) => vec![ty],
+            Signature::Map(input, out) => vec![input, out],
+            Signature::Join(types) => vec![&types.0, &types.1, &types.2],
+        }
+    }
 }
 
 /// `a |> b |> c;`, `(a, b) |> c;`, `a <| b;`.
@@ -84,8 +98,11 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> FlowIn
         let mut seen: Vec<(usize, Span)> = Vec::new();
         while !stream.is_empty() {
             if let Err(error) = parse_section(stream, &mut out, &mut seen, diagnostics) {
+                let comma_only = error.to_string() == MISSING_COMMA;
                 diagnostics.push(error);
-                skip_to_comma(stream);
+                if !comma_only {
+                    skip_to_comma(stream);
+                }
             }
         }
         Ok(out)
@@ -213,11 +230,24 @@ fn finish_section(stream: ParseStream<'_>) -> syn::Result<()> {
     if stream.is_empty() {
         return Ok(());
     }
-    stream
-        .parse::<Token![,]>()
-        .map(|_| ())
-        .map_err(|_| stream.error("expected `,` after this section"))
+    if stream.peek(Token![,]) {
+        return stream.parse::<Token![,]>().map(|_| ());
+    }
+    let error = stream.error("expected `,` after this section");
+    // The next section, without its comma: reported here, and read.
+    let fork = stream.fork();
+    if fork
+        .parse::<Ident>()
+        .is_ok_and(|key| SECTIONS.iter().any(|section| key == section))
+        && fork.peek(Token![:])
+    {
+        return Err(syn::Error::new(error.span(), MISSING_COMMA));
+    }
+    Err(error)
 }
+
+/// The message of a missing comma before a section, which is then read.
+const MISSING_COMMA: &str = "expected `,` after this section (before the next one)";
 
 fn skip_to_comma(stream: ParseStream<'_>) {
     while !stream.is_empty() {
@@ -248,6 +278,12 @@ fn parse_items<T>(
         }
         if stream.peek(Token![;]) {
             let _ = stream.parse::<Token![;]>();
+        } else if stream.peek(Token![,]) {
+            // A comma where the `;` belongs: reported, and read as the `;`,
+            // so that the next item is read as written.
+            diagnostics
+                .push(stream.error("expected `;` after this item, found `,`: items end with `;`"));
+            let _ = stream.parse::<Token![,]>();
         } else if !stream.is_empty() {
             diagnostics.push(stream.error("expected `;` after this item"));
             while !stream.is_empty() && !stream.peek(Token![;]) {
@@ -261,6 +297,21 @@ fn parse_items<T>(
 /// A stage declaration; on failure, the stage's name (if it was read) with
 /// the error.
 fn parse_stage(stream: ParseStream<'_>) -> Result<StageDecl, (Option<String>, syn::Error)> {
+    if let Ok(keyword) = stream.fork().call(Ident::parse_any)
+        && stream.peek2(Token![=])
+        && stream.fork().parse::<Ident>().is_err()
+    {
+        let _ = stream.call(Ident::parse_any);
+        return Err((
+            Some(keyword.to_string()),
+            syn::Error::new(
+                keyword.span(),
+                format!(
+                    "`{keyword}` is a Rust keyword and cannot name a stage; choose another name, such as `{keyword}_stage`"
+                ),
+            ),
+        ));
+    }
     let name: Ident = stream.parse().map_err(|error| (None, error))?;
     let named = |error: syn::Error| (Some(name.to_string()), error);
     stream.parse::<Token![=]>().map_err(|_| {
@@ -468,8 +519,10 @@ fn parse_node(stream: ParseStream<'_>) -> syn::Result<Node> {
         }
         return Ok(Node::Group(names.into_iter().collect()));
     }
+    // A keyword is read as a name here: a stage declared with one has been
+    // reported at its declaration.
     let name: Ident = stream
-        .parse()
+        .call(Ident::parse_any)
         .map_err(|_| stream.error("expected a stage name or a group of them, such as `(a, b)`"))?;
     Ok(Node::Stage(name))
 }

@@ -79,6 +79,12 @@ pub(crate) fn machine(model: &Model) -> TokenStream {
     }
 }
 
+/// The variants with no bindings, joined with `|`.
+fn any_of(variants: &[VariantPat]) -> TokenStream {
+    let pats = variants.iter().map(|v| &v.any);
+    quote!(#(#pats)|*)
+}
+
 fn patterns(variants: &[VariantPat]) -> TokenStream {
     let pats = variants.iter().map(|v| &v.pattern);
     quote!(#(#pats)|*)
@@ -290,7 +296,7 @@ fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> Token
     for state in &model.states {
         let states = match &state.selector {
             Selector::Any(_) => quote!(_),
-            Selector::Variants(variants) => patterns(variants),
+            Selector::Variants(variants) => any_of(variants),
         };
         for clause in &state.clauses {
             let events = match clause {
@@ -301,24 +307,31 @@ fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> Token
                 | Clause::Ignore {
                     events: Selector::Variants(events),
                     ..
-                } => patterns(events),
+                } => any_of(events),
                 Clause::Ignore {
                     events: Selector::Any(_),
                     ..
                 } => quote!(_),
                 _ => continue,
             };
-            arms.push(quote!((#states, #events) => {}));
+            let mut pair = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Parenthesis,
+                quote!(#states, #events),
+            );
+            pair.set_span(exhaustive);
+            arms.push(pair);
         }
     }
-    let scrutinee = quote_spanned!(exhaustive=> (state, event));
+    // The covered pairs as one pattern of a closure's argument, in
+    // parentheses spanned at `exhaustive`: rustc lists the pairs it does not
+    // cover there, and proposes no `match` arm (none can go inside `fsm!`).
+    let covered = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#(#arms)|*));
+    let mut covered = covered;
+    covered.set_span(exhaustive);
+    let ty = quote_spanned!(exhaustive=> : (&#s, &#e));
     quote! {
-        #[allow(unused_variables, unreachable_patterns)]
-        let _ = |state: &#s, event: &#e| {
-            match #scrutinee {
-                #(#arms,)*
-            }
-        };
+        #[allow(unused_variables, unreachable_patterns, unused_parens)]
+        let _ = |#covered #ty| {};
     }
 }
 

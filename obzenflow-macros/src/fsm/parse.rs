@@ -4,7 +4,7 @@
 
 use crate::diagnostics::Diagnostics;
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Pat, Token, Type};
@@ -66,6 +66,9 @@ pub(crate) struct VariantPat {
     pub(crate) variant: Ident,
     /// The pattern, normalized so that a bare path matches any variant shape.
     pub(crate) pattern: TokenStream,
+    /// The same variant with no bindings (`Door::Broken { .. }`), for checks
+    /// that join patterns with `|`.
+    pub(crate) any: TokenStream,
 }
 
 /// A clause inside a state's braces.
@@ -130,7 +133,7 @@ fn parse_item(
     } else if stream.peek(kw::unhandled) {
         let keyword: kw::unhandled = stream.parse()?;
         stream.parse::<Token![=>]>()?;
-        let handler: Expr = stream.parse()?;
+        let handler = handler(stream, "the `unhandled` handler", &ON_ARGUMENTS)?;
         expect_semicolon(stream, "after the `unhandled` handler")?;
         out.unhandled.push((keyword.span, handler));
     } else {
@@ -246,7 +249,7 @@ fn parse_clause(stream: ParseStream<'_>) -> syn::Result<Clause> {
         stream.parse::<kw::on>()?;
         let events = selector_from_pat(Pat::parse_multi_with_leading_vert(stream)?, "event")?;
         stream.parse::<Token![=>]>()?;
-        let handler = stream.parse()?;
+        let handler = handler(stream, "an `on` handler", &ON_ARGUMENTS)?;
         Clause::On { events, handler }
     } else if lookahead.peek(kw::ignore) {
         stream.parse::<kw::ignore>()?;
@@ -257,14 +260,14 @@ fn parse_clause(stream: ParseStream<'_>) -> syn::Result<Clause> {
         stream.parse::<Token![=>]>()?;
         Clause::OnEntry {
             keyword: keyword.span,
-            handler: stream.parse()?,
+            handler: handler(stream, "an `on_entry` hook", &HOOK_ARGUMENTS)?,
         }
     } else if lookahead.peek(kw::on_exit) {
         let keyword: kw::on_exit = stream.parse()?;
         stream.parse::<Token![=>]>()?;
         Clause::OnExit {
             keyword: keyword.span,
-            handler: stream.parse()?,
+            handler: handler(stream, "an `on_exit` hook", &HOOK_ARGUMENTS)?,
         }
     } else if lookahead.peek(kw::timeout) {
         let keyword: kw::timeout = stream.parse()?;
@@ -273,13 +276,46 @@ fn parse_clause(stream: ParseStream<'_>) -> syn::Result<Clause> {
         Clause::Timeout {
             keyword: keyword.span,
             duration,
-            handler: stream.parse()?,
+            handler: handler(stream, "a `timeout` handler", &HOOK_ARGUMENTS)?,
         }
     } else {
         return Err(lookahead.error());
     };
     expect_semicolon(stream, "after this clause")?;
     Ok(clause)
+}
+
+/// What the handlers take: `on` and `unhandled` handlers the state, the
+/// event and the context; hooks and `timeout` handlers the state and the
+/// context.
+const ON_ARGUMENTS: [&str; 3] = ["state", "event", "context"];
+const HOOK_ARGUMENTS: [&str; 2] = ["state", "context"];
+
+/// A handler; a closure with the wrong number of arguments is reported
+/// here, at its arguments.
+fn handler(stream: ParseStream<'_>, what: &str, arguments: &[&str]) -> syn::Result<Expr> {
+    let handler: Expr = stream.parse()?;
+    if let Expr::Closure(closure) = &handler
+        && closure.inputs.len() != arguments.len()
+    {
+        let taken = closure.inputs.len();
+        let message = format!(
+            "{what} takes {} arguments, `|{}|`, and this closure takes {taken}{}",
+            arguments.len(),
+            arguments.join(", "),
+            if taken > arguments.len() {
+                ""
+            } else {
+                ": write `_` for those it does not use"
+            }
+        );
+        return Err(if taken == 0 {
+            syn::Error::new_spanned(closure, message)
+        } else {
+            syn::Error::new_spanned(&closure.inputs, message)
+        });
+    }
+    Ok(handler)
 }
 
 fn expect_semicolon(stream: ParseStream<'_>, place: &str) -> syn::Result<()> {
@@ -344,9 +380,13 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
         Pat::Path(path) if path.qself.is_none() => {
             let variant = last_segment(&path.path)?;
             let path = path.path;
+            // `{ .. }` at the variant's name: the whole pattern is then the
+            // user's tokens, and rustc's errors about it point there.
+            let rest = quote_spanned!(variant.span()=> { .. });
             Ok(VariantPat {
                 variant,
-                pattern: quote!(#path { .. }),
+                pattern: quote!(#path #rest),
+                any: quote!(#path #rest),
             })
         }
         // A bare name (`Open` under `use Door::*`) is a variant, never a binding.
@@ -354,8 +394,10 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             if ident.by_ref.is_none() && ident.mutability.is_none() && ident.subpat.is_none() =>
         {
             let variant = ident.ident;
+            let rest = quote_spanned!(variant.span()=> { .. });
             Ok(VariantPat {
-                pattern: quote!(#variant { .. }),
+                pattern: quote!(#variant #rest),
+                any: quote!(#variant #rest),
                 variant,
             })
         }
@@ -363,8 +405,11 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             for element in &tuple.elems {
                 binding_only(element)?;
             }
+            let variant = last_segment(&tuple.path)?;
+            let (path, rest) = (&tuple.path, quote_spanned!(variant.span()=> { .. }));
             Ok(VariantPat {
-                variant: last_segment(&tuple.path)?,
+                any: quote!(#path #rest),
+                variant,
                 pattern: quote!(#tuple),
             })
         }
@@ -372,8 +417,11 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             for field in &fields.fields {
                 binding_only(&field.pat)?;
             }
+            let variant = last_segment(&fields.path)?;
+            let (path, rest) = (&fields.path, quote_spanned!(variant.span()=> { .. }));
             Ok(VariantPat {
-                variant: last_segment(&fields.path)?,
+                any: quote!(#path #rest),
+                variant,
                 pattern: quote!(#fields),
             })
         }

@@ -9,35 +9,6 @@ pub use crate::stage::StatefulExt;
 use crate::stage::parallel::{Keyed, Partition, Replicable};
 use crate::stage::{Join, Observer, Parallel, Sink, Source, StatefulStage, Transform};
 
-/// Implemented when an edge's payload types agree, so that a mismatch is a
-/// compile error that names the two stages (their marker types) and types.
-#[diagnostic::on_unimplemented(
-    message = "stage `{From}` emits `{Self}` but stage `{To}` accepts `{In}`",
-    label = "this edge connects `{From}` to `{To}`",
-    note = "change the payload type of one of the two stages, or put a transform between them"
-)]
-pub trait Accepts<In: Payload, From, To>: Payload {
-    /// The upstream reference, as the downstream stage's input type.
-    fn cast(upstream: &StageRef<Self>) -> StageRef<In>;
-}
-
-impl<T: Payload, From, To> Accepts<T, From, To> for T {
-    #[inline]
-    fn cast(upstream: &StageRef<T>) -> StageRef<T> {
-        upstream.clone()
-    }
-}
-
-/// The upstream of an edge `From |> To`, checked against what `To` accepts.
-#[inline]
-pub fn edge<Out, In, From, To>(upstream: &StageRef<Out>) -> StageRef<In>
-where
-    Out: Accepts<In, From, To>,
-    In: Payload,
-{
-    Out::cast(upstream)
-}
-
 /// The flow `flow!` checked at compile time, built. Its checks rule out
 /// every refusal of the builder; should one slip through, the flow answers
 /// it when started rather than panicking.
@@ -207,16 +178,14 @@ pub fn loop_head<I: Payload, O: Payload, U: Upstream<I>, X: Transform<I, O>>(
     builder.loop_head(name, inputs, handler, max_rounds)
 }
 
-/// Closes the loop `head <| end`, checking that `end` emits what `head` takes.
-pub fn close_loop<Out, In, From, To>(
+/// Closes the loop `head <| end` (`end` already checked against what
+/// `head` takes, by [`Accepts`](super::checks::Accepts)).
+pub fn close_loop<In: Payload>(
     builder: &mut FlowBuilder,
     head: &Option<FeedbackPort<In>>,
-    end: &StageRef<Out>,
-) where
-    Out: Accepts<In, From, To>,
-    In: Payload,
-{
+    end: &StageRef<In>,
+) {
     if let Some(port) = head {
-        builder.feedback(port, &Out::cast(end));
+        builder.feedback(port, end);
     }
 }

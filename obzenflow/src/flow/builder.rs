@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 
 /// The output of a stage, to connect other stages to.
 #[derive(Debug)]
-pub struct StageRef<T: Payload> {
+pub struct StageRef<T> {
     index: usize,
     journal: MemoryJournal<T>,
 }

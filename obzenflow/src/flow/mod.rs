@@ -16,6 +16,7 @@
 //! where it stopped (see [`resume`]).
 
 mod builder;
+pub mod checks;
 mod contract;
 mod handle;
 #[cfg(feature = "http")]

@@ -53,7 +53,7 @@ impl<I, O: Send, F: FnMut(I) -> O + Send + 'static> Transform<I, O> for Map<F> {
 pub struct Filter<F>(F);
 
 /// A transform that passes on the inputs for which `keep` is true.
-pub fn filter<T, F: FnMut(&T) -> bool + Send + 'static>(keep: F) -> Filter<F> {
+pub fn filter<F>(keep: F) -> Filter<F> {
     Filter(keep)
 }
 
@@ -99,6 +99,25 @@ where
     }
 }
 
+/// What the error of a [`try_map`] handler must be: something the error
+/// lane can show, which every `Display` type is.
+#[diagnostic::on_unimplemented(
+    message = "the error type `{Self}` of a `try_map` handler cannot be shown in the error lane",
+    label = "`{Self}` is not `Display`",
+    note = "implement `std::fmt::Display` for `{Self}`, or return `Result<_, String>`"
+)]
+pub trait ErrorMessage {
+    /// The error, as the error lane records it.
+    fn message(&self) -> String;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: fmt::Display + ?Sized> ErrorMessage for E {
+    fn message(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// One output per input, or the input in the error lane. See [`try_map`].
 #[derive(Clone, Debug)]
 pub struct TryMap<F>(F);
@@ -107,7 +126,6 @@ pub struct TryMap<F>(F);
 /// with the input they failed on); the stage goes on.
 pub fn try_map<I, O, E, F>(f: F) -> TryMap<F>
 where
-    E: fmt::Display,
     F: FnMut(I) -> Result<O, E> + Send + 'static,
 {
     TryMap(f)
@@ -115,7 +133,7 @@ where
 
 impl<I, O: Send, E, F> Transform<I, O> for TryMap<F>
 where
-    E: fmt::Display,
+    E: ErrorMessage,
     F: FnMut(I) -> Result<O, E> + Send + 'static,
 {
     fn process(
@@ -125,7 +143,7 @@ where
     ) -> impl Future<Output = Result<(), StageError>> + Send {
         std::future::ready(
             (self.0)(input)
-                .map_err(StageError::permanent)
+                .map_err(|error| StageError::permanent(error.message()))
                 .map(|output| out.emit(output)),
         )
     }

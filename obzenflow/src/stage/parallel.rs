@@ -146,7 +146,18 @@ impl<T: Hash + ?Sized> PartitionKey for T {
     label = "this handler is not `Clone`",
     note = "derive `Clone` on your handler type, or run the stage as one instance (remove `parallel`)"
 )]
-pub trait Replicable: Clone {}
+pub trait Replicable: Clone {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+}
 
 impl<T: Clone> Replicable for T {}
 

@@ -58,6 +58,17 @@ pub enum Poll<T> {
 /// its future is dropped, so keep it cancel-safe (as tokio's channel `recv` is).
 /// A source that never waits simply has no `.await` in its `next`.
 pub trait Source<T>: Send + 'static {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// The next events, waiting for them if there are none yet.
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send;
 
@@ -90,6 +101,17 @@ pub trait Source<T>: Send + 'static {
 /// One input event to zero or more outputs. A transform that never waits
 /// simply has no `.await` in its `process` (the helpers return ready futures).
 pub trait Transform<I, O>: Send + 'static {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// Handles one input.
     fn process(
         &mut self,
@@ -108,6 +130,17 @@ pub trait Transform<I, O>: Send + 'static {
 
 /// The end of a pipeline: consumes events and says what it delivered.
 pub trait Sink<T>: Send + 'static {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// Delivers one event.
     fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send;
 
@@ -239,6 +272,17 @@ pub trait Stateful<I, O>: Send + 'static {
 
 /// Joins a stream against a reference table loaded first.
 pub trait Join<R, S, O>: Send + 'static {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// Takes one reference event (all of them arrive before any stream event).
     fn load(&mut self, reference: R) -> Result<(), StageError>;
     /// Joins one stream event.
@@ -247,6 +291,17 @@ pub trait Join<R, S, O>: Send + 'static {
 
 /// Sees every entry of a stage's journal and cannot change it.
 pub trait Observer<T>: Send + 'static {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// Called for each entry: data, error-lane records and control markers.
     fn observe(&mut self, entry: &Envelope<T>);
 }
@@ -311,12 +366,24 @@ impl<X> StatefulExt for X {}
     note = "a stateful stage takes `handler.emit_on_eof()` (or another policy), and its handler must implement `Stateful<{I}, {O}>`"
 )]
 pub trait StatefulStage<I, O> {
+    /// The handler itself. `flow!` passes each handler through this, so
+    /// that one that does not fit its stage is reported against this trait,
+    /// at the handler.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
     /// The handler.
     type Handler: Stateful<I, O>;
     /// The handler and its policy.
     fn into_parts(self) -> (Self::Handler, EmitPolicy);
 }
 
+#[diagnostic::do_not_recommend]
 impl<I, O, X: Stateful<I, O>> StatefulStage<I, O> for WithPolicy<X> {
     type Handler = X;
     fn into_parts(self) -> (X, EmitPolicy) {

@@ -1,0 +1,45 @@
+//! The rules `flow!` checks at compile time.
+//!
+//! `flow!` checks what it can itself (names, edges, cycles, sections) and
+//! leaves the types to rustc, through the traits here and through the
+//! handler traits ([`Transform`](crate::stage::Transform),
+//! [`Sink`](crate::stage::Sink), ...). A rule that is broken is reported at
+//! your tokens, naming your stages and types; these traits are public so
+//! that every name in such a message can be looked up. You never implement
+//! or call them.
+
+use super::builder::StageRef;
+use crate::event::Payload;
+
+/// An edge `from |> to` is well typed: what stage `From` emits (`Self`) is
+/// what stage `To` accepts (`In`). `From` and `To` are the types `flow!`
+/// names after your stages, so that a mismatch reads
+/// "stage `priced` emits `Priced` but stage `out` accepts `Order`".
+#[diagnostic::on_unimplemented(
+    message = "stage `{From}` emits `{Self}` but stage `{To}` accepts `{In}`",
+    label = "this edge connects `{From}` to `{To}`",
+    note = "change the payload type of one of the two stages, or put a transform between them"
+)]
+pub trait Accepts<In, From, To>: Sized {
+    /// The upstream stage, as the downstream stage's input.
+    fn cast(upstream: &StageRef<Self>) -> StageRef<In>;
+}
+
+impl<T: Payload, From, To> Accepts<T, From, To> for T {
+    #[inline]
+    fn cast(upstream: &StageRef<T>) -> StageRef<T> {
+        upstream.clone()
+    }
+}
+
+/// A type `flow!` uses as a stage's payload: `flow!` writes each payload
+/// type through this projection, spanned at the stage that declares it, so
+/// that a type that is not a [`Payload`] is reported once, there.
+pub trait PayloadType {
+    /// The type itself.
+    type Type: Payload;
+}
+
+impl<T: Payload> PayloadType for T {
+    type Type = T;
+}

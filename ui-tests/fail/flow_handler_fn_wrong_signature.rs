@@ -1,0 +1,18 @@
+#[path = "../domain/checkout.rs"]
+mod checkout;
+use checkout::*;
+
+fn main() {
+    let _ = flow! {
+        name: "checkout",
+        stages: {
+            incoming  = source!(Order => from_iter(orders()));
+            validated = transform!(Order -> Order => filter(is_valid));
+            payments  = transform!(Order -> Payment => map(charge));
+            ledger    = sink!(Payment => console());
+        },
+        topology: {
+            incoming |> validated |> payments |> ledger;
+        }
+    };
+}

@@ -1,0 +1,17 @@
+#[path = "../domain/checkout.rs"]
+mod checkout;
+use checkout::*;
+
+fn main() {
+    let _ = flow! {
+        name: "countries",
+        stages: {
+            incoming  = source!(Order => from_iter(orders()));
+            country   = transform!(Order -> &'static str => map(|o: Order| if o.country == "FR" { "France" } else { "elsewhere" }));
+            ledger    = sink!(&'static str => console());
+        },
+        topology: {
+            incoming |> country |> ledger;
+        }
+    };
+}

@@ -1,0 +1,20 @@
+#[path = "../domain/checkout.rs"]
+mod checkout;
+use checkout::*;
+
+fn main() {
+    let _ = flow! {
+        name: "checkout",
+        stages: {
+            customers = source!(Customer => from_iter(customers()));
+            incoming  = source!(Order => from_iter(orders()));
+            validated = transform!(Order -> Order => filter(is_valid));
+            named     = join!(Customer, Order -> (String, u64) => inner_join(|c: &Customer| c.id, |o: &Order| o.customer, |c: &Customer, o: Order| (c.name.clone(), o.cents)));
+            ledger    = sink!((String, u64) => console());
+        },
+        topology: {
+            incoming |> validated;
+            (customers, validated) |> named |> ledger;
+        }
+    };
+}

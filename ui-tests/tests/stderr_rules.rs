@@ -1,0 +1,108 @@
+//! What every compile-fail case's expected output must (not) contain: rustc's
+//! whole output speaks the user's language. Checked over every `.stderr` in
+//! `fail/`, so that a new case cannot bring internals back.
+
+use std::fs;
+use std::path::Path;
+
+/// Text that would send a user into the library's internals.
+const FORBIDDEN: [(&str, &str); 9] = [
+    ("__private", "a path of the macros' private module"),
+    ("StageRef", "the builder's internal stage reference"),
+    ("FsmDefinition", "fsm!'s generated definition"),
+    ("Dispatch<", "fsm!'s dispatch type"),
+    ("$WORKSPACE", "a quoted line of the library's source"),
+    ("$CARGO", "a quoted line of a dependency's source"),
+    ("/obzenflow/src/", "a quoted line of the library's source"),
+    (
+        "todo!()",
+        "a proposal to add code that cannot go inside the macro",
+    ),
+    ("match arm", "a proposal to add a `match` arm inside fsm!"),
+];
+
+/// Cases that hold several independent mistakes on purpose say so in a
+/// comment with this text; every other case gives exactly one error.
+const SEVERAL: &str = "several mistakes on purpose";
+
+/// Cases whose output still breaks a rule, each with what is left to do.
+/// The test fails when one of them is fixed and still listed, so that this
+/// list only shrinks.
+const NOT_YET: &[(&str, &str)] = &[
+    (
+        "derive_on_empty_enum.stderr",
+        "the derive also reports the enum's missing variants",
+    ),
+    (
+        "flow_no_source.stderr",
+        "a flow without a source also has a sink without input",
+    ),
+    (
+        "flow_parallel_key_not_hash.stderr",
+        "the key's bound on `key_by` is a function bound",
+    ),
+    (
+        "flow_parallel_handler_not_clone.stderr",
+        "`Replicable: Clone` is a supertrait, reported at the trait",
+    ),
+    (
+        "flow_payload_not_serialize.stderr",
+        "the sink's handler needs the payload too, and rustc quotes its impl",
+    ),
+    (
+        "flow_try_map_error_not_display.stderr",
+        "rustc quotes the one `Transform` impl of `TryMap`",
+    ),
+    (
+        "fsm_handler_captures_local.stderr",
+        "reported at the generated dispatch function",
+    ),
+];
+
+#[test]
+fn every_expected_output_is_in_the_users_language() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fail");
+    let mut problems = Vec::new();
+    let mut cases = 0;
+    for entry in fs::read_dir(&dir).expect("ui-tests/fail") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "stderr") {
+            continue;
+        }
+        cases += 1;
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let text = fs::read_to_string(&path).expect("stderr");
+        let mut found = Vec::new();
+        for (needle, what) in FORBIDDEN {
+            if text.contains(needle) {
+                found.push(format!("{name}: contains `{needle}` ({what})"));
+            }
+        }
+        let errors = text
+            .lines()
+            .filter(|line| line.starts_with("error"))
+            .count();
+        let source = fs::read_to_string(path.with_extension("rs")).unwrap_or_default();
+        if errors != 1 && !source.contains(SEVERAL) {
+            found.push(format!(
+                "{name}: {errors} errors for one mistake (a case with several says `{SEVERAL}`)"
+            ));
+        }
+        match (
+            NOT_YET.iter().any(|(known, _)| *known == name),
+            found.is_empty(),
+        ) {
+            (true, true) => problems.push(format!(
+                "{name}: now follows the rules; take it off `NOT_YET`"
+            )),
+            (false, false) => problems.extend(found),
+            _ => {}
+        }
+    }
+    assert!(cases >= 90, "only {cases} compile-fail cases");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
