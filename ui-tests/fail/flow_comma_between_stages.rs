@@ -16,3 +16,4 @@ fn main() {
         }
     };
 }
+// mended: map(to_payment)), ==> map(to_payment));

@@ -29,3 +29,4 @@ fn main() {
         }
     };
 }
+// mended: b |> a; ==> a <| b;

@@ -19,3 +19,4 @@ fn main() {
         }
     };
 }
+// mended: retried |> validated; ==> validated <| retried;

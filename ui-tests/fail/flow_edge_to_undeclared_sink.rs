@@ -23,3 +23,4 @@ fn main() {
         }
     };
 }
+// mended: priced = transform!(Order -> Priced => map(price)); ==> priced = transform!(Order -> Priced => map(price));\n            receipts = sink!(Priced => console());

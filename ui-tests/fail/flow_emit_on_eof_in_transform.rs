@@ -16,3 +16,4 @@ fn main() {
         }
     };
 }
+// mended: per_country = transform!( ==> per_country = stateful!(

@@ -16,3 +16,4 @@ fn main() {
         }
     };
 }
+// mended: |o: Order| o.cents > 0 ==> |o: &Order| o.cents > 0

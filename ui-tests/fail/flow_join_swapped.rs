@@ -18,3 +18,4 @@ fn main() {
         }
     };
 }
+// mended: (validated, customers) |> named ==> (customers, validated) |> named

@@ -28,3 +28,4 @@ fn main() {
         }
     };
 }
+// mended: (orders, customers) |> named ==> (customers, orders) |> named

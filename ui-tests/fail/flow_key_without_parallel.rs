@@ -27,3 +27,4 @@ fn main() {
         }
     };
 }
+// mended: map(check), key: ==> map(check), parallel: 2, key:

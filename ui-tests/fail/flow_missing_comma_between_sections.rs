@@ -16,3 +16,4 @@ fn main() {
         }
     };
 }
+// mended:         }\n        topology: ==>         },\n        topology:

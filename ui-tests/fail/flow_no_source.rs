@@ -26,3 +26,5 @@ fn main() {
         }
     };
 }
+// mended: a = transform!(Order -> Order => map(|o: Order| o)); ==> orders = source!(Order => from_iter(Vec::<Order>::new()));\n            a = transform!(Order -> Order => map(|o: Order| o));
+// mended: a |> out; ==> orders |> a |> out;

@@ -28,3 +28,5 @@ fn main() {
         }
     };
 }
+// mended: out = sink!(Order => console()); ==> out = sink!(Order => console());\n            priced_out = sink!(Priced => console());
+// mended: orders |> priced; ==> orders |> priced;\n            priced |> priced_out;

@@ -38,3 +38,4 @@ fn main() {
         }
     };
 }
+// mended: struct Checker { seen: u64 } ==> #[derive(Clone)]\nstruct Checker { seen: u64 }

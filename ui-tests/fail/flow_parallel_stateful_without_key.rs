@@ -27,3 +27,4 @@ fn main() {
         }
     };
 }
+// mended: parallel: 2); ==> parallel: 2, key: |c: &Checked| c.station.clone());

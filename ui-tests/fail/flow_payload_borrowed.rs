@@ -15,3 +15,6 @@ fn main() {
         }
     };
 }
+// mended: transform!(Order -> &'static str ==> transform!(Order -> String
+// mended: sink!(&'static str ==> sink!(String
+// mended: { "France" } else { "elsewhere" } ==> { "France".to_owned() } else { "elsewhere".to_owned() }

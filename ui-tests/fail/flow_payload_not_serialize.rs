@@ -19,3 +19,4 @@ fn main() {
         }
     };
 }
+// mended: struct Refund { ==> #[derive(Serialize, Deserialize)]\nstruct Refund {

@@ -15,8 +15,8 @@ struct Customer { id: u32, name: String }
 fn price(o: Order) -> Priced { Priced { id: o.id, total: o.total, tax: o.total * 0.2 } }
 
 fn main() {
-    // Three independent mistakes (several mistakes on purpose): each of the
-    // shape is reported in one compile.
+    // Two independent mistakes (several mistakes on purpose): both are
+    // reported in one compile.
     let _ = flow! {
         name: "orders",
         stages: {
@@ -31,3 +31,5 @@ fn main() {
         }
     };
 }
+// mended: orders |> priced |> ot; ==> orders |> priced |> out;
+// mended:             priced |> out; ==>             orders |> spare;

@@ -16,3 +16,5 @@ fn main() {
         }
     };
 }
+// mended: type      = ==> pay       =
+// mended: |> type |> ==> |> pay |>

@@ -29,3 +29,4 @@ fn main() {
         }
     };
 }
+// mended: priced |> out; ==> orders |> priced |> out;

@@ -27,3 +27,4 @@ fn main() {
         }
     };
 }
+// mended: *n += 1)); ==> *n += 1).emit_on_eof());

@@ -27,3 +27,4 @@ fn main() {
         }
     };
 }
+// mended: transform!(Order => map(price)) ==> transform!(Order -> Priced => map(price))

@@ -23,3 +23,5 @@ fn main() {
         }
     };
 }
+// mended: fn authorize(p: Payment) -> Result<Charged, Declined> { ==> fn authorize(p: Payment) -> Result<Charged, String> {
+// mended: Err(Declined::Limit) ==> Err(format!("{:?}", Declined::Limit))

@@ -26,3 +26,4 @@ fn main() {
         }
     };
 }
+// mended: topolgy: ==> topology:

@@ -27,3 +27,4 @@ fn main() {
         }
     };
 }
+// mended: transfrom! ==> transform!

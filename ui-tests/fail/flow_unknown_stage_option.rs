@@ -14,3 +14,4 @@ fn main() {
         }
     };
 }
+// mended: capacty: ==> capacity:

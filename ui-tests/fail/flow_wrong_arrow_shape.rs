@@ -26,3 +26,4 @@ fn main() {
         }
     };
 }
+// mended: source!(Order -> Priced => ==> source!(Order =>

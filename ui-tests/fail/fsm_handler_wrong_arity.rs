@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { on DoorEvent::Open => |_, _| Transition::to(Door::Open); }
     };
 }
+// mended: |_, _| Transition::to(Door::Open) ==> |_, _, _| Transition::to(Door::Open)

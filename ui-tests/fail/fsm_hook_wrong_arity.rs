@@ -21,3 +21,4 @@ fn main() {
         }
     };
 }
+// mended: on_entry => |_| ==> on_entry => |_, _|

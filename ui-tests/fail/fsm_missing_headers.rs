@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { ignore _; }
     };
 }
+// mended:         state: Door; ==>         state: Door; event: DoorEvent; initial: Door::Closed;

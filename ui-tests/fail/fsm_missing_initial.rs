@@ -13,3 +13,4 @@ fn main() {
     };
     let _: &Door = machine.state();
 }
+// mended: event: DoorEvent; ==> event: DoorEvent; initial: Door::Closed;

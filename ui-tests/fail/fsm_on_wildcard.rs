@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { on _ => |_, _, _| Transition::stay(); }
     };
 }
+// mended: on _ => |_, _, _| Transition::stay(); ==> ignore _;

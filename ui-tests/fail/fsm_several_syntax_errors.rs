@@ -21,3 +21,6 @@ fn main() {
         stat Door::Broken { .. } { ignore _; }
     };
 }
+// mended: on DoorEvent::Open => ; ==> on DoorEvent::Open => |_, _, _| Transition::to(Door::Open);
+// mended: on_entry |_, _| ==> on_entry => |_, _|
+// mended: stat Door::Broken ==> state Door::Broken

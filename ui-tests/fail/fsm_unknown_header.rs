@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { ignore _; }
     };
 }
+// mended: intial: ==> initial:

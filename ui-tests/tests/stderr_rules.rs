@@ -34,10 +34,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "the derive also reports the enum's missing variants",
     ),
     (
-        "flow_no_source.stderr",
-        "a flow without a source also has a sink without input",
-    ),
-    (
         "flow_parallel_key_not_hash.stderr",
         "the key's bound on `key_by` is a function bound",
     ),

@@ -97,6 +97,10 @@ pub(crate) struct Decl<P> {
     pub(crate) name: String,
     pub(crate) kind: Kind,
     pub(crate) pos: P,
+    /// The payload type it takes and the one it emits, as written, for
+    /// hints that name a stage that fits.
+    pub(crate) accepts: Option<String>,
+    pub(crate) emits: Option<String>,
 }
 
 /// `from |> to` as written: `from` may be a group.
@@ -281,9 +285,24 @@ pub(crate) fn analyze<P: Pos>(
                 .iter()
                 .find(|name| problem.message == format!("no stage is named `{name}`"))
             {
-                problem.message = format!(
-                    "no stage is named `{name}`, and the flow has no sink: declare it in `stages` with `{name} = sink!(In => handler)`"
-                );
+                // What the stage before it emits, when that is known.
+                let emitted = links
+                    .iter()
+                    .filter(|link| link.to.iter().any(|(n, _)| n == name))
+                    .flat_map(|link| &link.from)
+                    .find_map(|(from, _)| {
+                        index
+                            .get(from.as_str())
+                            .and_then(|&i| decls[i].emits.clone())
+                    });
+                problem.message = match emitted {
+                    Some(emitted) => format!(
+                        "no stage is named `{name}`, and the flow has no sink: declare it in `stages`, as in `{name} = sink!({emitted} => console());`"
+                    ),
+                    None => format!(
+                        "no stage is named `{name}`, and the flow has no sink: declare it in `stages` with `{name} = sink!(In => handler)`"
+                    ),
+                };
                 hinted = true;
             }
         }
@@ -470,6 +489,9 @@ fn check_connections<P: Pos>(
     excused: &[bool],
     problems: &mut Vec<Problem<P>>,
 ) {
+    // Without any source, "no source" is the mistake; the stages it would
+    // feed are not reported as having no input as well.
+    let any_source = decls.iter().any(|decl| decl.kind == Kind::Source);
     for (i, decl) in decls.iter().enumerate() {
         if excused[i] {
             continue;
@@ -481,16 +503,51 @@ fn check_connections<P: Pos>(
                 "stage `{}` is declared but never connected in `topology`",
                 decl.name
             )
-        } else if decl.kind.has_input() && !edges.iter().any(|e| e.to == i && !e.feedback) {
-            format!(
-                "stage `{}` has no input: connect a stage to it, as in `upstream |> {}`",
-                decl.name, decl.name
-            )
+        } else if any_source
+            && decl.kind.has_input()
+            && !edges.iter().any(|e| e.to == i && !e.feedback)
+        {
+            let name = &decl.name;
+            // A stage that emits what this one takes, to name in the hint.
+            let feeder = decls.iter().find(|other| {
+                other.name != *name
+                    && other.kind.has_output()
+                    && other.emits.is_some()
+                    && other.emits == decl.accepts
+            });
+            match (feeder, &decl.accepts) {
+                (Some(feeder), _) => format!(
+                    "stage `{name}` has no input: connect a stage to it, as in `{} |> {name}`",
+                    feeder.name
+                ),
+                (None, Some(accepts)) => format!(
+                    "stage `{name}` has no input, and no stage emits the `{accepts}` it takes: connect one to it, as in `upstream |> {name}`"
+                ),
+                (None, None) => format!(
+                    "stage `{name}` has no input: connect a stage to it, as in `upstream |> {name}`"
+                ),
+            }
         } else if decl.kind.has_output() && !has_out {
-            format!(
-                "the output of stage `{}` goes nowhere: connect it to a stage, as in `{} |> out`",
-                decl.name, decl.name
-            )
+            let name = &decl.name;
+            // A stage that takes what this one emits, to name in the hint.
+            let reader = decls.iter().find(|other| {
+                other.name != *name
+                    && other.kind.has_input()
+                    && other.accepts.is_some()
+                    && other.accepts == decl.emits
+            });
+            match (reader, &decl.emits) {
+                (Some(reader), _) => format!(
+                    "the output of stage `{name}` goes nowhere: connect it to a stage, as in `{name} |> {}`",
+                    reader.name
+                ),
+                (None, Some(emits)) => format!(
+                    "the output of stage `{name}` goes nowhere, and no stage takes the `{emits}` it emits: add a sink for it, as in `{name}_out = sink!({emits} => console());` and `{name} |> {name}_out;`"
+                ),
+                (None, None) => format!(
+                    "the output of stage `{name}` goes nowhere: connect it to a stage, as in `{name} |> out`"
+                ),
+            }
         } else {
             continue;
         };
@@ -592,6 +649,8 @@ mod tests {
             name: name.to_owned(),
             kind,
             pos: line,
+            accepts: None,
+            emits: None,
         }
     }
 
@@ -812,6 +871,68 @@ mod tests {
             got[0]
                 .1
                 .starts_with("the output of stage `priced` goes nowhere"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn connection_hints_name_a_stage_of_the_right_type() {
+        let typed =
+            |name: &str, kind: Kind, line: usize, accepts: Option<&str>, emits: Option<&str>| {
+                Decl {
+                    accepts: accepts.map(str::to_owned),
+                    emits: emits.map(str::to_owned),
+                    ..decl(name, kind, line)
+                }
+            };
+        let decls = vec![
+            typed("orders", Kind::Source, 1, None, Some("Order")),
+            typed("priced", Kind::Transform, 2, Some("Order"), Some("Priced")),
+            typed("raw", Kind::Sink, 3, Some("Order"), None),
+            typed("out", Kind::Sink, 4, Some("Priced"), None),
+        ];
+        // `priced` has no input: `orders` emits what it takes.
+        let got = messages(
+            &decls,
+            &[
+                link(&["orders"], &["raw"], 5),
+                link(&["priced"], &["out"], 6),
+            ],
+        );
+        assert_eq!(
+            got,
+            [(
+                2,
+                "stage `priced` has no input: connect a stage to it, as in `orders |> priced`"
+                    .to_owned()
+            )]
+        );
+        // `priced` goes nowhere: `out` takes what it emits (not `raw`).
+        let got = messages(
+            &decls,
+            &[
+                link(&["orders"], &["raw"], 5),
+                link(&["orders"], &["priced"], 6),
+                link(&["orders"], &["out"], 7),
+            ],
+        );
+        assert!(
+            got.iter()
+                .any(|(_, m)| m.ends_with("as in `priced |> out`")),
+            "{got:?}"
+        );
+        // Nothing takes it: the hint declares a sink of its type.
+        let got = messages(
+            &decls[..3],
+            &[
+                link(&["orders"], &["raw"], 5),
+                link(&["orders"], &["priced"], 6),
+            ],
+        );
+        assert!(
+            got.iter().any(|(_, m)| m.contains(
+                "add a sink for it, as in `priced_out = sink!(Priced => console());` and `priced |> priced_out;`"
+            )),
             "{got:?}"
         );
     }

@@ -46,6 +46,8 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
             name: stage.name.to_string(),
             kind: stage.kind,
             pos: stage.name.span(),
+            accepts: accepted_type(stage),
+            emits: emitted_type(stage),
         })
         .collect();
     let mut links = Vec::new();
@@ -284,14 +286,8 @@ fn check_join_order(
             continue;
         };
         let (first_stage, second_stage) = (&stages[first.from], &stages[second.from]);
-        let emits = |stage: &parse::StageDecl| match (&stage.signature, stage.kind) {
-            (parse::Signature::One(out), Kind::Source) => Some(tokens_text(out)),
-            (parse::Signature::Map(_, out), _) => Some(tokens_text(out)),
-            (parse::Signature::Join(types), _) => Some(tokens_text(&types.2)),
-            _ => None,
-        };
-        if emits(first_stage).as_deref() == Some(stream.as_str())
-            && emits(second_stage).as_deref() == Some(reference.as_str())
+        if emitted_type(first_stage).as_deref() == Some(stream.as_str())
+            && emitted_type(second_stage).as_deref() == Some(reference.as_str())
         {
             diagnostics.error(
                 first.pos,
@@ -303,6 +299,27 @@ fn check_join_order(
                 ),
             );
         }
+    }
+}
+
+/// The payload type a stage takes, as written (a join's stream).
+fn accepted_type(stage: &parse::StageDecl) -> Option<String> {
+    match (&stage.signature, stage.kind) {
+        (_, Kind::Source) => None,
+        (parse::Signature::One(input) | parse::Signature::Map(input, _), _) => {
+            Some(tokens_text(input))
+        }
+        (parse::Signature::Join(types), _) => Some(tokens_text(&types.1)),
+    }
+}
+
+/// The payload type a stage emits, as written; none for sinks and observers.
+fn emitted_type(stage: &parse::StageDecl) -> Option<String> {
+    match (&stage.signature, stage.kind) {
+        (parse::Signature::One(out), Kind::Source) => Some(tokens_text(out)),
+        (parse::Signature::Map(_, out), _) => Some(tokens_text(out)),
+        (parse::Signature::Join(types), _) => Some(tokens_text(&types.2)),
+        _ => None,
     }
 }
 
