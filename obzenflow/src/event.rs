@@ -16,6 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 )]
 pub trait Payload: Clone + Send + Sync + Serialize + DeserializeOwned + 'static {}
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<T: Clone + Send + Sync + Serialize + DeserializeOwned + 'static> Payload for T {}
 

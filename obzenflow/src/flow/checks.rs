@@ -15,6 +15,7 @@ use crate::event::Payload;
 /// what stage `To` accepts (`In`). `From` and `To` are the types `flow!`
 /// names after your stages, so that a mismatch reads
 /// "stage `priced` emits `Priced` but stage `out` accepts `Order`".
+/// Implemented when the two payload types are the same.
 #[diagnostic::on_unimplemented(
     message = "stage `{From}` emits `{Self}` but stage `{To}` accepts `{In}`",
     label = "this edge connects `{From}` to `{To}`",
@@ -25,6 +26,9 @@ pub trait Accepts<In, From, To>: Sized {
     fn cast(upstream: &StageRef<Self>) -> StageRef<In>;
 }
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 impl<T: Payload, From, To> Accepts<T, From, To> for T {
     #[inline]
     fn cast(upstream: &StageRef<T>) -> StageRef<T> {
@@ -35,11 +39,15 @@ impl<T: Payload, From, To> Accepts<T, From, To> for T {
 /// A type `flow!` uses as a stage's payload: `flow!` writes each payload
 /// type through this projection, spanned at the stage that declares it, so
 /// that a type that is not a [`Payload`] is reported once, there.
+/// Implemented for every payload.
 pub trait PayloadType {
     /// The type itself.
     type Type: Payload;
 }
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 impl<T: Payload> PayloadType for T {
     type Type = T;
 }

@@ -111,6 +111,9 @@ pub trait ErrorMessage {
     fn message(&self) -> String;
 }
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 #[diagnostic::do_not_recommend]
 impl<E: fmt::Display + ?Sized> ErrorMessage for E {
     fn message(&self) -> String {

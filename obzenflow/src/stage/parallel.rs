@@ -117,7 +117,8 @@ impl<I> std::fmt::Debug for KeyBy<I> {
 
 /// What a key of a parallel stage must be: `Hash`, so that every event
 /// with the same key goes to the same instance (the instance is the key's
-/// hash modulo the instance count; the key is not kept).
+/// hash modulo the instance count; the key is not kept). Implemented for
+/// every `Hash` type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot key a parallel stage: it is not `Hash`",
     label = "the key is `{Self}`",
@@ -129,6 +130,9 @@ pub trait PartitionKey {
     fn partition_hash(&self) -> u64;
 }
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 impl<T: Hash + ?Sized> PartitionKey for T {
     #[inline]
     fn partition_hash(&self) -> u64 {
@@ -140,7 +144,7 @@ impl<T: Hash + ?Sized> PartitionKey for T {
 
 /// What the handler of a parallel stage must be: each instance runs its
 /// own copy, so it is cloned (before the flow starts, with whatever state
-/// it holds then).
+/// it holds then). Implemented for every `Clone` type.
 #[diagnostic::on_unimplemented(
     message = "the handler of a parallel stage must be `Clone`: each instance runs its own copy",
     label = "this handler is not `Clone`",
@@ -159,6 +163,9 @@ pub trait Replicable: Clone {
     }
 }
 
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
 impl<T: Clone> Replicable for T {}
 
 /// How a stage's inputs are split among its instances: [`Spread`] or

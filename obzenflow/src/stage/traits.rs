@@ -328,7 +328,9 @@ impl<X> WithPolicy<X> {
 }
 
 /// Gives a stateful handler its emit policy: `group_by(..).emit_on_eof()`.
-pub trait StatefulExt: Sized {
+/// Implemented for every [`Stateful`] handler (and only those, so that
+/// these methods are not listed on unrelated types).
+pub trait StatefulExt<I, O>: Stateful<I, O> + Sized {
     /// Emit once, after the last input.
     fn emit_on_eof(self) -> WithPolicy<Self> {
         WithPolicy {
@@ -354,9 +356,7 @@ pub trait StatefulExt: Sized {
     }
 }
 
-// For every type: the methods only matter where a stateful stage takes the
-// result, and a bound there says which handlers fit.
-impl<X> StatefulExt for X {}
+impl<I, O, X: Stateful<I, O>> StatefulExt<I, O> for X {}
 
 /// A stateful handler together with its emit policy: what a stateful stage
 /// of `flow!` (or [`FlowBuilder::stateful_with`](crate::flow::FlowBuilder::stateful_with)) takes.
