@@ -7,3 +7,5 @@ enum Nothing {}
 enum NoEvents {}
 
 fn main() {}
+
+// Two independent mistakes, one per derive (several mistakes on purpose).

@@ -30,18 +30,6 @@ const SEVERAL: &str = "several mistakes on purpose";
 /// list only shrinks.
 const NOT_YET: &[(&str, &str)] = &[
     (
-        "derive_on_empty_enum.stderr",
-        "the derive also reports the enum's missing variants",
-    ),
-    (
-        "flow_parallel_key_not_hash.stderr",
-        "the key's bound on `key_by` is a function bound",
-    ),
-    (
-        "flow_parallel_handler_not_clone.stderr",
-        "`Replicable: Clone` is a supertrait, reported at the trait",
-    ),
-    (
         "flow_payload_not_serialize.stderr",
         "the sink's handler needs the payload too, and rustc quotes its impl",
     ),

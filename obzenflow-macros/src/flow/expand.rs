@@ -134,10 +134,31 @@ pub(crate) fn flow(
             };
             let base = quote_spanned!(*span=> ::obzenflow::stage::parallel(#count));
             match &stage.key {
-                Some((key_span, key)) => {
+                Some((_, key)) => {
                     let key_first = first_span(key);
-                    let key_by = Ident::new("key_by", *key_span);
-                    quote_spanned!(key_first=> #base.#key_by::<#input, _, _>(#key))
+                    // At the key, like the checks before it: a key that does
+                    // not fit is reported there, once.
+                    let key_by = Ident::new("key_by", key_first);
+                    // The key's type is checked first, by qualified paths:
+                    // a key that is not `Hash` is reported once, at the key.
+                    let parallel_mod = quote!(::obzenflow::stage::parallel);
+                    let key_fn = respan(
+                        quote!(<_ as #parallel_mod::KeyOf<#input, _>>::key_fn),
+                        key_first,
+                    );
+                    let key_type = respan(
+                        quote!(<_ as #parallel_mod::KeyOf<#input, _>>::key_type),
+                        key_first,
+                    );
+                    let hashable = respan(
+                        quote!(<_ as #parallel_mod::PartitionKey>::checked),
+                        key_first,
+                    );
+                    quote_spanned! {key_first=> {
+                        let key = #key_fn(#key);
+                        #hashable(#key_type(&key));
+                        #base.#key_by::<#input, _, _>(key)
+                    }}
                 }
                 None => base,
             }

@@ -15,7 +15,7 @@ use crate::event::{Payload, Receipt, StageId};
 use crate::journal::{
     DiskJournalOptions, DurableWriter, JournalFailure, JournalOptions, JournalWriter, MemoryJournal,
 };
-use crate::stage::parallel::{Keyed, Partition};
+use crate::stage::parallel::{Keyed, Partition, Replicable};
 use crate::stage::{EmitPolicy, Join, Observer, Parallel, Sink, Source, Stateful, Transform};
 use crate::supervise::{
     Completion, ErrorLane, Inputs, JoinBody, ObserverBody, OneSink, Output,
@@ -267,7 +267,7 @@ impl FlowBuilder {
         &mut self,
         name: &str,
         inputs: impl Upstream<I>,
-        handler: impl Transform<I, O> + Clone,
+        handler: impl Transform<I, O> + Replicable,
         parallel: Parallel<P>,
     ) -> StageRef<O> {
         if parallel.instances() == 1 {
@@ -284,7 +284,7 @@ impl FlowBuilder {
             if let Some(resume) = &mode.resume {
                 inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
             }
-            let handlers = vec![handler; instances];
+            let handlers = crate::stage::parallel::replicas(handler, instances);
             let parallel = ParallelHandler::new(&output, handlers, partition);
             Ok(TransformBody::new(parallel, inputs, output, None))
         });
@@ -415,7 +415,7 @@ impl FlowBuilder {
         &mut self,
         name: &str,
         inputs: impl Upstream<T>,
-        handler: impl Sink<T> + Clone,
+        handler: impl Sink<T> + Replicable,
         parallel: Parallel<P>,
     ) -> StageRef<Receipt> {
         if parallel.instances() == 1 {
@@ -425,7 +425,7 @@ impl FlowBuilder {
         let instances = self.instances(name, parallel.instances());
         let partition = parallel.partition;
         let stage = self.add(name, StageKind::Sink, move |output, mode| {
-            let handlers = vec![handler; instances];
+            let handlers = crate::stage::parallel::replicas(handler, instances);
             let handler = ParallelSink::new(&output, handlers, partition);
             let mut body = SinkBody::new(handler, inputs, output, mode.dry_run, mode.run.clone());
             if let Some(resume) = &mode.resume {
@@ -494,7 +494,7 @@ impl FlowBuilder {
     ) -> StageRef<O>
     where
         X: crate::stage::StatefulStage<I, O>,
-        X::Handler: Clone,
+        X::Handler: Replicable,
     {
         let (handler, policy) = handler.into_parts();
         let inputs = self.connect(name, inputs, EdgeRole::Input);
@@ -502,7 +502,7 @@ impl FlowBuilder {
         let instances = self.instances(name, parallel.instances());
         let key = parallel.partition;
         let stage = self.add(name, StageKind::Stateful, move |output, mode| {
-            let handlers = vec![handler; instances];
+            let handlers = crate::stage::parallel::replicas(handler, instances);
             let partitioned = Partitioned::new(&output, handlers, key);
             let mut body = StatefulBody::new(partitioned, policy, inputs, output, snapshots);
             if let Some(resume) = &mode.resume {
@@ -580,7 +580,7 @@ impl FlowBuilder {
         name: &str,
         reference: &StageRef<R>,
         stream: &StageRef<S>,
-        handler: impl Join<R, S, O> + Clone,
+        handler: impl Join<R, S, O> + Replicable,
         parallel: Parallel<P>,
     ) -> StageRef<O> {
         if parallel.instances() == 1 {

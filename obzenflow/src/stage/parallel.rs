@@ -52,6 +52,7 @@
 //! same number of instances it ran with).
 
 use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// How many instances a stage runs as, and how its inputs are split among
@@ -95,6 +96,28 @@ impl<K> Parallel<K> {
     }
 }
 
+/// What `key:` is (and [`Parallel::key_by`] takes): a function from a
+/// reference to the event `I` to its key `K`. Implemented for every such
+/// function; `flow!` names the key's type through it.
+pub trait KeyOf<I, K>: Fn(&I) -> K {
+    /// The function itself (with its argument's type inferred from `I`).
+    #[doc(hidden)]
+    fn key_fn(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+
+    /// The key's type, as a value `flow!` can check.
+    #[doc(hidden)]
+    fn key_type(&self) -> PhantomData<K> {
+        PhantomData
+    }
+}
+
+impl<I, K, F: Fn(&I) -> K> KeyOf<I, K> for F {}
+
 /// Inputs spread over the instances: each takes a contiguous share of each
 /// batch of input.
 #[derive(Clone, Copy, Debug, Default)]
@@ -128,11 +151,18 @@ pub trait PartitionKey {
     /// The key's hash, the same in every run and process (FNV-1a).
     #[doc(hidden)]
     fn partition_hash(&self) -> u64;
+
+    /// Nothing: `flow!` names the key's type through this, so that a key
+    /// that is not `Hash` is reported against this trait, at the key.
+    #[doc(hidden)]
+    fn checked(_key: PhantomData<Self>) {}
 }
 
 // Blanket: not listed on every type of the documentation (the trait
-// says what implements it).
+// says what implements it); not recommended, so that a key that is not
+// `Hash` is reported with this trait's note.
 #[doc(hidden)]
+#[diagnostic::do_not_recommend]
 impl<T: Hash + ?Sized> PartitionKey for T {
     #[inline]
     fn partition_hash(&self) -> u64 {
@@ -150,23 +180,36 @@ impl<T: Hash + ?Sized> PartitionKey for T {
     label = "this handler is not `Clone`",
     note = "derive `Clone` on your handler type, or run the stage as one instance (remove `parallel`)"
 )]
-pub trait Replicable: Clone {
+pub trait Replicable: Sized {
+    /// A copy for another instance.
+    fn replicate(&self) -> Self;
+
     /// The handler itself. `flow!` passes each handler through this, so
     /// that one that does not fit its stage is reported against this trait,
     /// at the handler.
     #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
+    fn checked(self) -> Self {
         self
     }
 }
 
 // Blanket: not listed on every type of the documentation (the trait
-// says what implements it).
+// says what implements it). Not recommended by rustc either: a handler
+// that is not `Clone` is reported as not `Replicable`, with its note.
 #[doc(hidden)]
-impl<T: Clone> Replicable for T {}
+#[diagnostic::do_not_recommend]
+impl<T: Clone> Replicable for T {
+    fn replicate(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// `n` copies of `handler`, one per instance: the last is `handler` itself.
+pub(crate) fn replicas<X: Replicable>(handler: X, n: usize) -> Vec<X> {
+    let mut copies: Vec<X> = (1..n).map(|_| handler.replicate()).collect();
+    copies.push(handler);
+    copies
+}
 
 /// How a stage's inputs are split among its instances: [`Spread`] or
 /// [`KeyBy`]. Sealed.

@@ -3,7 +3,7 @@
 
 use super::{ChunkData, Output, StageBody, Step};
 use crate::event::Payload;
-use crate::stage::parallel::Partition;
+use crate::stage::parallel::{Partition, Replicable};
 use crate::stage::{Emitter, Join};
 use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
@@ -123,7 +123,7 @@ where
     R: Payload,
     S: Payload,
     O: Payload,
-    X: Join<R, S, O> + Clone,
+    X: Join<R, S, O> + Replicable,
     P: Partition<S>,
 {
     async fn handle(
@@ -139,7 +139,7 @@ where
                 Arc::clone(&output.name),
                 Arc::clone(&output.counters),
                 (0..instances)
-                    .map(|_| JoinWorker::new(handler.clone()))
+                    .map(|_| JoinWorker::new(handler.replicate()))
                     .collect(),
             )
         });
