@@ -14,14 +14,13 @@ mod variant;
 
 use proc_macro::TokenStream;
 
-/// Declares a finite state machine as a transition table. See `obzenflow::fsm`.
+/// Used as `obzenflow::fsm!`, whose documentation holds the whole grammar.
 #[proc_macro]
 pub fn fsm(input: TokenStream) -> TokenStream {
     fsm::expand(input.into()).into()
 }
 
-/// Declares a flow: named stages and the typed edges between them, checked
-/// at compile time. See `obzenflow::flow`.
+/// Used as `obzenflow::flow!`, whose documentation holds the whole grammar.
 #[proc_macro]
 pub fn flow(input: TokenStream) -> TokenStream {
     flow::expand(input.into()).into()
