@@ -323,28 +323,78 @@ fn emitted_type(stage: &parse::StageDecl) -> Option<String> {
     }
 }
 
-/// A type as written, without the spaces `quote` puts between tokens.
+/// A type as written: its tokens with a space only where Rust needs one
+/// (between two words, after a lifetime or a comma).
 fn tokens_text(ty: &syn::Type) -> String {
-    let text = quote!(#ty).to_string();
-    let mut out = String::with_capacity(text.len());
-    let mut previous = ' ';
-    for (i, c) in text.char_indices() {
-        let next = text[i + c.len_utf8()..].chars().next().unwrap_or(' ');
-        // Keep a space only between two word characters (`dyn Trait`).
-        if c == ' ' && !(is_word(previous) && is_word(next)) {
-            continue;
+    fn walk(tokens: TokenStream, out: &mut String) {
+        // Whether the last token ends a word (after which another word
+        // needs a space), ends a lifetime (after which anything but `>` or
+        // `,` does), or is the `'` that starts one.
+        let (mut word, mut lifetime, mut tick) = (false, false, false);
+        for tree in tokens {
+            let text = match &tree {
+                proc_macro2::TokenTree::Group(_) => String::new(),
+                other => other.to_string(),
+            };
+            match tree {
+                proc_macro2::TokenTree::Ident(_) | proc_macro2::TokenTree::Literal(_) => {
+                    if (word || lifetime) && !tick {
+                        out.push(' ');
+                    }
+                    out.push_str(&text);
+                    (word, lifetime, tick) = (!tick, tick, false);
+                }
+                proc_macro2::TokenTree::Punct(punct) => {
+                    let c = punct.as_char();
+                    if lifetime && !matches!(c, '>' | ',') {
+                        out.push(' ');
+                    }
+                    out.push(c);
+                    if matches!(c, ',' | ';') {
+                        out.push(' ');
+                    }
+                    (word, lifetime, tick) = (false, false, c == '\'');
+                }
+                proc_macro2::TokenTree::Group(group) => {
+                    if lifetime {
+                        out.push(' ');
+                    }
+                    let (open, close) = match group.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => ("(", ")"),
+                        proc_macro2::Delimiter::Bracket => ("[", "]"),
+                        proc_macro2::Delimiter::Brace => ("{", "}"),
+                        proc_macro2::Delimiter::None => ("", ""),
+                    };
+                    out.push_str(open);
+                    walk(group.stream(), out);
+                    out.push_str(close);
+                    (word, lifetime, tick) = (false, false, false);
+                }
+            }
         }
-        out.push(c);
-        if c == ',' {
-            out.push(' ');
-        }
-        previous = c;
     }
-    out
+    let mut out = String::new();
+    walk(quote!(#ty), &mut out);
+    // `->` and `+` between bounds read with spaces around them.
+    let spaced = out.replace("->", " -> ").replace('+', " + ");
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn is_word(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '\''
+#[cfg(test)]
+#[test]
+fn types_read_as_written() {
+    for written in [
+        "Order",
+        "(String, u64)",
+        "&'static str",
+        "&'static [u8]",
+        "Vec<(u32, &'a Order)>",
+        "Box<dyn Fn(&u8) -> u8 + 'static>",
+        "[u8; 4]",
+    ] {
+        let ty: syn::Type = syn::parse_str(written).expect("a type");
+        assert_eq!(tokens_text(&ty), written);
+    }
 }
 
 /// The type a stage takes, for messages.
@@ -396,6 +446,272 @@ mod tests {
         .to_string();
         assert!(!out.contains("compile_error"), "{out}");
         assert!(out.contains("finish"), "{out}");
+    }
+
+    /// The messages of the `compile_error!`s an expansion holds.
+    fn errors(input: &str) -> Vec<String> {
+        fn walk(tokens: TokenStream, out: &mut Vec<String>) {
+            let trees: Vec<proc_macro2::TokenTree> = tokens.into_iter().collect();
+            for (i, tree) in trees.iter().enumerate() {
+                match tree {
+                    proc_macro2::TokenTree::Ident(ident) if ident == "compile_error" => {
+                        if let Some(proc_macro2::TokenTree::Group(group)) = trees.get(i + 2) {
+                            let message: syn::LitStr =
+                                syn::parse2(group.stream()).expect("a message");
+                            out.push(message.value());
+                        }
+                    }
+                    proc_macro2::TokenTree::Group(group) => walk(group.stream(), out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(expand(input.parse().expect("tokens")), &mut out);
+        out
+    }
+
+    fn valid() -> String {
+        VALID.replace("priced <| totals;", "")
+    }
+
+    /// `input` gives exactly one error, which contains every one of `parts`.
+    fn one_error(input: &str, parts: &[&str]) {
+        let got = errors(input);
+        assert_eq!(got.len(), 1, "{got:#?}");
+        for part in parts {
+            assert!(got[0].contains(part), "{part:?} not in {:?}", got[0]);
+        }
+    }
+
+    #[test]
+    fn a_join_fed_the_wrong_way_round_is_one_error_that_says_to_swap() {
+        assert!(errors(&valid()).is_empty());
+        one_error(
+            &valid().replace(
+                "(customers, priced) |> named",
+                "(priced, customers) |> named",
+            ),
+            &[
+                "join `named` takes its reference (`Customer`) first and its stream (`Priced`) second",
+                "write `(customers, priced) |> named`",
+            ],
+        );
+        // Two inputs of the same type: no order to get wrong.
+        let same = valid()
+            .replace(
+                "named = join!(Customer, Priced",
+                "named = join!(Priced, Priced",
+            )
+            .replace("(customers, priced) |> named", "(priced, priced2) |> named")
+            .replace(
+                "audit = observer!",
+                "priced2 = transform!(Order -> Priced => map(price)); audit = observer!",
+            )
+            .replace(
+                "orders |> priced |> audit;",
+                "orders |> priced |> audit; orders |> priced2; customers |> out2;",
+            )
+            .replace(
+                "out = sink!(Total => console());",
+                "out = sink!(Total => console()); out2 = sink!(Customer => console());",
+            );
+        assert!(errors(&same).is_empty(), "{:?}", errors(&same));
+    }
+
+    #[test]
+    fn an_emit_policy_outside_a_stateful_stage_says_to_declare_it_stateful() {
+        one_error(
+            &valid().replace("map(price)", "map(price).emit_on_eof()"),
+            &[
+                "`.emit_on_eof(..)` says when a stateful stage emits",
+                "`priced` is declared as a transform",
+                "declare it with `stateful!(Order -> Priced => ..)`",
+            ],
+        );
+        one_error(
+            &valid().replace("map(price)", "wrap(map(price).emit_every(3))"),
+            &["`.emit_every(..)`"],
+        );
+        one_error(
+            &valid().replace(
+                "observe(|_: &Priced| {})",
+                "observe(|_: &Priced| {}).emit_every_window(d)",
+            ),
+            &[
+                "`audit` is declared as an observer",
+                "stateful!(In -> Out => ..)",
+            ],
+        );
+        // A function of that name is not a policy; a policy on a stateful
+        // stage is where it belongs.
+        assert!(errors(&valid().replace("map(price)", "map(emit_on_eof(price))")).is_empty());
+    }
+
+    #[test]
+    fn a_borrowed_payload_is_one_error_with_the_owned_type_to_use() {
+        let borrowed = valid()
+            .replace("Order -> Priced", "Order -> &'static str")
+            .replace(
+                "Priced => observe(|_: &Priced| {})",
+                "&'static str => observe(|_: &&str| {})",
+            );
+        let got = errors(&borrowed);
+        assert!(
+            got.iter()
+                .filter(|m| m.starts_with("`&'static str` cannot be"))
+                .count()
+                == 1,
+            "{got:#?}"
+        );
+        assert!(
+            got.iter().any(|m| m.contains("of stage `priced`")
+                && m.ends_with("use `String` instead of `&str`"))
+        );
+        one_error(
+            &valid()
+                .replace("source!(Order =>", "source!(&'static [u8] =>")
+                .replace("Order -> Priced", "&'static [u8] -> Priced"),
+            &[
+                "`&'static [u8]` cannot be the payload of stage `orders`",
+                "`Vec<T>` instead of `&[T]`",
+            ],
+        );
+        one_error(
+            &valid()
+                .replace("sink!(Total =>", "sink!((u32, &Total) =>")
+                .replace("Named -> Total", "Named -> (u32, &Total)"),
+            &[
+                "cannot be the payload of stage `totals`",
+                "an owned type instead of a reference",
+            ],
+        );
+    }
+
+    #[test]
+    fn parallel_and_key_are_checked_where_written() {
+        let with = |stage: &str, options: &str| {
+            let mut input = valid();
+            let start = input.find(&format!("{stage} = ")).expect("stage");
+            let end = start + input[start..].find(");").expect("end");
+            input.insert_str(end, options);
+            input
+        };
+        for (stage, options) in [
+            ("priced", ", parallel: 2"),
+            ("priced", ", parallel: n, key: |o: &Order| o.id"),
+            ("totals", ", parallel: 2, key: |n: &Named| n.id"),
+            ("out", ", parallel: 3"),
+            ("named", ", parallel: 2"),
+        ] {
+            assert!(errors(&with(stage, options)).is_empty(), "{stage}{options}");
+        }
+        one_error(
+            &with("priced", ", parallel: 0"),
+            &["`parallel: 0` would run `priced` as no instance"],
+        );
+        one_error(
+            &with("orders", ", parallel: 2"),
+            &["source `orders` runs as one instance"],
+        );
+        one_error(
+            &with("audit", ", parallel: 2"),
+            &["observer `audit` runs as one instance"],
+        );
+        one_error(
+            &with("totals", ", parallel: 2"),
+            &[
+                "stateful stage `totals` runs in parallel only with a key",
+                "add `key: |event: &Named| ..`",
+            ],
+        );
+        one_error(
+            &with("priced", ", key: |o: &Order| o.id"),
+            &["and `priced` runs as one: add `parallel: n`"],
+        );
+        let looped = with("priced", ", parallel: 2")
+            .replace(
+                "priced = transform!(Order -> Priced",
+                "priced = transform!(Order -> Order",
+            )
+            .replace(
+                "orders |> priced |> audit;",
+                "orders |> priced |> back |> audit; priced <| back;",
+            )
+            .replace(
+                "audit = observer!",
+                "back = transform!(Order -> Order => map(f)); audit = observer!",
+            );
+        assert!(
+            errors(&looped)
+                .iter()
+                .any(|m| m.contains("`priced` heads a feedback loop, which runs as one instance")),
+            "{:?}",
+            errors(&looped)
+        );
+        one_error(
+            &with("priced", ", max_rounds: 5"),
+            &["`max_rounds` is for the head of a feedback loop, and `priced` is not one"],
+        );
+    }
+
+    #[test]
+    fn connection_hints_use_the_declared_types() {
+        one_error(
+            &valid()
+                .replace(
+                    "orders |> priced |> audit;",
+                    "priced |> audit; orders |> out2;",
+                )
+                .replace(
+                    "out = sink!(Total => console());",
+                    "out = sink!(Total => console()); out2 = sink!(Order => console());",
+                ),
+            &["stage `priced` has no input: connect a stage to it, as in `orders |> priced`"],
+        );
+        one_error(
+            &valid()
+                .replace(
+                    "(customers, priced) |> named |> totals |> out;",
+                    "(customers, priced) |> named |> totals; orders |> out;",
+                )
+                .replace(
+                    "out = sink!(Total => console());",
+                    "out = sink!(Order => console());",
+                ),
+            &[
+                "no stage takes the `Total` it emits",
+                "`totals_out = sink!(Total => console());`",
+            ],
+        );
+        one_error(
+            &valid()
+                .replace("out = sink!(Total => console());", "")
+                .replace("|> out;", "|> ledger;"),
+            &["declare it in `stages`, as in `ledger = sink!(Total => console());`"],
+        );
+    }
+
+    #[test]
+    fn a_syntax_slip_is_one_error_and_the_rest_is_read() {
+        one_error(
+            &valid()
+                .replace("priced = transform!", "type = transform!")
+                .replace("|> priced", "|> type")
+                .replace("(customers, priced)", "(customers, type)"),
+            &["`type` is a Rust keyword and cannot name a stage"],
+        );
+        one_error(
+            &valid().replace("map(price));", "map(price)),"),
+            &["expected `;` after this item, found `,`"],
+        );
+        one_error(
+            &valid().replace(
+                "        },\n        topology",
+                "        }\n        topology",
+            ),
+            &["expected `,` after this section"],
+        );
     }
 
     #[test]

@@ -512,7 +512,7 @@ fn parse_node(stream: ParseStream<'_>) -> syn::Result<Node> {
         let content;
         parenthesized!(content in stream);
         let names = content
-            .parse_terminated(<Ident as syn::parse::Parse>::parse, Token![,])
+            .parse_terminated(Ident::parse_any, Token![,])
             .inspect_err(|_| drain(&content))?;
         if names.is_empty() {
             return Err(content.error("expected stage names in the group, as in `(a, b) |> c`"));
