@@ -23,3 +23,4 @@ fn main() {
         },
     };
 }
+// mended:             out = sink!(Order => console());\n        }, ==>             out = sink!(Order => console());\n        },\n        topology: { orders |> out; }

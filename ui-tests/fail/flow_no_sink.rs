@@ -26,3 +26,5 @@ fn main() {
         }
     };
 }
+// mended: seen = observer! ==> out = sink!(Order => console());\n            seen = observer!
+// mended: orders |> seen; ==> orders |> seen;\n            orders |> out;

@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { on DoorEvent::Opne => |_, _, _| Transition::to(Door::Open); }
     };
 }
+// mended: DoorEvent::Opne ==> DoorEvent::Open

@@ -12,3 +12,4 @@ fn main() {
         state Door::Closd { on DoorEvent::Open => |_, _, _| Transition::to(Door::Open); }
     };
 }
+// mended: Door::Closd ==> Door::Closed

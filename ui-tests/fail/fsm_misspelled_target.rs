@@ -12,3 +12,4 @@ fn main() {
         state Door::Closed { on DoorEvent::Open => |_, _, _| Transition::to(Door::Opened); }
     };
 }
+// mended: Door::Opened ==> Door::Open

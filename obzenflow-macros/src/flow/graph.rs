@@ -307,10 +307,23 @@ pub(crate) fn analyze<P: Pos>(
             }
         }
         if !hinted {
+            // The last stage declared with an output, as the one to end at.
+            let last = decls
+                .iter()
+                .rev()
+                .find(|decl| decl.kind.has_output() && decl.emits.is_some());
+            let message = match last.and_then(|decl| decl.emits.as_ref().map(|emits| (decl, emits)))
+            {
+                Some((decl, emits)) => format!(
+                    "the flow has no sink: declare one, as in `out = sink!({emits} => console());`, and connect it: `{} |> out;`",
+                    decl.name
+                ),
+                None => "the flow has no sink: declare one with `name = sink!(In => handler)`"
+                    .to_owned(),
+            };
             problems.push(Problem {
                 pos: whole,
-                message: "the flow has no sink: declare one with `name = sink!(In => handler)`"
-                    .to_owned(),
+                message,
             });
         }
     }

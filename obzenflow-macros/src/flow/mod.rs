@@ -28,9 +28,18 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     .map(|(example, _)| example)
     .collect();
     if !missing.is_empty() {
+        // At the last section given; the sections' order says where the
+        // missing ones go.
+        let (span, after) = match parsed.last_section {
+            Some(span) => (
+                span,
+                "; sections go `name`, `journals`, `stages`, `topology`",
+            ),
+            None => (Span::call_site(), ""),
+        };
         diagnostics.error(
-            Span::call_site(),
-            format!("flow! is missing {}", missing.join(", ")),
+            span,
+            format!("flow! is missing {}{after}", missing.join(", ")),
         );
     }
     let (Some(name), Some((stages_span, stages)), Some((_, statements))) =

@@ -27,6 +27,8 @@ pub(crate) struct FlowInput {
     /// Whether a topology statement did not parse (already reported): the
     /// checks of how stages are connected are then skipped.
     pub(crate) broken_topology: bool,
+    /// The key of the last section read, where a missing one is reported.
+    pub(crate) last_section: Option<Span>,
 }
 
 /// `name = kind!(Signature => handler)`.
@@ -167,6 +169,7 @@ fn parse_section(
         );
     }
     seen.push((position, key.span()));
+    out.last_section = Some(key.span());
     match parse_value(stream, position, out, diagnostics)? {
         Value::Name(expr) => out.name = Some(expr),
         Value::Journals(expr) => out.journals = Some(expr),

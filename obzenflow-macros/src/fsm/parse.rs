@@ -69,6 +69,9 @@ pub(crate) struct VariantPat {
     /// The same variant with no bindings (`Door::Broken { .. }`), for checks
     /// that join patterns with `|`.
     pub(crate) any: TokenStream,
+    /// The path as written, when the pattern is a bare path (`Door::Open`),
+    /// for hints that write the variant as a value.
+    pub(crate) bare: Option<String>,
 }
 
 /// A clause inside a state's braces.
@@ -384,6 +387,7 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             // user's tokens, and rustc's errors about it point there.
             let rest = quote_spanned!(variant.span()=> { .. });
             Ok(VariantPat {
+                bare: Some(quote!(#path).to_string().replace(' ', "")),
                 variant,
                 pattern: quote!(#path #rest),
                 any: quote!(#path #rest),
@@ -396,6 +400,7 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             let variant = ident.ident;
             let rest = quote_spanned!(variant.span()=> { .. });
             Ok(VariantPat {
+                bare: Some(variant.to_string()),
                 pattern: quote!(#variant #rest),
                 any: quote!(#variant #rest),
                 variant,
@@ -409,6 +414,7 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             let (path, rest) = (&tuple.path, quote_spanned!(variant.span()=> { .. }));
             Ok(VariantPat {
                 any: quote!(#path #rest),
+                bare: None,
                 variant,
                 pattern: quote!(#tuple),
             })
@@ -421,6 +427,7 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             let (path, rest) = (&fields.path, quote_spanned!(variant.span()=> { .. }));
             Ok(VariantPat {
                 any: quote!(#path #rest),
+                bare: None,
                 variant,
                 pattern: quote!(#fields),
             })

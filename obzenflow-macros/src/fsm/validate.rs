@@ -38,6 +38,7 @@ pub(crate) fn validate(input: FsmInput, diagnostics: &mut Diagnostics) -> Option
     let mut context_ty = None;
     let mut action_ty = None;
     let mut initial = None;
+    let last_header = headers.last().map(|header| header.key.span());
     let mut seen: HashMap<String, Span> = HashMap::new();
     for header in headers {
         let name = header.key.to_string();
@@ -62,20 +63,52 @@ pub(crate) fn validate(input: FsmInput, diagnostics: &mut Diagnostics) -> Option
         }
     }
     // A header reported as misspelled is not reported again as missing.
-    let missing: Vec<&str> = [
-        ("state", "state: MyState;", state_ty.is_some()),
-        ("event", "event: MyEvent;", event_ty.is_some()),
-        ("initial", "initial: MyState::First;", initial.is_some()),
+    // The examples are taken from the clauses where they can be: the enum of
+    // the first state and event variants, the first state given by a path.
+    let (first_state, first_event) = first_variants(&states);
+    let enum_of = |path: &str| {
+        path.rsplit_once("::")
+            .map(|(enum_path, _)| enum_path.to_owned())
+    };
+    let state_example = format!(
+        "state: {};",
+        first_state
+            .as_deref()
+            .and_then(enum_of)
+            .unwrap_or_else(|| "MyState".to_owned())
+    );
+    let event_example = format!(
+        "event: {};",
+        first_event
+            .as_deref()
+            .and_then(enum_of)
+            .unwrap_or_else(|| "MyEvent".to_owned())
+    );
+    let initial_example = format!(
+        "initial: {};",
+        first_state
+            .clone()
+            .unwrap_or_else(|| "MyState::First".to_owned())
+    );
+    let missing: Vec<String> = [
+        ("state", state_example, state_ty.is_some()),
+        ("event", event_example, event_ty.is_some()),
+        ("initial", initial_example, initial.is_some()),
     ]
     .into_iter()
     .filter(|(key, _, present)| !present && !misspelled_headers.contains(key))
     .map(|(_, example, _)| example)
     .collect();
     if !missing.is_empty() {
+        // At the last header given, after which the missing ones go.
+        let (span, place) = match last_header {
+            Some(span) => (span, " after this one"),
+            None => (Span::call_site(), ""),
+        };
         diagnostics.error(
-            Span::call_site(),
+            span,
             format!(
-                "fsm! is missing {}: add `{}`",
+                "fsm! is missing {}: add `{}`{place}",
                 if missing.len() == 1 {
                     "a required header"
                 } else {
@@ -301,4 +334,31 @@ fn once_per_state(
     }
     seen.insert(hook, keyword);
     true
+}
+
+/// The first state variant written as a bare path, and the first event
+/// variant's path, as written: examples for a missing header.
+fn first_variants(states: &[StateClause]) -> (Option<String>, Option<String>) {
+    let state = states.iter().find_map(|state| match &state.selector {
+        Selector::Variants(variants) => variants.iter().find_map(|v| v.bare.clone()),
+        Selector::Any(_) => None,
+    });
+    let event = states
+        .iter()
+        .flat_map(|state| &state.clauses)
+        .find_map(|clause| match clause {
+            Clause::On {
+                events: Selector::Variants(events),
+                ..
+            }
+            | Clause::Ignore {
+                events: Selector::Variants(events),
+                ..
+            } => events.iter().find_map(|v| {
+                let any = v.any.to_string().replace(' ', "");
+                any.split_once('{').map(|(path, _)| path.to_owned())
+            }),
+            _ => None,
+        });
+    (state, event)
 }
