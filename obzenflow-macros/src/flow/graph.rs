@@ -93,6 +93,7 @@ impl Kind {
 }
 
 /// A declared stage.
+#[derive(Clone)]
 pub(crate) struct Decl<P> {
     pub(crate) name: String,
     pub(crate) kind: Kind,
@@ -676,6 +677,14 @@ mod tests {
         }
     }
 
+    /// `head <| end`: data flows from `end` back into `head`.
+    fn feedback(head: &[&str], end: &[&str], line: usize) -> Link<usize> {
+        Link {
+            feedback: true,
+            ..link(end, head, line)
+        }
+    }
+
     fn messages(decls: &[Decl<usize>], links: &[Link<usize>]) -> Vec<(usize, String)> {
         analyze(decls, links, 0, &Known::default())
             .1
@@ -889,6 +898,140 @@ mod tests {
     }
 
     #[test]
+    fn feedback_loops_are_single_chains_of_transforms_that_reach_back() {
+        let decls = vec![
+            decl("src", Kind::Source, 1),
+            decl("head", Kind::Transform, 2),
+            decl("mid", Kind::Transform, 3),
+            decl("fold", Kind::Stateful, 4),
+            decl("out", Kind::Sink, 5),
+        ];
+        // head |> mid, mid back into head: a loop.
+        let valid = [
+            link(&["src"], &["head"], 6),
+            link(&["head"], &["mid"], 7),
+            link(&["mid"], &["out"], 8),
+            feedback(&["head"], &["mid"], 9),
+            link(&["src"], &["fold"], 10),
+            link(&["fold"], &["out"], 10),
+        ];
+        assert_eq!(messages(&decls, &valid), []);
+        // Feedback from a stage the head does not reach.
+        let got = messages(
+            &decls,
+            &[
+                link(&["src"], &["head"], 6),
+                link(&["head"], &["out"], 7),
+                link(&["src"], &["mid"], 8),
+                link(&["mid"], &["out"], 8),
+                feedback(&["head"], &["mid"], 9),
+                link(&["src"], &["fold"], 10),
+                link(&["fold"], &["out"], 10),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 9);
+        assert!(
+            got[0]
+                .1
+                .contains("`head` does not reach `mid` through `|>`"),
+            "{got:?}"
+        );
+        // Through a stateful stage.
+        let got = messages(
+            &decls,
+            &[
+                link(&["src"], &["head"], 6),
+                link(&["head"], &["fold"], 7),
+                link(&["fold"], &["mid"], 7),
+                link(&["mid"], &["out"], 8),
+                feedback(&["head"], &["mid"], 9),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0]
+                .1
+                .contains("goes through `fold`, a stateful with 1 input(s)"),
+            "{got:?}"
+        );
+        // Through a transform with a second input.
+        let got = messages(
+            &decls,
+            &[
+                link(&["src"], &["head"], 6),
+                link(&["head"], &["mid"], 7),
+                link(&["src"], &["mid"], 7),
+                link(&["mid"], &["out"], 8),
+                feedback(&["head"], &["mid"], 9),
+                link(&["src"], &["fold"], 10),
+                link(&["fold"], &["out"], 10),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0]
+                .1
+                .contains("goes through `mid`, a transform with 2 input(s)"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_flow_without_a_source_is_one_error() {
+        let got = messages(
+            &[decl("a", Kind::Transform, 1), decl("out", Kind::Sink, 2)],
+            &[link(&["a"], &["out"], 3)],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].1.starts_with("the flow has no source"), "{got:?}");
+    }
+
+    #[test]
+    fn an_edge_to_a_stage_that_did_not_parse_reports_nothing_that_depends_on_it() {
+        let known = Known {
+            broken_stages: vec!["receipts".to_owned()],
+            broken_topology: false,
+        };
+        let got: Vec<String> = analyze(
+            &[
+                decl("orders", Kind::Source, 1),
+                decl("priced", Kind::Transform, 2),
+            ],
+            &[
+                link(&["orders"], &["priced"], 5),
+                link(&["priced"], &["receipts"], 5),
+            ],
+            0,
+            &known,
+        )
+        .1
+        .into_iter()
+        .map(|p| p.message)
+        .collect();
+        // It may well be the sink: nothing is reported that depends on it.
+        assert_eq!(got, Vec::<String>::new());
+        // Declared and never reached: the missing sink is named at the edge.
+        let got = messages(
+            &[
+                decl("orders", Kind::Source, 1),
+                decl("priced", Kind::Transform, 2),
+            ],
+            &[
+                link(&["orders"], &["priced"], 5),
+                link(&["priced"], &["receipts"], 5),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0]
+                .1
+                .starts_with("no stage is named `receipts`, and the flow has no sink"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
     fn connection_hints_name_a_stage_of_the_right_type() {
         let typed =
             |name: &str, kind: Kind, line: usize, accepts: Option<&str>, emits: Option<&str>| {
@@ -975,6 +1118,22 @@ mod tests {
         assert_eq!(got[0].0, 9, "{got:?}");
         assert!(got[0].1.contains("a cycle: a -> b -> c -> a;"), "{got:?}");
         assert!(got[0].1.contains("`a <| c` instead of `c |> a`"), "{got:?}");
+        // Four stages: the edge back is from the last of them.
+        let mut four = decls.clone();
+        four.insert(4, decl("d", Kind::Transform, 4));
+        let got = messages(
+            &four,
+            &[
+                link(&["src"], &["a"], 6),
+                link(&["a"], &["b"], 7),
+                link(&["b"], &["c"], 8),
+                link(&["c"], &["d"], 8),
+                link(&["d"], &["a"], 9),
+                link(&["d"], &["out"], 10),
+            ],
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].1.contains("`a <| d` instead of `d |> a`"), "{got:?}");
         let got = messages(
             &decls,
             &[

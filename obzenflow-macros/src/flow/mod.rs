@@ -665,6 +665,53 @@ mod tests {
     }
 
     #[test]
+    fn payload_and_join_checks_fire_only_on_what_they_are_about() {
+        // A generic payload type is not a borrow.
+        let generic = valid()
+            .replace("Named -> Total", "Named -> Vec<Total>")
+            .replace("sink!(Total", "sink!(Vec<Total>");
+        assert!(errors(&generic).is_empty(), "{:?}", errors(&generic));
+        // Only one side of the pair in the other's place: rustc reports the
+        // mismatch, flow! does not call it a swap.
+        let one_sided = valid()
+            .replace("(customers, priced) |> named", "(priced, orders) |> named")
+            .replace("customers = source!(Customer => from_iter(people()));", "customers = source!(Customer => from_iter(people())); spare = sink!(Customer => console());")
+            .replace("orders |> priced |> audit;", "orders |> priced |> audit; customers |> spare;");
+        assert!(errors(&one_sided).is_empty(), "{:?}", errors(&one_sided));
+        // A join's output, left unconnected, is named by its type.
+        one_error(
+            &valid()
+                .replace(
+                    "(customers, priced) |> named |> totals |> out;",
+                    "(customers, priced) |> named; orders |> totals2 |> out;",
+                )
+                .replace(
+                    "totals = stateful!(Named -> Total",
+                    "totals2 = stateful!(Order -> Total",
+                ),
+            &[
+                "no stage takes the `Named` it emits",
+                "`named_out = sink!(Named => console());`",
+            ],
+        );
+        // `max_rounds` on the head of a loop is where it belongs.
+        let looped = valid()
+            .replace("priced = transform!(Order -> Priced => map(price));", "priced = transform!(Order -> Priced => map(price)); head = transform!(Order -> Order => map(f), max_rounds: 5); back = transform!(Order -> Order => map(f));")
+            .replace("orders |> priced |> audit;", "orders |> priced |> audit; orders |> head |> back; head <| back; back |> raw;")
+            .replace("out = sink!(Total => console());", "out = sink!(Total => console()); raw = sink!(Order => console());");
+        assert!(errors(&looped).is_empty(), "{:?}", errors(&looped));
+        // A shape that does not fit the kind names the kind's shape.
+        one_error(
+            &valid().replace("source!(Order =>", "source!(Order -> Priced =>"),
+            &["`source!` does not take this shape; write `source!(Out => handler)`"],
+        );
+        one_error(
+            &valid().replace("join!(Customer, Priced -> Named", "join!(Customer -> Named"),
+            &["write `join!(Reference, Stream -> Out => handler)`"],
+        );
+    }
+
+    #[test]
     fn connection_hints_use_the_declared_types() {
         one_error(
             &valid()
