@@ -1133,6 +1133,7 @@ mod tests {
             ],
         );
         assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, 9, "at the edge back: {got:?}");
         assert!(got[0].1.contains("`a <| d` instead of `d |> a`"), "{got:?}");
         let got = messages(
             &decls,
