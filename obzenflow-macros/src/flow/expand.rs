@@ -341,6 +341,10 @@ fn checked_payloads(stages: &[StageDecl]) -> Vec<StageDecl> {
         }
     }
     let check = |ty: &Type| -> Type {
+        if is_known_payload(ty) {
+            // Nothing to report about it: spare the compiler the projection.
+            return ty.clone();
+        }
         let text = quote!(#ty).to_string();
         let span = first
             .iter()
@@ -369,10 +373,73 @@ fn checked_payloads(stages: &[StageDecl]) -> Vec<StageDecl> {
         .collect()
 }
 
+/// A type that is a payload whatever the user's code: a primitive, a
+/// `String`, or a tuple, `Vec` or `Option` of them.
+fn is_known_payload(ty: &Type) -> bool {
+    const KNOWN: [&str; 17] = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+        "f32", "f64", "bool", "char", "String",
+    ];
+    match ty {
+        Type::Tuple(tuple) => tuple.elems.iter().all(is_known_payload),
+        Type::Paren(inner) => is_known_payload(&inner.elem),
+        Type::Path(path) if path.qself.is_none() && path.path.segments.len() == 1 => {
+            let segment = &path.path.segments[0];
+            let name = segment.ident.to_string();
+            match &segment.arguments {
+                syn::PathArguments::None => KNOWN.contains(&name.as_str()),
+                syn::PathArguments::AngleBracketed(arguments)
+                    if name == "Vec" || name == "Option" =>
+                {
+                    arguments.args.len() == 1
+                        && matches!(arguments.args.first(), Some(syn::GenericArgument::Type(inner)) if is_known_payload(inner))
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
 fn first_span_of(tokens: &TokenStream) -> Span {
     tokens
         .clone()
         .into_iter()
         .next()
         .map_or_else(Span::call_site, |token| token.span())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_known_payload;
+
+    #[test]
+    fn only_types_that_cannot_fail_skip_the_payload_check() {
+        for known in [
+            "u64",
+            "String",
+            "(String, u64)",
+            "Vec<Option<u8>>",
+            "()",
+            "(bool, (char, f64))",
+        ] {
+            assert!(
+                is_known_payload(&syn::parse_str(known).expect("type")),
+                "{known}"
+            );
+        }
+        for other in [
+            "Order",
+            "Vec<Order>",
+            "&'static str",
+            "HashMap<String, u64>",
+            "Option<Vec<Order>>",
+            "std::string::String",
+        ] {
+            assert!(
+                !is_known_payload(&syn::parse_str(other).expect("type")),
+                "{other}"
+            );
+        }
+    }
 }
