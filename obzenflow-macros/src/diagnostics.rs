@@ -2,6 +2,7 @@
 //! one expansion reports all of them at once instead of stopping at the first.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use std::fmt::Display;
 
 /// The errors found so far in one macro invocation.
@@ -100,5 +101,90 @@ mod tests {
             " (did you mean `initial`?)"
         );
         assert_eq!(did_you_mean("colour", ["state", "initial"]), "");
+    }
+}
+
+/// The span of the first token of `tokens` (a handler, a type): generated
+/// code that wraps it carries this span, so that errors about it point into
+/// the user's code.
+pub(crate) fn first_span(tokens: &impl ToTokens) -> Span {
+    tokens
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span())
+}
+
+/// A type or path as written: its tokens with a space only where Rust
+/// needs one (between two words, after a lifetime or a comma), for messages.
+pub(crate) fn written(tokens: &impl ToTokens) -> String {
+    fn walk(tokens: TokenStream, out: &mut String) {
+        // Whether the last token ends a word (after which another word
+        // needs a space), ends a lifetime (after which anything but `>` or
+        // `,` does), or is the `'` that starts one.
+        let (mut word, mut lifetime, mut tick) = (false, false, false);
+        for tree in tokens {
+            let text = match &tree {
+                proc_macro2::TokenTree::Group(_) => String::new(),
+                other => other.to_string(),
+            };
+            match tree {
+                proc_macro2::TokenTree::Ident(_) | proc_macro2::TokenTree::Literal(_) => {
+                    if (word || lifetime) && !tick {
+                        out.push(' ');
+                    }
+                    out.push_str(&text);
+                    (word, lifetime, tick) = (!tick, tick, false);
+                }
+                proc_macro2::TokenTree::Punct(punct) => {
+                    let c = punct.as_char();
+                    if lifetime && !matches!(c, '>' | ',') {
+                        out.push(' ');
+                    }
+                    out.push(c);
+                    if matches!(c, ',' | ';') {
+                        out.push(' ');
+                    }
+                    (word, lifetime, tick) = (false, false, c == '\'');
+                }
+                proc_macro2::TokenTree::Group(group) => {
+                    if lifetime {
+                        out.push(' ');
+                    }
+                    let (open, close) = match group.delimiter() {
+                        proc_macro2::Delimiter::Parenthesis => ("(", ")"),
+                        proc_macro2::Delimiter::Bracket => ("[", "]"),
+                        proc_macro2::Delimiter::Brace => ("{", "}"),
+                        proc_macro2::Delimiter::None => ("", ""),
+                    };
+                    out.push_str(open);
+                    walk(group.stream(), out);
+                    out.push_str(close);
+                    (word, lifetime, tick) = (false, false, false);
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(tokens.to_token_stream(), &mut out);
+    // `->` and `+` between bounds read with spaces around them.
+    let spaced = out.replace("->", " -> ").replace('+', " + ");
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+#[test]
+fn types_read_as_written() {
+    for text in [
+        "Order",
+        "(String, u64)",
+        "&'static str",
+        "&'static [u8]",
+        "Vec<(u32, &'a Order)>",
+        "Box<dyn Fn(&u8) -> u8 + 'static>",
+        "[u8; 4]",
+    ] {
+        let ty: syn::Type = syn::parse_str(text).expect("a type");
+        assert_eq!(written(&ty), text);
     }
 }

@@ -21,10 +21,14 @@ fn main() {
             readings = source!(Reading => from_iter(readings()));
             checked = transform!(Reading -> Checked => map(check), parallel: stations);
             per_station = stateful!(Checked -> (String, u64) => group_by(|c: &Checked| c.station.clone(), |n: &mut u64, _c: Checked| *n += 1).emit_on_eof(), parallel: 2, key: |c: &Checked| c.station.clone());
+            // A key's argument type is inferred from the stage's input.
+            alarms = stateful!(Checked -> (String, u64) => group_by(|c: &Checked| c.station.clone(), |n: &mut u64, c: Checked| *n += u64::from(c.alarm)).emit_on_eof(), parallel: 2, key: |c| c.station.clone());
             out = sink!((String, u64) => console());
+            alarm_out = sink!((String, u64) => console());
         },
         topology: {
             readings |> checked |> per_station |> out;
+            checked |> alarms |> alarm_out;
         }
     };
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 /// The marker of a mend line in a compile-fail case.
-pub const MEND: &str = "// mended: ";
+const MEND: &str = "// mended: ";
 
 #[test]
 fn ui() {

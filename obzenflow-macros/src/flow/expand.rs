@@ -5,6 +5,7 @@
 
 use super::graph::{Graph, Kind, Role};
 use super::parse::{Signature, StageDecl};
+use crate::diagnostics::first_span;
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Expr, Ident, Type};
@@ -136,11 +137,11 @@ pub(crate) fn flow(
             match &stage.key {
                 Some((_, key)) => {
                     let key_first = first_span(key);
-                    // At the key, like the checks before it: a key that does
-                    // not fit is reported there, once.
+                    // The key's type is checked first, by qualified paths,
+                    // and `key_by` is spanned there too: a key that does not
+                    // fit (not `Hash`, the wrong argument) is reported once,
+                    // at the key.
                     let key_by = Ident::new("key_by", key_first);
-                    // The key's type is checked first, by qualified paths:
-                    // a key that is not `Hash` is reported once, at the key.
                     let parallel_mod = quote!(::obzenflow::stage::parallel);
                     let key_fn = respan(
                         quote!(<_ as #parallel_mod::KeyOf<#input, _>>::key_fn),
@@ -316,27 +317,18 @@ fn output_type(stage: &StageDecl) -> TokenStream {
     }
 }
 
-/// The span of an expression's first token, so that errors about a handler
-/// point into the user's code.
-fn first_span(expr: &Expr) -> Span {
-    quote!(#expr)
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |token| token.span())
-}
-
 /// The stages with each payload type written as
 /// `<T as PayloadType>::Type`, spanned at the first declaration of `T`: a
-/// type that is not a payload is then reported once, at the stage that
-/// declares it, and every other use of it is an error type rustc does not
-/// report again.
+/// type that is not a payload then fails the same obligation at the same
+/// span wherever it is used, which rustc reports once, at the stage that
+/// declares it.
 fn checked_payloads(stages: &[StageDecl]) -> Vec<StageDecl> {
     let mut first: Vec<(String, Span)> = Vec::new();
     for stage in stages {
         for ty in stage.signature.types() {
             let text = quote!(#ty).to_string();
             if !first.iter().any(|(seen, _)| *seen == text) {
-                first.push((text, first_span_of(&quote!(#ty))));
+                first.push((text, first_span(ty)));
             }
         }
     }
@@ -399,14 +391,6 @@ fn is_known_payload(ty: &Type) -> bool {
         }
         _ => false,
     }
-}
-
-fn first_span_of(tokens: &TokenStream) -> Span {
-    tokens
-        .clone()
-        .into_iter()
-        .next()
-        .map_or_else(Span::call_site, |token| token.span())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ mod expand;
 mod graph;
 mod parse;
 
-use crate::diagnostics::Diagnostics;
+use crate::diagnostics::{Diagnostics, written};
 use graph::{Decl, Kind, Link};
 use parse::{Node, Op};
 use proc_macro2::{Span, TokenStream};
@@ -84,11 +84,11 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     for problem in problems {
         diagnostics.error(problem.pos, problem.message);
     }
-    for stage in stages {
+    for (index, stage) in stages.iter().enumerate() {
         let is_head = graph
             .edges
             .iter()
-            .any(|edge| edge.feedback && stage.name == decls[edge.to].name);
+            .any(|edge| edge.feedback && edge.to == index);
         if let (Some((span, _)), false) = (&stage.max_rounds, is_head) {
             diagnostics.error(
                 *span,
@@ -98,16 +98,10 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 ),
             );
         }
-    }
-    for stage in stages {
-        let is_head = graph
-            .edges
-            .iter()
-            .any(|edge| edge.feedback && stage.name == decls[edge.to].name);
         check_parallel(stage, is_head, &mut diagnostics);
         check_policy_placement(stage, &mut diagnostics);
     }
-    check_join_order(stages, &graph, &mut diagnostics);
+    check_join_order(stages, &decls, &graph, &mut diagnostics);
     check_borrowed_payloads(stages, &mut diagnostics);
     let errors = diagnostics.to_compile_errors();
     if !errors.is_empty() {
@@ -151,7 +145,7 @@ fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Dia
                     *span,
                     format!(
                         "stateful stage `{name}` runs in parallel only with a key, so that each key's state lives in one instance: add `key: |event: &{}| ..` after `parallel`",
-                        input_type(stage)
+                        accepted_type(stage).unwrap_or_default()
                     ),
                 ),
                 Kind::Stateful | Kind::Sink | Kind::Join => {}
@@ -188,7 +182,7 @@ fn check_policy_placement(stage: &parse::StageDecl, diagnostics: &mut Diagnostic
     };
     let signature = match &stage.signature {
         parse::Signature::Map(input, output) => {
-            format!("{} -> {}", tokens_text(input), tokens_text(output))
+            format!("{} -> {}", written(input), written(output))
         }
         _ => "In -> Out".to_owned(),
     };
@@ -209,7 +203,7 @@ fn check_borrowed_payloads(stages: &[parse::StageDecl], diagnostics: &mut Diagno
     let mut seen = Vec::new();
     for stage in stages {
         for ty in stage.signature.types() {
-            let text = tokens_text(ty);
+            let text = written(ty);
             if seen.contains(&text) {
                 continue;
             }
@@ -271,6 +265,7 @@ fn find_method(tokens: TokenStream, names: &[&str]) -> Option<proc_macro2::Ident
 /// mismatches, mirror images of each other; the mistake is one, the order.
 fn check_join_order(
     stages: &[parse::StageDecl],
+    decls: &[Decl<Span>],
     graph: &graph::Graph<Span>,
     diagnostics: &mut Diagnostics,
 ) {
@@ -278,7 +273,7 @@ fn check_join_order(
         let parse::Signature::Join(types) = &stage.signature else {
             continue;
         };
-        let (reference, stream) = (tokens_text(&types.0), tokens_text(&types.1));
+        let (reference, stream) = (written(&types.0), written(&types.1));
         if reference == stream {
             continue;
         }
@@ -294,9 +289,9 @@ fn check_join_order(
         ) else {
             continue;
         };
-        let (first_stage, second_stage) = (&stages[first.from], &stages[second.from]);
-        if emitted_type(first_stage).as_deref() == Some(stream.as_str())
-            && emitted_type(second_stage).as_deref() == Some(reference.as_str())
+        let (first_stage, second_stage) = (&decls[first.from], &decls[second.from]);
+        if first_stage.emits.as_deref() == Some(stream.as_str())
+            && second_stage.emits.as_deref() == Some(reference.as_str())
         {
             diagnostics.error(
                 first.pos,
@@ -315,102 +310,18 @@ fn check_join_order(
 fn accepted_type(stage: &parse::StageDecl) -> Option<String> {
     match (&stage.signature, stage.kind) {
         (_, Kind::Source) => None,
-        (parse::Signature::One(input) | parse::Signature::Map(input, _), _) => {
-            Some(tokens_text(input))
-        }
-        (parse::Signature::Join(types), _) => Some(tokens_text(&types.1)),
+        (parse::Signature::One(input) | parse::Signature::Map(input, _), _) => Some(written(input)),
+        (parse::Signature::Join(types), _) => Some(written(&types.1)),
     }
 }
 
 /// The payload type a stage emits, as written; none for sinks and observers.
 fn emitted_type(stage: &parse::StageDecl) -> Option<String> {
     match (&stage.signature, stage.kind) {
-        (parse::Signature::One(out), Kind::Source) => Some(tokens_text(out)),
-        (parse::Signature::Map(_, out), _) => Some(tokens_text(out)),
-        (parse::Signature::Join(types), _) => Some(tokens_text(&types.2)),
+        (parse::Signature::One(out), Kind::Source) => Some(written(out)),
+        (parse::Signature::Map(_, out), _) => Some(written(out)),
+        (parse::Signature::Join(types), _) => Some(written(&types.2)),
         _ => None,
-    }
-}
-
-/// A type as written: its tokens with a space only where Rust needs one
-/// (between two words, after a lifetime or a comma).
-fn tokens_text(ty: &syn::Type) -> String {
-    fn walk(tokens: TokenStream, out: &mut String) {
-        // Whether the last token ends a word (after which another word
-        // needs a space), ends a lifetime (after which anything but `>` or
-        // `,` does), or is the `'` that starts one.
-        let (mut word, mut lifetime, mut tick) = (false, false, false);
-        for tree in tokens {
-            let text = match &tree {
-                proc_macro2::TokenTree::Group(_) => String::new(),
-                other => other.to_string(),
-            };
-            match tree {
-                proc_macro2::TokenTree::Ident(_) | proc_macro2::TokenTree::Literal(_) => {
-                    if (word || lifetime) && !tick {
-                        out.push(' ');
-                    }
-                    out.push_str(&text);
-                    (word, lifetime, tick) = (!tick, tick, false);
-                }
-                proc_macro2::TokenTree::Punct(punct) => {
-                    let c = punct.as_char();
-                    if lifetime && !matches!(c, '>' | ',') {
-                        out.push(' ');
-                    }
-                    out.push(c);
-                    if matches!(c, ',' | ';') {
-                        out.push(' ');
-                    }
-                    (word, lifetime, tick) = (false, false, c == '\'');
-                }
-                proc_macro2::TokenTree::Group(group) => {
-                    if lifetime {
-                        out.push(' ');
-                    }
-                    let (open, close) = match group.delimiter() {
-                        proc_macro2::Delimiter::Parenthesis => ("(", ")"),
-                        proc_macro2::Delimiter::Bracket => ("[", "]"),
-                        proc_macro2::Delimiter::Brace => ("{", "}"),
-                        proc_macro2::Delimiter::None => ("", ""),
-                    };
-                    out.push_str(open);
-                    walk(group.stream(), out);
-                    out.push_str(close);
-                    (word, lifetime, tick) = (false, false, false);
-                }
-            }
-        }
-    }
-    let mut out = String::new();
-    walk(quote!(#ty), &mut out);
-    // `->` and `+` between bounds read with spaces around them.
-    let spaced = out.replace("->", " -> ").replace('+', " + ");
-    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-#[cfg(test)]
-#[test]
-fn types_read_as_written() {
-    for written in [
-        "Order",
-        "(String, u64)",
-        "&'static str",
-        "&'static [u8]",
-        "Vec<(u32, &'a Order)>",
-        "Box<dyn Fn(&u8) -> u8 + 'static>",
-        "[u8; 4]",
-    ] {
-        let ty: syn::Type = syn::parse_str(written).expect("a type");
-        assert_eq!(tokens_text(&ty), written);
-    }
-}
-
-/// The type a stage takes, for messages.
-fn input_type(stage: &parse::StageDecl) -> String {
-    match &stage.signature {
-        parse::Signature::Map(input, _) | parse::Signature::One(input) => tokens_text(input),
-        parse::Signature::Join(types) => tokens_text(&types.1),
     }
 }
 

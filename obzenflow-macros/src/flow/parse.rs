@@ -100,11 +100,8 @@ pub(crate) fn parse(input: TokenStream, diagnostics: &mut Diagnostics) -> FlowIn
         let mut seen: Vec<(usize, Span)> = Vec::new();
         while !stream.is_empty() {
             if let Err(error) = parse_section(stream, &mut out, &mut seen, diagnostics) {
-                let comma_only = error.to_string() == MISSING_COMMA;
                 diagnostics.push(error);
-                if !comma_only {
-                    skip_to_comma(stream);
-                }
+                skip_to_comma(stream);
             }
         }
         Ok(out)
@@ -157,7 +154,7 @@ fn parse_section(
         );
         // Read (and drop) the repeated value so that the sections after it are still read.
         let _ = parse_value(stream, position, out, diagnostics);
-        return finish_section(stream);
+        return finish_section(stream, diagnostics);
     }
     if let Some((later, _)) = seen.iter().find(|(p, _)| *p > position) {
         diagnostics.error(
@@ -176,7 +173,7 @@ fn parse_section(
         Value::Stages(stages) => out.stages = Some((key.span(), stages)),
         Value::Topology(statements) => out.topology = Some((key.span(), statements)),
     }
-    finish_section(stream)
+    finish_section(stream, diagnostics)
 }
 
 enum Value {
@@ -228,29 +225,26 @@ fn drain(stream: ParseStream<'_>) {
     }
 }
 
-/// After a section's value: a comma, or the end.
-fn finish_section(stream: ParseStream<'_>) -> syn::Result<()> {
+/// After a section's value: a comma, or the end. A missing comma before
+/// the next section is reported here, and that section is still read.
+fn finish_section(stream: ParseStream<'_>, diagnostics: &mut Diagnostics) -> syn::Result<()> {
     if stream.is_empty() {
         return Ok(());
     }
     if stream.peek(Token![,]) {
         return stream.parse::<Token![,]>().map(|_| ());
     }
-    let error = stream.error("expected `,` after this section");
-    // The next section, without its comma: reported here, and read.
     let fork = stream.fork();
     if fork
         .parse::<Ident>()
         .is_ok_and(|key| SECTIONS.iter().any(|section| key == section))
         && fork.peek(Token![:])
     {
-        return Err(syn::Error::new(error.span(), MISSING_COMMA));
+        diagnostics.push(stream.error("expected `,` after this section (before the next one)"));
+        return Ok(());
     }
-    Err(error)
+    Err(stream.error("expected `,` after this section"))
 }
-
-/// The message of a missing comma before a section, which is then read.
-const MISSING_COMMA: &str = "expected `,` after this section (before the next one)";
 
 fn skip_to_comma(stream: ParseStream<'_>) {
     while !stream.is_empty() {

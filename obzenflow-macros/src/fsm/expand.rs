@@ -11,6 +11,7 @@
 use super::parse::{Clause, Selector, StateClause, VariantPat};
 use super::table::table;
 use super::validate::Model;
+use crate::diagnostics::first_span;
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -314,20 +315,13 @@ fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> Token
                 } => quote!(_),
                 _ => continue,
             };
-            let mut pair = proc_macro2::Group::new(
-                proc_macro2::Delimiter::Parenthesis,
-                quote!(#states, #events),
-            );
-            pair.set_span(exhaustive);
-            arms.push(pair);
+            arms.push(parenthesized_at(quote!(#states, #events), exhaustive));
         }
     }
     // The covered pairs as one pattern of a closure's argument, in
     // parentheses spanned at `exhaustive`: rustc lists the pairs it does not
     // cover there, and proposes no `match` arm (none can go inside `fsm!`).
-    let covered = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#(#arms)|*));
-    let mut covered = covered;
-    covered.set_span(exhaustive);
+    let covered = parenthesized_at(quote!(#(#arms)|*), exhaustive);
     let ty = quote_spanned!(exhaustive=> : (&#s, &#e));
     quote! {
         #[allow(unused_variables, unreachable_patterns, unused_parens)]
@@ -335,11 +329,10 @@ fn exhaustiveness_check(model: &Model, types: &Types, exhaustive: Span) -> Token
     }
 }
 
-/// The span of an expression's first token. Generated calls that wrap a user's
-/// handler carry it, so errors about the handler point into the user's code.
-fn first_span(expr: &syn::Expr) -> Span {
-    quote!(#expr)
-        .into_iter()
-        .next()
-        .map_or_else(|| expr.span(), |token| token.span())
+/// `(tokens)`, the parentheses at `span`: a pattern made of them spans
+/// `span` whatever tokens it holds.
+fn parenthesized_at(tokens: TokenStream, span: Span) -> proc_macro2::Group {
+    let mut group = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, tokens);
+    group.set_span(span);
+    group
 }

@@ -2,7 +2,7 @@
 //! here; a clause that does not parse is reported and skipped, so the rest of
 //! the input is still read and every syntax error is reported in one pass.
 
-use crate::diagnostics::Diagnostics;
+use crate::diagnostics::{Diagnostics, written};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
@@ -387,7 +387,7 @@ fn variant_pat(pat: Pat, role: &str) -> syn::Result<VariantPat> {
             // user's tokens, and rustc's errors about it point there.
             let rest = quote_spanned!(variant.span()=> { .. });
             Ok(VariantPat {
-                bare: Some(quote!(#path).to_string().replace(' ', "")),
+                bare: Some(written(&path)),
                 variant,
                 pattern: quote!(#path #rest),
                 any: quote!(#path #rest),

@@ -4,7 +4,7 @@
 //! gives one error.
 
 use super::parse::{Clause, FsmInput, HeaderValue, Selector, StateClause, VariantPat};
-use crate::diagnostics::{Diagnostics, line_of};
+use crate::diagnostics::{Diagnostics, line_of, written};
 use proc_macro2::Span;
 use std::collections::HashMap;
 use syn::{Expr, Type};
@@ -355,8 +355,9 @@ fn first_variants(states: &[StateClause]) -> (Option<String>, Option<String>) {
                 events: Selector::Variants(events),
                 ..
             } => events.iter().find_map(|v| {
-                let any = v.any.to_string().replace(' ', "");
-                any.split_once('{').map(|(path, _)| path.to_owned())
+                written(&v.any)
+                    .split_once('{')
+                    .map(|(path, _)| path.to_owned())
             }),
             _ => None,
         });

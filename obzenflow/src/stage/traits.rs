@@ -8,6 +8,22 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
 
+/// The provided method `checked` of every handler trait: the handler
+/// itself. `flow!` passes each handler through it by a qualified path
+/// (`<_ as Transform<I, O>>::checked(handler)`), so that one that does not
+/// fit its stage is reported against that trait, at the handler.
+macro_rules! checked_handler {
+    () => {
+        #[doc(hidden)]
+        fn checked(self) -> Self
+        where
+            Self: Sized,
+        {
+            self
+        }
+    };
+}
+
 /// Where a handler puts its outputs.
 #[derive(Debug)]
 pub struct Emitter<O> {
@@ -58,16 +74,7 @@ pub enum Poll<T> {
 /// its future is dropped, so keep it cancel-safe (as tokio's channel `recv` is).
 /// A source that never waits simply has no `.await` in its `next`.
 pub trait Source<T>: Send + 'static {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// The next events, waiting for them if there are none yet.
     fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send;
@@ -101,16 +108,7 @@ pub trait Source<T>: Send + 'static {
 /// One input event to zero or more outputs. A transform that never waits
 /// simply has no `.await` in its `process` (the helpers return ready futures).
 pub trait Transform<I, O>: Send + 'static {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// Handles one input.
     fn process(
@@ -130,16 +128,7 @@ pub trait Transform<I, O>: Send + 'static {
 
 /// The end of a pipeline: consumes events and says what it delivered.
 pub trait Sink<T>: Send + 'static {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// Delivers one event.
     fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send;
@@ -272,16 +261,7 @@ pub trait Stateful<I, O>: Send + 'static {
 
 /// Joins a stream against a reference table loaded first.
 pub trait Join<R, S, O>: Send + 'static {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// Takes one reference event (all of them arrive before any stream event).
     fn load(&mut self, reference: R) -> Result<(), StageError>;
@@ -291,16 +271,7 @@ pub trait Join<R, S, O>: Send + 'static {
 
 /// Sees every entry of a stage's journal and cannot change it.
 pub trait Observer<T>: Send + 'static {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// Called for each entry: data, error-lane records and control markers.
     fn observe(&mut self, entry: &Envelope<T>);
@@ -366,16 +337,7 @@ impl<I, O, X: Stateful<I, O>> StatefulExt<I, O> for X {}
     note = "a stateful stage takes `handler.emit_on_eof()` (or another policy), and its handler must implement `Stateful<{I}, {O}>`"
 )]
 pub trait StatefulStage<I, O> {
-    /// The handler itself. `flow!` passes each handler through this, so
-    /// that one that does not fit its stage is reported against this trait,
-    /// at the handler.
-    #[doc(hidden)]
-    fn checked(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
+    checked_handler!();
 
     /// The handler.
     type Handler: Stateful<I, O>;

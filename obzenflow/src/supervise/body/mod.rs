@@ -20,6 +20,7 @@ pub(crate) use stateful::{Partitioned, Single, StatefulBody};
 pub(crate) use transform::{FeedbackReaders, Parallel, Serial, TransformBody};
 
 use super::failure::StageFailure;
+use super::input::Inputs;
 use super::status::StageCounters;
 use crate::event::{Body, Control, ErrorRecord, EventId, Parents, Payload};
 use crate::journal::{Chunk, JournalWriter, MemoryJournal};
@@ -365,13 +366,28 @@ impl<T: Payload> ChunkData<T> {
         }
     }
 
-    /// Adds the entries of the next chunk of the same input (its `data`
-    /// entries count as read, as in [`new`](Self::new)).
-    pub(crate) fn extend(&mut self, chunk: Chunk<T>, data: u64, counters: &StageCounters) {
-        StageCounters::add(&counters.events_in, data);
-        // Its emptied buffer is not returned to its writer: this one's is.
-        let (entries, _) = chunk.into_parts();
-        self.entries.extend(entries);
+    /// Adds the chunks input `index` already holds, while `count` (the data
+    /// entries taken so far) is below `up_to`: what a parallel stage takes
+    /// into one round. Their data entries count as read, as in
+    /// [`new`](Self::new).
+    pub(crate) fn gather(
+        &mut self,
+        inputs: &mut Inputs<T>,
+        index: usize,
+        count: &mut u64,
+        up_to: u64,
+        counters: &StageCounters,
+    ) {
+        while *count < up_to {
+            let Some((chunk, data)) = inputs.try_next_from(index) else {
+                break;
+            };
+            StageCounters::add(&counters.events_in, data);
+            // Its emptied buffer is not returned to its writer: this one's is.
+            let (entries, _) = chunk.into_parts();
+            self.entries.extend(entries);
+            *count += data;
+        }
     }
 
     /// The last data entry handed out so far, if any.

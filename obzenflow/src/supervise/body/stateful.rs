@@ -487,13 +487,13 @@ impl<I: Payload, O: Payload, X: Fold<I, O>> StageBody for StatefulBody<I, O, X> 
         if X::PARALLEL {
             // What else the input already holds, up to a round's worth
             // (see `parallel::ROUND`).
-            while data_count < ROUND {
-                let Some((more, count)) = self.inputs.try_next_from(index) else {
-                    break;
-                };
-                data.extend(more, count, &self.output.counters);
-                data_count += count;
-            }
+            data.gather(
+                &mut self.inputs,
+                index,
+                &mut data_count,
+                ROUND,
+                &self.output.counters,
+            );
             (produced, failed) = self.fold_in_parallel(&mut data).await?;
         } else {
             for (id, item) in &mut data {

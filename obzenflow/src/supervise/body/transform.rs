@@ -186,12 +186,14 @@ impl<I: Payload, O: Payload, X: HandleChunk<I, O>> TransformBody<I, O, X> {
         // A parallel handler takes what else its input already holds, up
         // to a round's worth: the fewer rounds, the less its instances
         // wait on each other.
-        while !from_feedback && *data_count < X::ROUND {
-            let Some((more, count)) = self.inputs.try_next_from(index) else {
-                break;
-            };
-            data.extend(more, count, &self.output.counters);
-            *data_count += count;
+        if !from_feedback {
+            data.gather(
+                &mut self.inputs,
+                index,
+                data_count,
+                X::ROUND,
+                &self.output.counters,
+            );
         }
         let mut produced = 0;
         loop {
