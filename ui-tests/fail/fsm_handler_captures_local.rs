@@ -17,3 +17,4 @@ fn main() {
         }
     };
 }
+// mended: let limit = 3; ==> const limit: u8 = 3;

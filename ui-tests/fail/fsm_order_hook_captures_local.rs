@@ -16,3 +16,5 @@ fn main() {
         }
     };
 }
+// mended: let support = "support@example.com".to_owned(); ==> const support: &str = "support@example.com";
+// mended: Notify(support.clone()) ==> Notify(support.to_owned())

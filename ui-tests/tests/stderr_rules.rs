@@ -58,14 +58,6 @@ const NOT_YET: &[(&str, &str)] = &[
         "flow_try_map_error_not_display.stderr",
         "rustc quotes the one `Transform` impl of `TryMap`",
     ),
-    (
-        "fsm_order_hook_captures_local.stderr",
-        "reported at the generated hook function",
-    ),
-    (
-        "fsm_handler_captures_local.stderr",
-        "reported at the generated dispatch function",
-    ),
 ];
 
 #[test]

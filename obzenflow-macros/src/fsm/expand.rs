@@ -5,6 +5,10 @@
 //! token), and the handlers inlined into the arms. No strings, no maps, no
 //! allocation, no boxed future on the dispatch path.
 //!
+//! Each piece of user code (a handler, a hook, a timeout's duration) sits in a
+//! closure of its own inside `const { }`, called where the arm needs it: see
+//! [`constant`].
+//!
 //! Precedence, documented on `fsm!`: a state's own `on`/`ignore` clauses, then
 //! its `ignore _`, then the clauses of `state _`, then `unhandled`.
 
@@ -108,17 +112,27 @@ fn event_arms(state: &StateClause, types: &Types) -> TokenStream {
                 handler,
                 ..
             } => {
-                let pats = patterns(events);
-                let call = quote_spanned! {first_span(handler)=>
-                    #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)
-                };
+                let span = first_span(handler);
+                let call = constant(
+                    span,
+                    quote_spanned!(span=> state: &#s, event: &#e, ctx: &#c),
+                    quote_spanned!(span=> #p::Transition<#s, #a>),
+                    Matched {
+                        states: state_patterns(&state.selector),
+                        events: Some(patterns(events)),
+                    },
+                    quote_spanned!(span=> #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)),
+                    quote!(state, event, ctx),
+                    p,
+                );
+                let pats = any_of(events);
                 arms.extend(quote!(#pats => #p::Dispatch::Transition(#call),));
             }
             Clause::Ignore {
                 events: Selector::Variants(events),
                 ..
             } => {
-                let pats = patterns(events);
+                let pats = any_of(events);
                 arms.extend(quote!(#pats => #p::Dispatch::Ignored,));
             }
             _ => {}
@@ -148,9 +162,22 @@ fn dispatch(model: &Model, types: &Types) -> TokenStream {
         private: p,
     } = types;
     let unhandled = match &model.unhandled {
-        Some(handler) => quote_spanned! {first_span(handler)=>
-            #p::Dispatch::Transition(#p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx))
-        },
+        Some(handler) => {
+            let span = first_span(handler);
+            let call = constant(
+                span,
+                quote_spanned!(span=> state: &#s, event: &#e, ctx: &#c),
+                quote_spanned!(span=> #p::Transition<#s, #a>),
+                Matched {
+                    states: quote!(_),
+                    events: Some(quote!(_)),
+                },
+                quote_spanned!(span=> #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)),
+                quote!(state, event, ctx),
+                p,
+            );
+            quote!(#p::Dispatch::Transition(#call))
+        }
         None => quote!(#p::Dispatch::Unhandled),
     };
     let any_state = model
@@ -180,7 +207,7 @@ fn dispatch(model: &Model, types: &Types) -> TokenStream {
         let Selector::Variants(variants) = &state.selector else {
             return None;
         };
-        let pats = patterns(variants);
+        let pats = any_of(variants);
         let arms = event_arms(state, types);
         let rest = if ignores_all(state) {
             quote!(#p::Dispatch::Ignored)
@@ -218,10 +245,20 @@ fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Exp
                 return None;
             };
             let handler = state.clauses.iter().find_map(&pick)?;
-            let pats = patterns(variants);
-            let call = quote_spanned! {first_span(handler)=>
-                #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx, actions)
-            };
+            let span = first_span(handler);
+            let call = constant(
+                span,
+                quote_spanned!(span=> state: &#s, ctx: &#c, actions: &mut ::std::vec::Vec<#a>),
+                quote!(()),
+                Matched {
+                    states: patterns(variants),
+                    events: None,
+                },
+                quote_spanned!(span=> #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx, actions)),
+                quote!(state, ctx, actions),
+                p,
+            );
+            let pats = any_of(variants);
             Some(quote!(#pats => #call,))
         })
         .collect();
@@ -254,13 +291,31 @@ fn timeouts(model: &Model, types: &Types) -> (TokenStream, TokenStream) {
                 duration, handler, ..
             } = clause
             {
-                let pats = patterns(variants);
-                let duration = quote_spanned! {duration.span()=>
-                    { let timeout: ::core::time::Duration = #duration; timeout }
+                let matched = || Matched {
+                    states: patterns(variants),
+                    events: None,
                 };
-                let call = quote_spanned! {first_span(handler)=>
-                    #p::call_timeout::<#s, #c, #a, _>(#handler, state, ctx)
-                };
+                let span = duration.span();
+                let duration = constant(
+                    span,
+                    quote_spanned!(span=> state: &#s),
+                    quote!(::core::time::Duration),
+                    matched(),
+                    quote_spanned!(span=> { let timeout: ::core::time::Duration = #duration; timeout }),
+                    quote!(state),
+                    p,
+                );
+                let span = first_span(handler);
+                let call = constant(
+                    span,
+                    quote_spanned!(span=> state: &#s, ctx: &#c),
+                    quote_spanned!(span=> #p::Transition<#s, #a>),
+                    matched(),
+                    quote_spanned!(span=> #p::call_timeout::<#s, #c, #a, _>(#handler, state, ctx)),
+                    quote!(state, ctx),
+                    p,
+                );
+                let pats = any_of(variants);
                 duration_arms.push(quote!(#pats => ::core::option::Option::Some(#duration),));
                 handler_arms.push(quote!(#pats => #call,));
             }
@@ -282,6 +337,60 @@ fn timeouts(model: &Model, types: &Types) -> (TokenStream, TokenStream) {
             })
         },
     )
+}
+
+/// The patterns a piece of user code is reached by, with their bindings:
+/// its state clause's and, for a transition handler, its event's.
+struct Matched {
+    states: TokenStream,
+    events: Option<TokenStream>,
+}
+
+/// `state _` binds nothing; variants bind what their patterns bind.
+fn state_patterns(selector: &Selector) -> TokenStream {
+    match selector {
+        Selector::Any(_) => quote!(_),
+        Selector::Variants(variants) => patterns(variants),
+    }
+}
+
+/// A piece of user code as a call of a closure that is a constant:
+/// `(const { |params| -> ret { match (state, event) { (pats) => body, _ => .. } } })(args)`.
+///
+/// Being a constant, the closure captures nothing, and that is the rule for
+/// user code in a machine (it is built once, as plain function pointers). A
+/// handler that uses a local from around `fsm!` is then one error at that
+/// local, instead of a fn-pointer mismatch spanning the whole block. The
+/// closure binds its clause's fields itself; the dispatch `match` around the
+/// call matched the same variants (without bindings), so its `_` arm is never
+/// taken. The closure's type is known where it is called, so the call is
+/// inlined as a handler written in the arm would be.
+fn constant(
+    span: Span,
+    params: TokenStream,
+    ret: TokenStream,
+    matched: Matched,
+    body: TokenStream,
+    args: TokenStream,
+    private: &TokenStream,
+) -> TokenStream {
+    let Matched { states, events } = matched;
+    let (scrutinee, pattern) = match events {
+        Some(events) => (quote!((state, event)), quote!((#states, #events))),
+        None => (quote!(state), states),
+    };
+    quote_spanned! {span=>
+        (const {
+            #[allow(unused_variables, unreachable_patterns)]
+            let code = |#params| -> #ret {
+                match #scrutinee {
+                    #pattern => #body,
+                    _ => #private::unreachable_clause(),
+                }
+            };
+            code
+        })(#args)
+    }
 }
 
 /// Under `exhaustive;`: a closure that is never called, holding one `match`

@@ -39,6 +39,13 @@ where
     handler(state, context)
 }
 
+/// The `_` arm of the closure that holds a clause's code: dispatch calls it
+/// only after matching the same variants, so this never runs.
+#[cold]
+pub fn unreachable_clause() -> ! {
+    unreachable!("fsm! calls a clause's code only for the variants it matches") // invariant: the dispatch arm around the call matched the same variants
+}
+
 /// Stands in for a missing `initial:` header, which fsm! has already reported
 /// as a compile error; this code never runs.
 pub fn missing_initial<S>() -> S {
