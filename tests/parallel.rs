@@ -136,6 +136,18 @@ impl Stateful<u64, (u64, u64)> for KeySums {
     }
 }
 
+/// The inputs the instances of `stage` say they handled, summed; each
+/// instance has some, and there are `instances` of them.
+fn instance_inputs(report: &FlowReport, stage: &str, instances: usize) -> u64 {
+    let figures = &report.stage(stage).unwrap().instances;
+    assert_eq!(figures.len(), instances, "{stage}");
+    assert!(
+        figures.iter().all(|one| one.events > 0),
+        "{stage}: {figures:?}"
+    );
+    figures.iter().map(|one| one.events).sum()
+}
+
 async fn sums(instances: usize, every: Option<u64>) -> (Vec<(u64, u64)>, FlowReport) {
     let (sink, out) = collect();
     let handler = match every {
@@ -168,6 +180,11 @@ async fn a_keyed_stateful_stage_emits_what_one_instance_would_at_every_policy() 
             let one_stage = one_report.stage("sums").unwrap();
             assert_eq!(stage.errors, one_stage.errors, "{context}");
             assert_eq!(stage.events_out, one_stage.events_out, "{context}");
+            assert_eq!(
+                instance_inputs(&report, "sums", instances),
+                2_000,
+                "{context}"
+            );
             // Each emit holds each instance's keys in turn; sorted, the
             // same sums as one instance gives.
             let mut one = one.clone();
@@ -339,6 +356,12 @@ async fn a_parallel_join_and_sink_keep_the_stream_order_and_deliver_each_input_o
         assert_eq!(out.events_out, delivered.len() as u64);
         assert_eq!(out.events_in, out.events_out + out.errors);
         assert_eq!(out.errors, report.errors.len() as u64);
+        if instances > 1 {
+            // Each instance counts the inputs it was given; together, the
+            // stage's: every stream event for the join, every input for the sink.
+            assert_eq!(instance_inputs(&report, "named", instances), 900);
+            assert_eq!(instance_inputs(&report, "out", instances), out.events_in);
+        }
         let mut texts: Vec<String> = delivered.into_iter().map(|(_, text)| text).collect();
         texts.sort();
         results.push((
