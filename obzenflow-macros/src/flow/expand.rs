@@ -113,7 +113,7 @@ pub(crate) fn flow(
                 quote!({ use #p::StatefulExt as _; #handler }),
             ),
             (Signature::Map(input, out), _) => replicable(checked(
-                quote!(#s::Transform<#input, #out>),
+                quote!(::obzenflow::flow::checks::Handles<#input, #out>),
                 quote!(#handler),
             )),
             (Signature::Join(types), _) => {

@@ -2,7 +2,7 @@
 //!
 //! `flow!` checks what it can itself (names, edges, cycles, sections) and
 //! leaves the types to rustc, through the traits here and through the
-//! handler traits ([`Transform`](crate::stage::Transform),
+//! handler traits ([`Transform`],
 //! [`Sink`](crate::stage::Sink), ...). A rule that is broken is reported at
 //! your tokens, naming your stages and types; these traits are public so
 //! that every name in such a message can be looked up. You never implement
@@ -10,6 +10,7 @@
 
 use super::builder::StageRef;
 use crate::event::Payload;
+use crate::stage::Transform;
 
 /// An edge `from |> to` is well typed: what stage `From` emits (`Self`) is
 /// what stage `To` accepts (`In`). `From` and `To` are the types `flow!`
@@ -51,3 +52,26 @@ pub trait PayloadType {
 impl<T: Payload> PayloadType for T {
     type Type = T;
 }
+
+/// The handler of `transform!(I -> O => handler)`: a [`Transform`] from `I`
+/// to `O`. `flow!` checks a transform's handler through this trait, not
+/// through [`Transform`] itself, because rustc then names only the rule that
+/// failed (the handler's signature, or a helper's requirement such as a
+/// `try_map` error that is not `Display`), where checking against
+/// [`Transform`] also quotes the helper's impl from the library's source.
+/// Implemented for every [`Transform`].
+pub trait Handles<I, O> {
+    /// The handler, unchanged.
+    #[doc(hidden)]
+    fn checked(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
+}
+
+// Blanket: not listed on every type of the documentation (the trait
+// says what implements it).
+#[doc(hidden)]
+impl<I, O, T: Transform<I, O>> Handles<I, O> for T {}
