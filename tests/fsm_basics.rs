@@ -257,3 +257,45 @@ fn derives_list_names_and_indices_in_declaration_order() {
     assert_eq!(DoorEvent::Repair.variant_index(), 3);
     assert_eq!(Stage::Failed(String::new()).variant_name(), "Failed");
 }
+
+/// A machine declared inside an `impl` (naming `Self`) and inside a generic
+/// function (naming its type parameter in a handler): each handler is a
+/// constant of the machine, and constants may name both.
+impl Door {
+    fn kicked_open<C: Default + 'static>() -> StateMachine<Self, DoorEvent, C> {
+        fsm! {
+            state: Self; event: DoorEvent; context: C;
+            initial: Self::Closed;
+            state Self::Closed {
+                on DoorEvent::Kick(force) => |_, _, _| {
+                    let default_is_free = std::mem::size_of::<C>() == 0;
+                    if *force > 3 && default_is_free {
+                        Transition::to(Self::Broken { reason: format!("kicked with {force}") })
+                    } else {
+                        Transition::to(Self::Open)
+                    }
+                };
+            }
+            state Self::Broken { reason } {
+                on DoorEvent::Repair => |_, _, _| if reason.is_empty() { Transition::stay() } else { Transition::to(Self::Closed) };
+            }
+        }
+    }
+}
+
+#[test]
+fn a_machine_names_self_and_a_type_parameter_in_its_handlers() {
+    let mut door = Door::kicked_open::<()>();
+    door.handle(&DoorEvent::Kick(9), &()).unwrap();
+    assert_eq!(
+        door.state(),
+        &Door::Broken {
+            reason: "kicked with 9".into()
+        }
+    );
+    door.handle(&DoorEvent::Repair, &()).unwrap();
+    assert_eq!(door.state(), &Door::Closed);
+    let mut sized = Door::kicked_open::<u64>();
+    sized.handle(&DoorEvent::Kick(9), &0).unwrap();
+    assert_eq!(sized.state(), &Door::Open);
+}
