@@ -214,8 +214,10 @@ fn any_state_clauses_apply_where_a_state_has_none_and_unhandled_can_fall_back() 
     other.handle(&StageEvent::Poke, &()).unwrap();
     assert_eq!(other.state(), &Stage::Draining);
 
+    // `ignore _` in `state _` covers every pair, `exhaustive;` included.
     let mut running = fsm! {
         state: Stage; event: StageEvent; initial: Stage::Running;
+        exhaustive;
         state _ { on StageEvent::Error(why) => |_, _, _| Transition::to(Stage::Failed(why.clone())); ignore _; }
     };
     running.handle(&StageEvent::Poke, &()).unwrap();
