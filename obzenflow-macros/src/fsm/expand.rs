@@ -97,13 +97,7 @@ fn patterns(variants: &[VariantPat]) -> TokenStream {
 
 /// The `match event` arms of one state clause: its `on` and `ignore` clauses.
 fn event_arms(state: &StateClause, types: &Types) -> TokenStream {
-    let Types {
-        state: s,
-        event: e,
-        context: c,
-        action: a,
-        private: p,
-    } = types;
+    let p = &types.private;
     let mut arms = TokenStream::new();
     for clause in &state.clauses {
         match clause {
@@ -112,18 +106,13 @@ fn event_arms(state: &StateClause, types: &Types) -> TokenStream {
                 handler,
                 ..
             } => {
-                let span = first_span(handler);
                 let call = constant(
-                    span,
-                    quote_spanned!(span=> state: &#s, event: &#e, ctx: &#c),
-                    quote_spanned!(span=> #p::Transition<#s, #a>),
+                    Code::On(handler),
                     Matched {
                         states: state_patterns(&state.selector),
                         events: Some(patterns(events)),
                     },
-                    quote_spanned!(span=> #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)),
-                    quote!(state, event, ctx),
-                    p,
+                    types,
                 );
                 let pats = any_of(events);
                 arms.extend(quote!(#pats => #p::Dispatch::Transition(#call),));
@@ -163,18 +152,13 @@ fn dispatch(model: &Model, types: &Types) -> TokenStream {
     } = types;
     let unhandled = match &model.unhandled {
         Some(handler) => {
-            let span = first_span(handler);
             let call = constant(
-                span,
-                quote_spanned!(span=> state: &#s, event: &#e, ctx: &#c),
-                quote_spanned!(span=> #p::Transition<#s, #a>),
+                Code::On(handler),
                 Matched {
                     states: quote!(_),
                     events: Some(quote!(_)),
                 },
-                quote_spanned!(span=> #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)),
-                quote!(state, event, ctx),
-                p,
+                types,
             );
             quote!(#p::Dispatch::Transition(#call))
         }
@@ -234,7 +218,6 @@ fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Exp
         state: s,
         context: c,
         action: a,
-        private: p,
         ..
     } = types;
     let arms: Vec<TokenStream> = model
@@ -245,18 +228,13 @@ fn hook(model: &Model, types: &Types, pick: impl Fn(&Clause) -> Option<&syn::Exp
                 return None;
             };
             let handler = state.clauses.iter().find_map(&pick)?;
-            let span = first_span(handler);
             let call = constant(
-                span,
-                quote_spanned!(span=> state: &#s, ctx: &#c, actions: &mut ::std::vec::Vec<#a>),
-                quote!(()),
+                Code::Hook(handler),
                 Matched {
                     states: patterns(variants),
                     events: None,
                 },
-                quote_spanned!(span=> #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx, actions)),
-                quote!(state, ctx, actions),
-                p,
+                types,
             );
             let pats = any_of(variants);
             Some(quote!(#pats => #call,))
@@ -295,26 +273,8 @@ fn timeouts(model: &Model, types: &Types) -> (TokenStream, TokenStream) {
                     states: patterns(variants),
                     events: None,
                 };
-                let span = duration.span();
-                let duration = constant(
-                    span,
-                    quote_spanned!(span=> state: &#s),
-                    quote!(::core::time::Duration),
-                    matched(),
-                    quote_spanned!(span=> { let timeout: ::core::time::Duration = #duration; timeout }),
-                    quote!(state),
-                    p,
-                );
-                let span = first_span(handler);
-                let call = constant(
-                    span,
-                    quote_spanned!(span=> state: &#s, ctx: &#c),
-                    quote_spanned!(span=> #p::Transition<#s, #a>),
-                    matched(),
-                    quote_spanned!(span=> #p::call_timeout::<#s, #c, #a, _>(#handler, state, ctx)),
-                    quote!(state, ctx),
-                    p,
-                );
+                let duration = constant(Code::Duration(duration), matched(), types);
+                let call = constant(Code::Timeout(handler), matched(), types);
                 let pats = any_of(variants);
                 duration_arms.push(quote!(#pats => ::core::option::Option::Some(#duration),));
                 handler_arms.push(quote!(#pats => #call,));
@@ -354,8 +314,20 @@ fn state_patterns(selector: &Selector) -> TokenStream {
     }
 }
 
+/// A piece of user code, by what it is for.
+enum Code<'a> {
+    /// A transition handler (`on`, `unhandled`): `(state, event, context)`.
+    On(&'a syn::Expr),
+    /// An `on_entry` or `on_exit` hook: `(state, context)`, its actions appended.
+    Hook(&'a syn::Expr),
+    /// A timeout's duration, which may read the state's fields.
+    Duration(&'a syn::Expr),
+    /// A timeout's handler: `(state, context)`.
+    Timeout(&'a syn::Expr),
+}
+
 /// A piece of user code as a call of a closure that is a constant:
-/// `(const { |params| -> ret { match (state, event) { (pats) => body, _ => .. } } })(args)`.
+/// `(const { |params| -> ret { match (state, event) { (pats) => code, _ => .. } } })(args)`.
 ///
 /// Being a constant, the closure captures nothing, and that is the rule for
 /// user code in a machine (it is built once, as plain function pointers). A
@@ -365,15 +337,56 @@ fn state_patterns(selector: &Selector) -> TokenStream {
 /// call matched the same variants (without bindings), so its `_` arm is never
 /// taken. The closure's type is known where it is called, so the call is
 /// inlined as a handler written in the arm would be.
-fn constant(
-    span: Span,
-    params: TokenStream,
-    ret: TokenStream,
-    matched: Matched,
-    body: TokenStream,
-    args: TokenStream,
-    private: &TokenStream,
-) -> TokenStream {
+fn constant(code: Code<'_>, matched: Matched, types: &Types) -> TokenStream {
+    let Types {
+        state: s,
+        event: e,
+        context: c,
+        action: a,
+        private: p,
+    } = types;
+    let (span, params, ret, body, args) = match code {
+        Code::On(handler) => {
+            let span = first_span(handler);
+            (
+                span,
+                quote_spanned!(span=> state: &#s, event: &#e, ctx: &#c),
+                quote_spanned!(span=> #p::Transition<#s, #a>),
+                quote_spanned!(span=> #p::call_on::<#s, #e, #c, #a, _>(#handler, state, event, ctx)),
+                quote!(state, event, ctx),
+            )
+        }
+        Code::Hook(handler) => {
+            let span = first_span(handler);
+            (
+                span,
+                quote_spanned!(span=> state: &#s, ctx: &#c, actions: &mut ::std::vec::Vec<#a>),
+                quote!(()),
+                quote_spanned!(span=> #p::call_hook::<#s, #c, #a, _>(#handler, state, ctx, actions)),
+                quote!(state, ctx, actions),
+            )
+        }
+        Code::Duration(duration) => {
+            let span = duration.span();
+            (
+                span,
+                quote_spanned!(span=> state: &#s),
+                quote!(::core::time::Duration),
+                quote_spanned!(span=> { let timeout: ::core::time::Duration = #duration; timeout }),
+                quote!(state),
+            )
+        }
+        Code::Timeout(handler) => {
+            let span = first_span(handler);
+            (
+                span,
+                quote_spanned!(span=> state: &#s, ctx: &#c),
+                quote_spanned!(span=> #p::Transition<#s, #a>),
+                quote_spanned!(span=> #p::call_timeout::<#s, #c, #a, _>(#handler, state, ctx)),
+                quote!(state, ctx),
+            )
+        }
+    };
     let Matched { states, events } = matched;
     let (scrutinee, pattern) = match events {
         Some(events) => (quote!((state, event)), quote!((#states, #events))),
@@ -385,7 +398,7 @@ fn constant(
             let code = |#params| -> #ret {
                 match #scrutinee {
                     #pattern => #body,
-                    _ => #private::unreachable_clause(),
+                    _ => #p::unreachable_clause(),
                 }
             };
             code
