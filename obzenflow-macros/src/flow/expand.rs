@@ -137,16 +137,16 @@ pub(crate) fn flow(
             match &stage.key {
                 Some((_, key)) => {
                     let key_first = first_span(key);
-                    // The key's type is checked first, by qualified paths,
-                    // and `key_by` is spanned there too: a key that does not
-                    // fit (not `Hash`, the wrong argument) is reported once,
-                    // at the key.
+                    // The key is boxed as a `dyn Fn` of the stage's input
+                    // (what `KeyBy` erases it to anyway): its argument's type
+                    // is inferred from that, and one of the wrong type is a
+                    // cast error at the key that quotes no library bound.
+                    // Its type is then checked by qualified paths, and
+                    // `key_by` is spanned there too: a key that is not
+                    // `Hash` is reported once, at the key.
                     let key_by = Ident::new("key_by", key_first);
                     let parallel_mod = quote!(::obzenflow::stage::parallel);
-                    let key_fn = respan(
-                        quote!(<_ as #parallel_mod::KeyOf<#input, _>>::key_fn),
-                        key_first,
-                    );
+                    let boxed = respan(quote!(#parallel_mod::BoxedKey<#input, _>), key_first);
                     let key_type = respan(
                         quote!(<_ as #parallel_mod::KeyOf<#input, _>>::key_type),
                         key_first,
@@ -156,7 +156,7 @@ pub(crate) fn flow(
                         key_first,
                     );
                     quote_spanned! {key_first=> {
-                        let key = #key_fn(#key);
+                        let key: #boxed = ::std::boxed::Box::new(#key);
                         #hashable(#key_type(&key));
                         #base.#key_by::<#input, _, _>(key)
                     }}

@@ -96,19 +96,16 @@ impl<K> Parallel<K> {
     }
 }
 
+/// A `key:` as `flow!` holds it: boxed, so that its argument's type is
+/// inferred from the stage's input and one of the wrong type is reported
+/// as such at the key. [`KeyBy`] erases the key to a function anyway.
+#[doc(hidden)]
+pub type BoxedKey<I, K> = Box<dyn Fn(&I) -> K + Send + Sync + 'static>;
+
 /// What `key:` is (and [`Parallel::key_by`] takes): a function from a
 /// reference to the event `I` to its key `K`. Implemented for every such
 /// function; `flow!` names the key's type through it.
 pub trait KeyOf<I, K>: Fn(&I) -> K {
-    /// The function itself (with its argument's type inferred from `I`).
-    #[doc(hidden)]
-    fn key_fn(self) -> Self
-    where
-        Self: Sized,
-    {
-        self
-    }
-
     /// The key's type, as a value `flow!` can check.
     #[doc(hidden)]
     fn key_type(&self) -> PhantomData<K> {
