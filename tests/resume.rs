@@ -395,6 +395,17 @@ fn assert_same_with(whole: &Outputs, resumed: &Outputs, settled: bool) {
     }
 }
 
+/// Whether `name` journaled a snapshot of its state in the run `run`.
+fn journaled_a_snapshot(run: &Path, name: &str, outputs: &Outputs) -> bool {
+    let viewer = flow(journals(run), numbers(TOTAL, 64, None), outputs);
+    let mut lines = Vec::new();
+    viewer.inspect(run, &mut lines).unwrap();
+    String::from_utf8(lines).unwrap().lines().any(|line| {
+        let line: serde_json::Value = serde_json::from_str(line).unwrap();
+        line["stage"] == name && line["body"].get("Snapshot").is_some()
+    })
+}
+
 fn stage<'a>(report: &'a FlowReport, name: &str) -> &'a obzenflow::supervise::StageReport {
     report.stage(name).unwrap()
 }
@@ -1007,12 +1018,26 @@ fn a_changed_payload_type_is_refused_before_anything_runs() {
 
 #[test]
 fn a_keyed_stage_resumed_with_another_instance_count_is_refused() {
-    let base = base("instances");
-    let two = Outputs {
-        instances: 2,
-        ..Outputs::default()
-    };
-    let run = crash(&base, 1700, |r| stage(r, "by_day").events_in >= 500, &two);
+    // The refusal needs a snapshot of `by_day` in the journal: its count of
+    // inputs taken is seen before the snapshot that follows them is written,
+    // so a run interrupted in between is run again (a few times at most),
+    // with outputs of its own.
+    let (base, run, two) = (0..5)
+        .find_map(|_| {
+            let two = Outputs {
+                instances: 2,
+                ..Outputs::default()
+            };
+            let base = base("instances");
+            let run = crash(&base, 1700, |r| stage(r, "by_day").events_in >= 500, &two);
+            if journaled_a_snapshot(&run, "by_day", &two) {
+                Some((base, run, two))
+            } else {
+                let _ = std::fs::remove_dir_all(&base);
+                None
+            }
+        })
+        .expect("`by_day` journaled no snapshot in five interrupted runs");
     let three = Outputs {
         instances: 3,
         ..Outputs::default()
