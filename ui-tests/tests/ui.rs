@@ -4,7 +4,9 @@
 //! A compile-fail case whose error proposes code says how to apply it, in
 //! lines `// mended: <what is written> ==> <what the error proposes>`. The
 //! case with those replacements made is written to `mended/` and must
-//! compile: every hint is checked by applying it.
+//! compile: every hint is checked by applying it. The mended programs are
+//! built as modules of one program, `mended/all.rs` (one build and one link
+//! for all of them, not one each); an error in one names its file.
 
 use std::fs;
 use std::path::Path;
@@ -18,7 +20,7 @@ fn ui() {
     write_mended(root);
     let cases = trybuild::TestCases::new();
     cases.pass("pass/*.rs");
-    cases.pass("mended/*.rs");
+    cases.pass("mended/all.rs");
     cases.compile_fail("fail/*.rs");
 }
 
@@ -33,6 +35,9 @@ fn write_mended(root: &Path) {
         .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
         .collect();
     entries.sort();
+    let mut all = String::from(
+        "//! The mended program of every compile-fail case, each a module.\n#![allow(dead_code, unused)]\n\n",
+    );
     for path in entries {
         let source = fs::read_to_string(&path).expect("case");
         let mends: Vec<(&str, &str)> = source
@@ -64,6 +69,10 @@ fn write_mended(root: &Path) {
             );
             program = program.replacen(&old, &new.replace("\\n", "\n"), 1);
         }
-        fs::write(mended.join(path.file_name().expect("name")), program).expect("mended case");
+        let name = path.file_stem().expect("name").to_string_lossy();
+        fs::write(mended.join(format!("{name}.rs")), program).expect("mended case");
+        all.push_str(&format!("#[path = \"{name}.rs\"]\nmod {name};\n"));
     }
+    all.push_str("\nfn main() {}\n");
+    fs::write(mended.join("all.rs"), all).expect("mended/all.rs");
 }
