@@ -593,7 +593,7 @@ async fn a_durable_runs_error_lane_gets_the_inputs_its_stages_did_not_keep() {
 
 /// Reads `source` to its end through the `Source` API: each batch with the
 /// position journaled after it.
-async fn batches<T, S: obzenflow::stage::Source<T>>(
+async fn batches<T: obzenflow::event::Payload, S: obzenflow::stage::Source<T>>(
     source: &mut S,
 ) -> Vec<(Vec<T>, SourcePosition)> {
     let mut out = Vec::new();

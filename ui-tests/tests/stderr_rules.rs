@@ -46,14 +46,6 @@ const PROPOSALS: [&str; 11] = [
     "or return `",
 ];
 
-/// Cases whose output still breaks a rule, each with what is left to do.
-/// The test fails when one of them is fixed and still listed, so that this
-/// list only shrinks.
-const NOT_YET: &[(&str, &str)] = &[(
-    "flow_payload_not_serialize.stderr",
-    "the sink's handler needs the payload too, and rustc quotes its impl",
-)];
-
 #[test]
 fn every_expected_output_is_in_the_users_language() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fail");
@@ -94,16 +86,7 @@ fn every_expected_output_is_in_the_users_language() {
                 "{name}: proposes code (`{proposal}`) but the case has no `// mended:` line"
             ));
         }
-        match (
-            NOT_YET.iter().any(|(known, _)| *known == name),
-            found.is_empty(),
-        ) {
-            (true, true) => problems.push(format!(
-                "{name}: now follows the rules; take it off `NOT_YET`"
-            )),
-            (false, false) => problems.extend(found),
-            _ => {}
-        }
+        problems.extend(found);
     }
     assert!(cases >= 90, "only {cases} compile-fail cases");
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -313,7 +313,7 @@ pub(crate) fn refused(stage: &str, reason: impl Into<String>) -> super::StartErr
 
 /// Sets a resumed source where it continues: after the last position it
 /// journaled (nothing, for a source that had ended or journaled nothing).
-pub(crate) fn seek_source<T, S: crate::stage::Source<T>>(
+pub(crate) fn seek_source<T: crate::event::Payload, S: crate::stage::Source<T>>(
     handler: &mut S,
     resume: &StageResume,
 ) -> Result<(), String> {

@@ -417,8 +417,11 @@ pub fn console() -> ConsoleSink {
     ConsoleSink
 }
 
-impl<T: Payload> Sink<T> for ConsoleSink {
-    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+impl<T> Sink<T> for ConsoleSink {
+    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send
+    where
+        T: Payload,
+    {
         std::future::ready(
             serde_json::to_string(&input)
                 .map(|line| {
@@ -664,8 +667,11 @@ impl<T, F: FnMut(&T) + Send + 'static> Observer<T> for ObserveFn<F> {
 /// turns on: `Some(sink)` delivers through it; `None` delivers nothing and
 /// says so in each receipt (the stage stays in the flow, so that the
 /// topology, and a replay of the run, are the same either way).
-impl<T: Send + 'static, S: Sink<T>> Sink<T> for Option<S> {
-    async fn consume(&mut self, input: T) -> Result<Receipt, StageError> {
+impl<T, S: Sink<T>> Sink<T> for Option<S> {
+    async fn consume(&mut self, input: T) -> Result<Receipt, StageError>
+    where
+        T: Payload,
+    {
         match self {
             Some(sink) => sink.consume(input).await,
             None => Ok(Receipt::with_detail("not delivered: no sink configured")),
@@ -676,7 +682,10 @@ impl<T: Send + 'static, S: Sink<T>> Sink<T> for Option<S> {
         &mut self,
         key: &crate::event::DeliveryKey,
         input: T,
-    ) -> Result<Receipt, StageError> {
+    ) -> Result<Receipt, StageError>
+    where
+        T: Payload,
+    {
         match self {
             Some(sink) => sink.deliver(key, input).await,
             None => Ok(Receipt::with_detail("not delivered: no sink configured")),

@@ -3,7 +3,7 @@
 //! implements the asynchronous one.
 
 use super::StageError;
-use crate::event::{DeliveryKey, Envelope, Receipt, SourcePosition};
+use crate::event::{DeliveryKey, Envelope, Payload, Receipt, SourcePosition};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::time::Duration;
@@ -73,11 +73,20 @@ pub enum Poll<T> {
 /// `next` is raced against stop requests: if a stop arrives while it waits,
 /// its future is dropped, so keep it cancel-safe (as tokio's channel `recv` is).
 /// A source that never waits simply has no `.await` in its `next`.
+///
+/// A flow calls `next` and `seek` only for a [`Payload`], and they say so
+/// (`where T: Payload`). So a source generic over its events, such as
+/// `csv::read` (feature `files`), can rely on `T: Payload` in them
+/// and still implement `Source<T>` for every `T`: a type that is not a
+/// payload is then reported once, at the stage that declares it, and not a
+/// second time at the handler.
 pub trait Source<T>: Send + 'static {
     checked_handler!();
 
     /// The next events, waiting for them if there are none yet.
-    fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send;
+    fn next(&mut self) -> impl Future<Output = Result<Poll<T>, StageError>> + Send
+    where
+        T: Payload;
 
     /// How many events it will produce in all, if it knows (for progress).
     fn expected_count(&self) -> Option<u64> {
@@ -97,7 +106,10 @@ pub trait Source<T>: Send + 'static {
     /// and so the resume is refused for this source; a source that cannot
     /// seek but gives the same events every time may re-read its input and
     /// skip `position.records` of them.
-    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError>
+    where
+        T: Payload,
+    {
         let _ = position;
         Err(StageError::fatal(
             "this source cannot continue from where it stopped (its handler does not implement `Source::seek`)",
@@ -127,11 +139,18 @@ pub trait Transform<I, O>: Send + 'static {
 }
 
 /// The end of a pipeline: consumes events and says what it delivered.
+///
+/// A flow calls `consume` and `deliver` only for a [`Payload`], and they
+/// say so (`where T: Payload`), so that a sink generic over its events,
+/// such as [`console`](crate::stage::console), can rely on `T: Payload` in
+/// them and still implement `Sink<T>` for every `T` (see [`Source`]).
 pub trait Sink<T>: Send + 'static {
     checked_handler!();
 
     /// Delivers one event.
-    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send;
+    fn consume(&mut self, input: T) -> impl Future<Output = Result<Receipt, StageError>> + Send
+    where
+        T: Payload;
 
     /// Delivers one event with its idempotency key: what the flow calls. By
     /// default it forgets the key and calls [`consume`](Self::consume); a
@@ -142,7 +161,10 @@ pub trait Sink<T>: Send + 'static {
         &mut self,
         key: &DeliveryKey,
         input: T,
-    ) -> impl Future<Output = Result<Receipt, StageError>> + Send {
+    ) -> impl Future<Output = Result<Receipt, StageError>> + Send
+    where
+        T: Payload,
+    {
         let _ = key;
         self.consume(input)
     }

@@ -443,7 +443,7 @@ impl<X, T> SinkWorker<X, T> {
     }
 }
 
-impl<T: Send + 'static, X: Sink<T>> Work for SinkWorker<X, T> {
+impl<T: Payload, X: Sink<T>> Work for SinkWorker<X, T> {
     type Job = SinkJob<T>;
     type Reply = SinkReply;
 

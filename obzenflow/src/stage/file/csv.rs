@@ -375,8 +375,11 @@ impl<T: Payload> CsvSource<T> {
     }
 }
 
-impl<T: Payload> Source<T> for CsvSource<T> {
-    async fn next(&mut self) -> Result<Poll<T>, StageError> {
+impl<T: 'static> Source<T> for CsvSource<T> {
+    async fn next(&mut self) -> Result<Poll<T>, StageError>
+    where
+        T: Payload,
+    {
         self.read_batch(|_, row| row)
     }
 
@@ -388,7 +391,10 @@ impl<T: Payload> Source<T> for CsvSource<T> {
         Some(self.position)
     }
 
-    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError> {
+    fn seek(&mut self, position: SourcePosition) -> Result<(), StageError>
+    where
+        T: Payload,
+    {
         self.seek_to(position)
     }
 }
@@ -508,8 +514,11 @@ impl CsvSink {
     }
 }
 
-impl<T: Payload> Sink<T> for CsvSink {
-    async fn consume(&mut self, row: T) -> Result<Receipt, StageError> {
+impl<T> Sink<T> for CsvSink {
+    async fn consume(&mut self, row: T) -> Result<Receipt, StageError>
+    where
+        T: Payload,
+    {
         if self.writer.is_none() {
             // Opened first, so that in append mode it is known whether the
             // file already has a header.

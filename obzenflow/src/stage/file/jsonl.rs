@@ -81,8 +81,11 @@ impl<T> JsonlSource<T> {
     }
 }
 
-impl<T: Payload> Source<T> for JsonlSource<T> {
-    async fn next(&mut self) -> Result<Poll<T>, StageError> {
+impl<T: 'static> Source<T> for JsonlSource<T> {
+    async fn next(&mut self) -> Result<Poll<T>, StageError>
+    where
+        T: Payload,
+    {
         if let Some((error, after)) = self.failed.take() {
             self.position = after;
             return Err(error);
@@ -210,8 +213,11 @@ impl JsonlSink {
     }
 }
 
-impl<T: Payload> Sink<T> for JsonlSink {
-    async fn consume(&mut self, record: T) -> Result<Receipt, StageError> {
+impl<T> Sink<T> for JsonlSink {
+    async fn consume(&mut self, record: T) -> Result<Receipt, StageError>
+    where
+        T: Payload,
+    {
         let writer = self.file.writer()?;
         if let Err(error) = serde_json::to_writer(&mut *writer, &record) {
             return Err(StageError::fatal(format!(
