@@ -219,20 +219,26 @@ async fn a_panicking_instance_fails_its_stage_and_the_flow_naming_both() {
         topology: { numbers |> fragile |> out; }
     };
     let error = flow.run().await.unwrap_err();
+    assert_an_instance_panicked(&error, "fragile", " of 2: cannot take 777");
+}
+
+/// `error` is stage `stage` failing because one of its instances panicked,
+/// with a message that names the instance and ends with `ending`.
+fn assert_an_instance_panicked(error: &FlowError, stage: &str, ending: &str) {
     let FlowError::StageFailed {
-        stage,
+        stage: failed,
         failure: StageFailure::Panicked { message, .. },
         ..
-    } = &error
+    } = error
     else {
         panic!("{error}");
     };
-    assert_eq!(stage, "fragile");
+    assert_eq!(failed, stage);
     assert!(
-        message.starts_with("instance ") && message.ends_with(" of 2: cannot take 777"),
+        message.starts_with("instance ") && message.ends_with(ending),
         "{message}"
     );
-    assert!(error.to_string().contains("fragile"), "{error}");
+    assert!(error.to_string().contains(stage), "{error}");
 }
 
 async fn until(flow: &FlowHandle, what: impl Fn(&FlowReport) -> bool) {
@@ -419,4 +425,157 @@ async fn a_cancelled_parallel_stage_leaves_no_instance_running() {
         at_cancel,
         "an instance ran on"
     );
+}
+
+/// What the instances of a parallel observer saw: per instance (numbered
+/// as each clone is made), its data, its error records and its control
+/// markers, in the order it saw them. A fragile observer panics at 1313.
+#[derive(Default)]
+struct Sightings {
+    fragile: bool,
+    made: std::sync::atomic::AtomicUsize,
+    seen: std::sync::Mutex<BTreeMap<usize, Seen>>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    data: Vec<u64>,
+    errors: u64,
+    eofs: u64,
+}
+
+struct Watch {
+    instance: usize,
+    all: std::sync::Arc<Sightings>,
+}
+
+impl Watch {
+    fn new(all: &std::sync::Arc<Sightings>) -> Self {
+        Watch {
+            instance: all.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            all: std::sync::Arc::clone(all),
+        }
+    }
+}
+
+impl Clone for Watch {
+    fn clone(&self) -> Self {
+        Watch::new(&self.all)
+    }
+}
+
+impl obzenflow::stage::Observer<u64> for Watch {
+    fn observe(&mut self, entry: &obzenflow::event::Envelope<u64>) {
+        assert!(
+            !self.all.fragile || entry.data() != Some(&1_313),
+            "cannot watch 1313"
+        );
+        let mut seen = self.all.seen.lock().unwrap();
+        let mine = seen.entry(self.instance).or_default();
+        match &entry.body {
+            obzenflow::event::Body::Data(n) => mine.data.push(*n),
+            obzenflow::event::Body::Error(_) => mine.errors += 1,
+            obzenflow::event::Body::Control(obzenflow::event::Control::Eof) => mine.eofs += 1,
+            _ => {}
+        }
+    }
+}
+
+/// Lets every input through but those that end in 7, which go to the
+/// error lane.
+#[derive(Clone)]
+struct NoSevens;
+
+impl Transform<u64, u64> for NoSevens {
+    async fn process(&mut self, n: u64, out: &mut Emitter<u64>) -> Result<(), StageError> {
+        if n % 10 == 7 {
+            return Err(StageError::permanent(format!("{n} ends in 7")));
+        }
+        out.emit(n);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_observer_sees_each_entry_once_each_instance_in_order() {
+    for keyed in [false, true] {
+        let all = std::sync::Arc::new(Sightings::default());
+        let watch = Watch::new(&all);
+        let (sink, _) = collect();
+        let mut flow = if keyed {
+            flow! {
+                name: "watched",
+                stages: {
+                    numbers = source!(u64 => from_iter(0..10_000u64));
+                    kept = transform!(u64 -> u64 => NoSevens);
+                    out = sink!(u64 => sink);
+                    watch = observer!(u64 => watch, parallel: 3, key: |n: &u64| n % 4);
+                },
+                topology: { numbers |> kept |> out; kept |> watch; }
+            }
+        } else {
+            flow! {
+                name: "watched",
+                stages: {
+                    numbers = source!(u64 => from_iter(0..10_000u64));
+                    kept = transform!(u64 -> u64 => NoSevens);
+                    out = sink!(u64 => sink);
+                    watch = observer!(u64 => watch, parallel: 3);
+                },
+                topology: { numbers |> kept |> out; kept |> watch; }
+            }
+        };
+        let report = flow.run().await.unwrap();
+        assert_eq!(instance_inputs(&report, "watch", 3), 9_000);
+        let seen = all.seen.lock().unwrap();
+        // The handler given and its two clones, each an instance.
+        assert_eq!(seen.len(), 3, "{keyed}");
+        let mut data: Vec<u64> = Vec::new();
+        for (instance, mine) in seen.iter() {
+            assert!(
+                mine.data.windows(2).all(|pair| pair[0] < pair[1]),
+                "instance {instance} saw its share out of order"
+            );
+            assert_eq!(mine.eofs, 1, "every instance sees the end");
+            if keyed {
+                let keys: std::collections::BTreeSet<u64> =
+                    mine.data.iter().map(|n| n % 4).collect();
+                for other in seen.values().filter(|other| !std::ptr::eq(*other, mine)) {
+                    assert!(
+                        other.data.iter().all(|n| !keys.contains(&(n % 4))),
+                        "a key seen by two instances"
+                    );
+                }
+            }
+            data.extend(&mine.data);
+        }
+        data.sort_unstable();
+        let kept: Vec<u64> = (0..10_000u64).filter(|n| n % 10 != 7).collect();
+        assert_eq!(data, kept, "every event seen once");
+        assert_eq!(
+            seen.values().map(|mine| mine.errors).sum::<u64>(),
+            1_000,
+            "every error record seen once"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_observer_instance_fails_the_flow_naming_the_stage_and_instance() {
+    let all = std::sync::Arc::new(Sightings {
+        fragile: true,
+        ..Sightings::default()
+    });
+    let watch = Watch::new(&all);
+    let mut flow = flow! {
+        name: "watched",
+        stages: {
+            numbers = source!(u64 => from_iter(0..2_000u64));
+            out = sink!(u64 => collect().0);
+            watch = observer!(u64 => watch, parallel: 2);
+        },
+        topology: { numbers |> out; numbers |> watch; }
+    };
+    let error = flow.run().await.unwrap_err();
+    assert_an_instance_panicked(&error, "watch", " of 2: cannot watch 1313");
 }

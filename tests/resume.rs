@@ -220,7 +220,7 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
                 |p: &(u64, u64)| p.0,
                 |r: &(u64, String), p: (u64, u64)| format!("{}:{}", r.1, p.1),
             ), parallel: instances);
-            watch   = observer!((u64, u64) => observe(|_: &(u64, u64)| {}));
+            watch   = observer!((u64, u64) => observe(|_: &(u64, u64)| {}), parallel: instances);
             out_pairs  = sink!((u64, u64) => pairs, parallel: instances, key: |p: &(u64, u64)| p.1);
             out_sums   = sink!(u64 => sums);
             out_groups = sink!((u64, u64) => groups);

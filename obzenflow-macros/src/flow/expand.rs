@@ -107,7 +107,9 @@ pub(crate) fn flow(
             (Signature::One(input), Kind::Sink) => {
                 replicable(checked(quote!(#s::Sink<#input>), quote!(#handler)))
             }
-            (Signature::One(input), _) => checked(quote!(#s::Observer<#input>), quote!(#handler)),
+            (Signature::One(input), _) => {
+                replicable(checked(quote!(#s::Observer<#input>), quote!(#handler)))
+            }
             (Signature::Map(input, out), Kind::Stateful) => checked(
                 quote!(#s::StatefulStage<#input, #out>),
                 quote!({ use #p::StatefulExt as _; #handler }),
@@ -178,6 +180,11 @@ pub(crate) fn flow(
                 let edges = inputs(Role::Input, input);
                 let function = call_path("sink", quote!(#input, _, _));
                 quote_spanned!(first=> #function(&mut #builder, #name_text, [#(#edges),*], #handler))
+            }
+            (Signature::One(input), _) if parallel.is_some() => {
+                let edges = inputs(Role::Input, input);
+                let function = call_path("observer_parallel", quote!(#input, _, _));
+                quote_spanned!(first=> #function(&mut #builder, #name_text, #(#edges)*, #handler, #parallel))
             }
             (Signature::One(input), _) => {
                 let edges = inputs(Role::Input, input);

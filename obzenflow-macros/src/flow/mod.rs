@@ -148,17 +148,11 @@ fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Dia
                         accepted_type(stage).unwrap_or_default()
                     ),
                 ),
-                Kind::Stateful | Kind::Sink | Kind::Join => {}
+                Kind::Stateful | Kind::Sink | Kind::Join | Kind::Observer => {}
                 Kind::Source => diagnostics.error(
                     *span,
                     format!(
-                        "source `{name}` runs as one instance (it reads its input in order): `parallel` is for transforms, joins, sinks and keyed stateful stages"
-                    ),
-                ),
-                _ => diagnostics.error(
-                    *span,
-                    format!(
-                        "observer `{name}` runs as one instance (it sees every entry of its stage's journal in order): `parallel` is for transforms, joins, sinks and keyed stateful stages"
+                        "source `{name}` runs as one instance (it reads its input in order): `parallel` is for transforms, joins, sinks, observers and keyed stateful stages"
                     ),
                 ),
             }
@@ -523,6 +517,8 @@ mod tests {
             ("totals", ", parallel: 2, key: |n: &Named| n.id"),
             ("out", ", parallel: 3"),
             ("named", ", parallel: 2"),
+            ("audit", ", parallel: 2"),
+            ("audit", ", parallel: 2, key: |p: &Priced| p.id"),
         ] {
             assert!(errors(&with(stage, options)).is_empty(), "{stage}{options}");
         }
@@ -533,10 +529,6 @@ mod tests {
         one_error(
             &with("orders", ", parallel: 2"),
             &["source `orders` runs as one instance"],
-        );
-        one_error(
-            &with("audit", ", parallel: 2"),
-            &["observer `audit` runs as one instance"],
         );
         one_error(
             &with("totals", ", parallel: 2"),

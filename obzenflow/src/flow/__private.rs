@@ -126,6 +126,22 @@ where
     builder.sink_parallel(name, inputs, handler, parallel)
 }
 
+/// [`FlowBuilder::observer_parallel`] with the types explicit.
+pub fn observer_parallel<T, X, P>(
+    builder: &mut FlowBuilder,
+    name: &str,
+    target: &StageRef<T>,
+    handler: X,
+    parallel: Parallel<P>,
+) -> StageRef<()>
+where
+    T: Payload,
+    X: Observer<T> + Replicable,
+    P: Partition<T>,
+{
+    builder.observer_parallel(name, target, handler, parallel)
+}
+
 /// [`FlowBuilder::join_parallel`] with the types explicit.
 pub fn join_parallel<R, S, O, X, P>(
     builder: &mut FlowBuilder,

@@ -18,10 +18,10 @@ use crate::journal::{
 use crate::stage::parallel::{Keyed, Partition, Replicable};
 use crate::stage::{EmitPolicy, Join, Observer, Parallel, Sink, Source, Stateful, Transform};
 use crate::supervise::{
-    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, OneSink, Output,
-    Parallel as ParallelHandler, ParallelJoin, ParallelSink, Partitioned, Resumable, RunMode,
-    Runner, Serial, SerialJoin, Single, SinkBody, SourceBody, StageBody, StageCounters, StageKind,
-    StageState, StatefulBody, TransformBody, run_stage,
+    Completion, ErrorLane, Inputs, JoinBody, ObserverBody, OneObserver, OneSink, Output,
+    Parallel as ParallelHandler, ParallelJoin, ParallelObserver, ParallelSink, Partitioned,
+    Resumable, RunMode, Runner, Serial, SerialJoin, Single, SinkBody, SourceBody, StageBody,
+    StageCounters, StageKind, StageState, StatefulBody, TransformBody, run_stage,
 };
 use std::future::Future;
 use std::path::PathBuf;
@@ -615,11 +615,76 @@ impl FlowBuilder {
                 inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
             }
             Ok(ObserverBody {
-                handler,
+                handler: OneObserver(handler),
                 inputs,
                 output,
             })
         })
+    }
+
+    /// Adds an observer of `target`'s journal run as `parallel.instances()`
+    /// instances, each with its own clone of `handler`: each instance sees
+    /// its share of the data (in contiguous shares, or every event of a key
+    /// with [`Parallel::key_by`]) and of the error records, in journal
+    /// order, and every control marker.
+    ///
+    /// ```
+    /// use obzenflow::event::Envelope;
+    /// use obzenflow::flow::FlowBuilder;
+    /// use obzenflow::stage::{Observer, collect, from_iter, parallel};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// Adds up what it sees, in a total shared by its copies.
+    /// #[derive(Clone)]
+    /// struct Total(Arc<Mutex<u64>>);
+    ///
+    /// impl Observer<u64> for Total {
+    ///     fn observe(&mut self, entry: &Envelope<u64>) {
+    ///         if let Some(n) = entry.data() {
+    ///             *self.0.lock().unwrap() += n;
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+    /// let mut flow = FlowBuilder::new("watched");
+    /// let numbers = flow.source("numbers", from_iter(1..=1000u64));
+    /// let (sink, _) = collect();
+    /// flow.sink("out", &numbers, sink);
+    /// let total = Total(Arc::default());
+    /// flow.observer_parallel("total", &numbers, total.clone(), parallel(2));
+    /// let report = flow.build().unwrap().run().await.unwrap();
+    /// assert_eq!(*total.0.lock().unwrap(), 500_500);
+    /// assert_eq!(report.stage("total").unwrap().instances.len(), 2);
+    /// # });
+    /// ```
+    pub fn observer_parallel<T: Payload, P: Partition<T>>(
+        &mut self,
+        name: &str,
+        target: &StageRef<T>,
+        handler: impl Observer<T> + Replicable,
+        parallel: Parallel<P>,
+    ) -> StageRef<()> {
+        if parallel.instances() == 1 {
+            return self.observer(name, target, handler);
+        }
+        let inputs = self.connect(name, target, EdgeRole::Observed);
+        let instances = self.instances(name, parallel.instances());
+        let partition = parallel.partition;
+        let stage = self.add(name, StageKind::Observer, move |output, mode| {
+            let mut inputs = inputs;
+            if let Some(resume) = &mode.resume {
+                inputs.resume(resume, |up| resume.taken(up), &output.counters)?;
+            }
+            let handlers = crate::stage::parallel::replicas(handler, instances);
+            Ok(ObserverBody {
+                handler: ParallelObserver::new(&output, handlers, partition),
+                inputs,
+                output,
+            })
+        });
+        self.stages[stage.index].instances = instances;
+        stage
     }
 
     /// Checks the flow and returns its handle, still a plan: nothing runs,

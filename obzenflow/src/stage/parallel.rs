@@ -32,16 +32,19 @@
 //! # });
 //! ```
 //!
-//! Sinks and joins take `parallel: n` too: each instance of a sink delivers
-//! its share (with its own clone of the handler: a connection of its own),
-//! and a join loads its whole reference first, then clones the loaded
-//! handler into each instance.
+//! Sinks, joins and observers take `parallel: n` too: each instance of a
+//! sink delivers its share (with its own clone of the handler: a
+//! connection of its own), a join loads its whole reference first, then
+//! clones the loaded handler into each instance, and each instance of an
+//! observer sees its share of the data and error records, in journal
+//! order, and every control marker.
 //!
 //! With [`FlowBuilder`](crate::flow::FlowBuilder):
 //! [`transform_parallel`](crate::flow::FlowBuilder::transform_parallel),
 //! [`stateful_parallel`](crate::flow::FlowBuilder::stateful_parallel),
-//! [`sink_parallel`](crate::flow::FlowBuilder::sink_parallel) and
-//! [`join_parallel`](crate::flow::FlowBuilder::join_parallel) take
+//! [`sink_parallel`](crate::flow::FlowBuilder::sink_parallel),
+//! [`join_parallel`](crate::flow::FlowBuilder::join_parallel) and
+//! [`observer_parallel`](crate::flow::FlowBuilder::observer_parallel) take
 //! [`parallel(n)`](parallel), keyed with [`Parallel::key_by`].
 //!
 //! What the instances write is merged in input order, whatever the

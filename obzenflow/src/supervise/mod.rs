@@ -17,9 +17,9 @@ mod status;
 
 pub use crate::journal::JournalFailure;
 pub(crate) use body::{
-    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, OneSink, Output, Parallel, ParallelJoin,
-    ParallelSink, Partitioned, Resumable, RunMode, Serial, SerialJoin, Single, SinkBody,
-    SourceBody, StageBody, StatefulBody, TransformBody, blocking,
+    ErrorLane, FeedbackReaders, JoinBody, ObserverBody, OneObserver, OneSink, Output, Parallel,
+    ParallelJoin, ParallelObserver, ParallelSink, Partitioned, Resumable, RunMode, Serial,
+    SerialJoin, Single, SinkBody, SourceBody, StageBody, StatefulBody, TransformBody, blocking,
 };
 pub(crate) use catch::{catch_panic, panic_message};
 pub use failure::{ContractViolation, StageFailure};

@@ -13,7 +13,7 @@ mod stateful;
 mod transform;
 
 pub(crate) use join::{JoinBody, ParallelJoin, SerialJoin};
-pub(crate) use observer::ObserverBody;
+pub(crate) use observer::{ObserverBody, OneObserver, ParallelObserver};
 pub(crate) use sink::{OneSink, ParallelSink, SinkBody};
 pub(crate) use source::SourceBody;
 pub(crate) use stateful::{Partitioned, Single, StatefulBody};
