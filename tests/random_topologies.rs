@@ -7,17 +7,22 @@
 //! sink's receipts are its deliveries) and no run may deadlock (a stuck run
 //! shows as the hour-long virtual timeout firing). A failing case prints its
 //! seed; `RANDOM_TOPOLOGY_SEED=n` runs that case alone. One transform and
-//! one sink in three run as 1 to 4 parallel instances.
+//! one sink in three run as 1 to 4 parallel instances; one source or
+//! transform in four is watched by an observer of 1 to 4 instances, which
+//! must see each of its data events once.
 //!
 //! A second test runs 40 of the shapes with disk journals on the real clock
 //! (the journal threads are OS threads, which the paused clock cannot wait
 //! for), handlers not sleeping: the same accounting holds, and each stage's
 //! journal on disk holds exactly the data and error records its report counts.
 
+use obzenflow::event::Envelope;
 use obzenflow::flow::{FlowBuilder, FlowState, StageRef, journals};
 use obzenflow::journal::FsyncPolicy;
 use obzenflow::journal::disk::stream_raw;
-use obzenflow::stage::{Emitter, Poll, Receipt, Sink, Source, StageError, Transform, parallel};
+use obzenflow::stage::{
+    Emitter, Observer, Poll, Receipt, Sink, Source, StageError, Transform, parallel,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,6 +138,18 @@ impl Sink<u64> for RandomSink {
         }
         self.tally.out.fetch_add(1, Ordering::Relaxed);
         Ok(Receipt::delivered())
+    }
+}
+
+/// Counts the data events it sees, in a count its copies share.
+#[derive(Clone)]
+struct Watch(Arc<AtomicU64>);
+
+impl Observer<u64> for Watch {
+    fn observe(&mut self, entry: &Envelope<u64>) {
+        if entry.data().is_some() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -270,6 +287,22 @@ async fn run_case(seed: u64, disk: Option<&Path>) -> (usize, FlowState) {
         };
         refs.push(made);
     }
+    // Observers, from a generator of their own (the shapes and handlers
+    // above stay those of the seed), added last (the stages keep their
+    // places in the run's manifest).
+    let mut watching = Rng::new(seed ^ 0x0b5e_47e5);
+    let mut watches: Vec<(usize, String, Arc<AtomicU64>)> = Vec::new();
+    for (index, target) in refs.iter().enumerate() {
+        if let Some(target) = target
+            && watching.chance(4)
+        {
+            let name = format!("w{index}");
+            let seen = Arc::<AtomicU64>::default();
+            let instances = watching.range(1, 4) as usize;
+            flow.observer_parallel(&name, target, Watch(Arc::clone(&seen)), parallel(instances));
+            watches.push((index, name, seen));
+        }
+    }
     let mut handle = flow.build().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let stop_after = rng
         .chance(2)
@@ -318,6 +351,16 @@ async fn run_case(seed: u64, disk: Option<&Path>) -> (usize, FlowState) {
         lane += got.errors;
     }
     assert_eq!(report.errors.len() as u64, lane, "seed {seed}: error lane");
+    for (target, name, seen) in &watches {
+        let written = report.stage(&stages[*target].name).unwrap().events_out;
+        let context = format!("seed {seed}, observer {name}");
+        assert_eq!(report.stage(name).unwrap().events_in, written, "{context}");
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            written,
+            "{context}: seen once"
+        );
+    }
     if let Some(run) = &report.run_dir {
         // What each stage's journal on disk holds is what its report counts.
         let manifest: serde_json::Value =
