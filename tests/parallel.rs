@@ -526,6 +526,7 @@ async fn a_parallel_observer_sees_each_entry_once_each_instance_in_order() {
             }
         };
         let report = flow.run().await.unwrap();
+        assert_eq!(report.state, FlowState::Completed);
         assert_eq!(instance_inputs(&report, "watch", 3), 9_000);
         let seen = all.seen.lock().unwrap();
         // The handler given and its two clones, each an instance.
@@ -537,6 +538,7 @@ async fn a_parallel_observer_sees_each_entry_once_each_instance_in_order() {
                 "instance {instance} saw its share out of order"
             );
             assert_eq!(mine.eofs, 1, "every instance sees the end");
+            assert!(mine.errors > 0, "instance {instance} saw no error record");
             if keyed {
                 let keys: std::collections::BTreeSet<u64> =
                     mine.data.iter().map(|n| n % 4).collect();

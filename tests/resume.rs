@@ -14,7 +14,7 @@ use obzenflow::prelude::*;
 use obzenflow::stage::StatefulExt;
 use obzenflow::stage::{
     Delivery, Emitter, Poll, Receipt, Sink, Source, SourcePosition, StageError, Stateful,
-    Transform, collect, filter, flat_map, from_iter, group_by, inner_join, map, observe,
+    Transform, collect, filter, flat_map, from_iter, group_by, inner_join, map,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -144,9 +144,23 @@ struct Outputs {
     joined: Ledger,
     picky: Ledger,
     taken: Taken,
+    watched: Watched,
     /// How many instances `doubled`, `both`, `by_day`, `named` and
     /// `out_pairs` run as (0 or 1: one).
     instances: usize,
+}
+
+/// How often an observer saw each pair, kept across runs: a resumed
+/// observer continues after the last chunk whose end it journaled.
+#[derive(Clone, Debug, Default)]
+struct Watched(Arc<Mutex<BTreeMap<(u64, u64), u32>>>);
+
+impl obzenflow::stage::Observer<(u64, u64)> for Watched {
+    fn observe(&mut self, entry: &obzenflow::event::Envelope<(u64, u64)>) {
+        if let Some(pair) = entry.data() {
+            *self.0.lock().unwrap().entry(*pair).or_default() += 1;
+        }
+    }
 }
 
 /// How often a filter took each input, kept across runs: a stage resumed
@@ -198,6 +212,7 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
         joined,
         picky,
         taken,
+        watched,
         instances,
     } = outputs.clone();
     let instances = instances.max(1);
@@ -220,7 +235,7 @@ fn flow(journals: Journals, source: Numbers, outputs: &Outputs) -> FlowHandle {
                 |p: &(u64, u64)| p.0,
                 |r: &(u64, String), p: (u64, u64)| format!("{}:{}", r.1, p.1),
             ), parallel: instances);
-            watch   = observer!((u64, u64) => observe(|_: &(u64, u64)| {}), parallel: instances);
+            watch   = observer!((u64, u64) => watched, parallel: instances);
             out_pairs  = sink!((u64, u64) => pairs, parallel: instances, key: |p: &(u64, u64)| p.1);
             out_sums   = sink!(u64 => sums);
             out_groups = sink!((u64, u64) => groups);
@@ -387,6 +402,23 @@ fn assert_same_with(whole: &Outputs, resumed: &Outputs, settled: bool) {
             );
         }
     }
+    let (once, seen) = (
+        whole.watched.0.lock().unwrap(),
+        resumed.watched.0.lock().unwrap(),
+    );
+    if settled {
+        assert_eq!(
+            *once, *seen,
+            "observer `watch`: each pair seen as often as in one run"
+        );
+    } else {
+        for (pair, times) in once.iter() {
+            assert!(
+                seen.get(pair) >= Some(times),
+                "observer `watch` missed {pair:?}"
+            );
+        }
+    }
     let taken = resumed.taken.0.lock().unwrap();
     assert_eq!(taken.len() as u64, TOTAL, "every input taken");
     if settled {
@@ -454,7 +486,8 @@ fn interrupted_runs_resume_to_the_uninterrupted_result() {
                         && stage(report, "both").events_in
                             == stage(report, "doubled").events_out
                                 + stage(report, "odds").events_out
-                        && stage(report, "out_sums").events_in == stage(report, "sum").events_out))
+                        && stage(report, "out_sums").events_in == stage(report, "sum").events_out
+                        && stage(report, "watch").events_in == stage(report, "both").events_out))
         };
         let run = crash(&base, stall, settled, &outputs);
         let manifest = obzenflow::flow::replay::read_manifest(&run).unwrap();

@@ -159,11 +159,13 @@ impl<T: Payload, X: ObserveChunk<T>> StageBody for ObserverBody<T, X> {
                 _ => {}
             }
         }
-        StageCounters::add(&self.output.counters.events_in, data_count);
         self.output.busy_since(started, data_count);
         if self.output.durable.is_some() {
             self.output.flush(0).await?;
         }
+        // Counted once how far it has seen is written: a run interrupted
+        // after this resumes after the chunk.
+        StageCounters::add(&self.output.counters.events_in, data_count);
         Ok(self.inputs.after_chunk(index, eof))
     }
 
