@@ -62,10 +62,11 @@ impl<W: Work> Drop for Lane<W> {
 }
 
 impl<W: Work> Pool<W> {
-    pub(crate) fn new(stage: Arc<str>, counters: Arc<StageCounters>, workers: Vec<W>) -> Self {
+    /// The instances of the stage that writes `output`, one per worker.
+    pub(crate) fn new<O: Payload>(output: &Output<O>, workers: Vec<W>) -> Self {
         Pool {
-            stage,
-            counters,
+            stage: Arc::clone(&output.name),
+            counters: Arc::clone(&output.counters),
             idle: workers,
             lanes: Vec::new(),
         }

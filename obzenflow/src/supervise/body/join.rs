@@ -9,7 +9,6 @@ use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
 use crate::supervise::parallel::{JoinWorker, Pool};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 pub(crate) struct JoinBody<R: Payload, S: Payload, O: Payload, X, Y = SerialJoin> {
@@ -136,8 +135,7 @@ where
         let instances = self.instances;
         let pool = self.pool.get_or_insert_with(|| {
             Pool::new(
-                Arc::clone(&output.name),
-                Arc::clone(&output.counters),
+                output,
                 (0..instances)
                     .map(|_| JoinWorker::new(handler.replicate()))
                     .collect(),

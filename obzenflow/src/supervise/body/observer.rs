@@ -13,7 +13,6 @@ use crate::supervise::parallel::{Pool, Work};
 use crate::supervise::status::StageCounters;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Instant as StdInstant;
 
 pub(crate) struct ObserverBody<T: Payload, X> {
@@ -25,9 +24,11 @@ pub(crate) struct ObserverBody<T: Payload, X> {
 /// How an observer stage shows a chunk of entries to its handler (or
 /// handlers).
 pub(crate) trait ObserveChunk<T>: Send + 'static {
+    /// Shows `entries`, of which `data` are data.
     fn observe_chunk(
         &mut self,
         entries: &[Envelope<T>],
+        data: u64,
     ) -> impl Future<Output = Result<(), StageFailure>> + Send;
 }
 
@@ -35,7 +36,7 @@ pub(crate) trait ObserveChunk<T>: Send + 'static {
 pub(crate) struct OneObserver<X>(pub(crate) X);
 
 impl<T: Payload, X: Observer<T>> ObserveChunk<T> for OneObserver<X> {
-    async fn observe_chunk(&mut self, entries: &[Envelope<T>]) -> Result<(), StageFailure> {
+    async fn observe_chunk(&mut self, entries: &[Envelope<T>], _: u64) -> Result<(), StageFailure> {
         for entry in entries {
             self.0.observe(entry);
         }
@@ -60,8 +61,7 @@ where
     pub(crate) fn new(output: &Output<()>, handlers: Vec<X>, partition: P) -> Self {
         ParallelObserver {
             pool: Pool::new(
-                Arc::clone(&output.name),
-                Arc::clone(&output.counters),
+                output,
                 handlers
                     .into_iter()
                     .map(|handler| ObserverWorker(handler, PhantomData))
@@ -73,12 +73,13 @@ where
 }
 
 impl<T: Payload, X: Observer<T>, P: Partition<T>> ObserveChunk<T> for ParallelObserver<X, T, P> {
-    async fn observe_chunk(&mut self, entries: &[Envelope<T>]) -> Result<(), StageFailure> {
+    async fn observe_chunk(
+        &mut self,
+        entries: &[Envelope<T>],
+        data: u64,
+    ) -> Result<(), StageFailure> {
         let instances = self.pool.instances();
-        let data = entries
-            .iter()
-            .filter(|entry| entry.data().is_some())
-            .count();
+        let data = usize::try_from(data).unwrap_or(usize::MAX);
         let mut jobs: Vec<Vec<Envelope<T>>> = (0..instances).map(|_| Vec::new()).collect();
         let mut nth = 0;
         for (place, entry) in entries.iter().enumerate() {
@@ -151,7 +152,9 @@ impl<T: Payload, X: ObserveChunk<T>> StageBody for ObserverBody<T, X> {
                 Body::Control(Control::Consumed(next)),
             );
         }
-        self.handler.observe_chunk(chunk.entries()).await?;
+        self.handler
+            .observe_chunk(chunk.entries(), data_count)
+            .await?;
         for entry in chunk.entries() {
             match &entry.body {
                 Body::Control(Control::Eof) => eof = true,

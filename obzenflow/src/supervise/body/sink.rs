@@ -147,11 +147,7 @@ impl<X: Sink<T>, T: Payload, P> ParallelSink<X, T, P> {
             .first()
             .map_or(Delivery::AtLeastOnce, Sink::delivery);
         ParallelSink {
-            pool: Pool::new(
-                Arc::clone(&output.name),
-                Arc::clone(&output.counters),
-                handlers.into_iter().map(SinkWorker::new).collect(),
-            ),
+            pool: Pool::new(output, handlers.into_iter().map(SinkWorker::new).collect()),
             partition,
             delivery,
         }

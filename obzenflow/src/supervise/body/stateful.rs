@@ -12,7 +12,6 @@ use crate::supervise::failure::StageFailure;
 use crate::supervise::input::{Inputs, Taken};
 use crate::supervise::parallel::{FoldJob, FoldReply, FoldWorker, Pool, ROUND};
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Instant as StdInstant;
 use tokio::time::{Instant, sleep_until};
 
@@ -153,11 +152,7 @@ where
         O: Payload,
     {
         Partitioned {
-            pool: Pool::new(
-                Arc::clone(&output.name),
-                Arc::clone(&output.counters),
-                handlers.into_iter().map(FoldWorker::new).collect(),
-            ),
+            pool: Pool::new(output, handlers.into_iter().map(FoldWorker::new).collect()),
             key,
         }
     }

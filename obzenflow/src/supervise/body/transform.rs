@@ -143,8 +143,7 @@ where
     pub(crate) fn new(output: &Output<O>, handlers: Vec<X>, router: R) -> Self {
         Parallel {
             pool: Pool::new(
-                Arc::clone(&output.name),
-                Arc::clone(&output.counters),
+                output,
                 handlers.into_iter().map(TransformWorker::new).collect(),
             ),
             router,
