@@ -1,7 +1,9 @@
 //! Middleware under tokio's paused clock: the rate limiter delays and never
 //! drops, retry retries only transient failures within its caps, and the
 //! circuit breaker opens, refuses with its reason, probes after the cooldown
-//! and closes when the dependency has recovered.
+//! and closes when the dependency has recovered. In a parallel stage the
+//! rate limit and the breaker are the stage's, shared by its instances, and
+//! each instance's retries draw their own jitter.
 
 use obzenflow::prelude::*;
 use obzenflow::stage::{
@@ -155,7 +157,7 @@ async fn the_breaker_opens_refuses_probes_after_the_cooldown_and_closes() {
     down.store(false, Ordering::SeqCst);
     tokio::time::advance(Duration::from_secs(30)).await;
     breaker.process(5, &mut out).await.unwrap();
-    assert_eq!(breaker.state(), &BreakerState::Closed { failures: 0 });
+    assert_eq!(breaker.state(), BreakerState::Closed { failures: 0 });
     breaker.process(6, &mut out).await.unwrap();
     assert_eq!(out.take(), [5, 6]);
     // Closed -> Open -> HalfOpen -> Open -> HalfOpen -> Closed.
@@ -378,4 +380,112 @@ async fn the_rate_limiter_reports_what_it_delayed() {
             "obzenflow_rate_limit_delayed_events_total{flow=\"limited\",stage=\"slow\",layer=\"0\"} 20\n"
         )
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_stage_s_instances_share_its_rate_limit_and_its_figures() {
+    let (sink, out) = collect::<u32>();
+    let mut flow = flow! {
+        name: "limited",
+        stages: {
+            numbers = source!(u32 => from_iter(0..40u32));
+            slow = transform!(u32 -> u32 => map(|n: u32| n).rate_limit(10.0, 10), parallel: 4);
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            numbers |> slow |> out;
+        }
+    };
+    let started = Instant::now();
+    let report = flow.run().await.unwrap();
+    // The stage's limit, not each instance's: a burst of 10, then the other
+    // 30 at 10 a second in all (4 buckets of their own would take no time).
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed.abs_diff(Duration::from_secs(3)) < Duration::from_millis(1),
+        "{elapsed:?}"
+    );
+    assert_eq!(out.snapshot(), (0..40).collect::<Vec<_>>());
+    let stage = report.stage("slow").unwrap();
+    assert_eq!(stage.instances.len(), 4);
+    let MiddlewareReport::RateLimit { delayed, .. } = &stage.middleware[0] else {
+        panic!("{:?}", stage.middleware)
+    };
+    assert_eq!(*delayed, 30, "the instances' figures, summed");
+}
+
+/// A dependency that is down for good; counts the calls it gets.
+#[derive(Clone)]
+struct Unreachable {
+    calls: Arc<AtomicU32>,
+}
+
+impl Transform<u32, u32> for Unreachable {
+    async fn process(&mut self, _input: u32, _out: &mut Emitter<u32>) -> Result<(), StageError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        Err(StageError::transient("connection refused"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_stage_s_instances_share_its_circuit_breaker() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let (sink, out) = collect::<u32>();
+    let down = Unreachable {
+        calls: Arc::clone(&calls),
+    };
+    let mut flow = flow! {
+        name: "outage",
+        stages: {
+            numbers = source!(u32 => from_iter(0..200u32));
+            call = transform!(u32 -> u32 => down
+                .circuit_breaker(BreakerPolicy::new(5, Duration::from_secs(3600))), parallel: 4);
+            out = sink!(u32 => sink);
+        },
+        topology: {
+            numbers |> call |> out;
+        }
+    };
+    let report = flow.run().await.unwrap();
+    assert!(out.snapshot().is_empty());
+    // Five failures in all open the one breaker, and it refuses every
+    // instance's calls (a breaker each would let 4 x 5 calls through);
+    // at most one call per other instance can be under way as it opens.
+    let calls = u64::from(calls.load(Ordering::SeqCst));
+    assert!((5..=8).contains(&calls), "{calls} calls");
+    let MiddlewareReport::CircuitBreaker {
+        opened, refused, ..
+    } = &report.stage("call").unwrap().middleware[0]
+    else {
+        panic!()
+    };
+    assert_eq!(*opened, 1);
+    assert_eq!(calls + refused, 200, "each input called or refused once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_clone_of_a_retry_draws_its_own_jitter() {
+    let policy = RetryPolicy {
+        max_attempts: 2,
+        initial_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(1),
+        max_total_delay: Duration::from_secs(10),
+        jitter: 1.0,
+    };
+    let retried = Unreachable {
+        calls: Arc::default(),
+    }
+    .retry(policy);
+    let mut pauses = Vec::new();
+    for mut instance in [retried.clone(), retried.clone(), retried] {
+        let started = Instant::now();
+        assert!(instance.process(1, &mut Emitter::new()).await.is_err());
+        pauses.push(started.elapsed());
+    }
+    // Instances that failed together do not all retry at the same moment.
+    assert!(
+        pauses[0] != pauses[1] && pauses[1] != pauses[2] && pauses[0] != pauses[2],
+        "{pauses:?}"
+    );
+    assert!(pauses.iter().all(|pause| *pause <= Duration::from_secs(1)));
 }

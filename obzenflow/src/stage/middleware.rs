@@ -28,8 +28,8 @@ use super::traits::{Emitter, Transform};
 use crate::fsm::{EventVariant, StateMachine, StateVariant, Transition};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::time::{Instant, sleep};
 
@@ -178,6 +178,23 @@ impl fmt::Display for MiddlewareReport {
 }
 
 /// Adds middleware to a transform handler.
+///
+/// **In a parallel stage** (`parallel: n`) each instance gets a clone of the
+/// handler, and each layer is `Clone` when what it wraps is. A clone keeps
+/// the stage's meaning of each layer:
+/// - a rate limit is the stage's: every clone takes its tokens from one
+///   bucket, so `rate_limit(100.0, 10)` on 4 instances is 100 events a
+///   second in all, not 400;
+/// - a circuit breaker is the stage's: the instances' failures count
+///   together and an open breaker refuses every instance's calls (when its
+///   cooldown ends, each instance's next call is a probe, so up to `n`
+///   probes go out at once);
+/// - retries are each instance's own, with the same policy, and each clone
+///   draws its own jitter, so that instances that failed together do not
+///   retry together.
+///
+/// The figures in the stage's report and metrics are the stage's: the
+/// clones share them.
 pub trait TransformExt<I, O>: Transform<I, O> + Sized {
     /// At most `per_second` events a second on average, `burst` at once.
     fn rate_limit(self, per_second: f64, burst: u32) -> RateLimited<Self> {
@@ -185,8 +202,10 @@ pub trait TransformExt<I, O>: Transform<I, O> + Sized {
             inner: self,
             per_second: per_second.max(f64::MIN_POSITIVE),
             burst: f64::from(burst.max(1)),
-            tokens: f64::from(burst.max(1)),
-            last: None,
+            bucket: Arc::new(Mutex::new(Bucket {
+                tokens: f64::from(burst.max(1)),
+                last: None,
+            })),
             figures: Arc::default(),
         }
     }
@@ -212,36 +231,69 @@ impl<I, O, X: Transform<I, O>> TransformExt<I, O> for X {}
 // ---- rate limit ----
 
 /// A transform behind a token bucket. See [`TransformExt::rate_limit`].
+/// Its clones (the instances of a parallel stage) share the bucket.
 #[derive(Debug)]
 pub struct RateLimited<X> {
     inner: X,
     per_second: f64,
     burst: f64,
+    bucket: Arc<Mutex<Bucket>>,
+    figures: Arc<RateLimitFigures>,
+}
+
+/// The tokens of a rate limit as of `last`: below zero, they are owed to
+/// calls already waiting for them.
+#[derive(Debug)]
+struct Bucket {
     tokens: f64,
     last: Option<Instant>,
-    figures: Arc<RateLimitFigures>,
+}
+
+impl Bucket {
+    /// Takes a token: how long to wait for it (zero if there was one).
+    fn take(&mut self, now: Instant, per_second: f64, burst: f64) -> Duration {
+        if let Some(last) = self.last {
+            let refill = now.saturating_duration_since(last).as_secs_f64() * per_second;
+            self.tokens = (self.tokens + refill).min(burst);
+        }
+        self.last = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens < 0.0 {
+            Duration::from_secs_f64(-self.tokens / per_second)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+impl<X: Clone> Clone for RateLimited<X> {
+    /// Another handler taking its tokens from the same bucket.
+    fn clone(&self) -> Self {
+        RateLimited {
+            inner: self.inner.clone(),
+            per_second: self.per_second,
+            burst: self.burst,
+            bucket: Arc::clone(&self.bucket),
+            figures: Arc::clone(&self.figures),
+        }
+    }
 }
 
 impl<I: Send + 'static, O: Send + 'static, X: Transform<I, O>> Transform<I, O> for RateLimited<X> {
     async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
-        let now = Instant::now();
-        if let Some(last) = self.last {
-            let refill = now.duration_since(last).as_secs_f64() * self.per_second;
-            self.tokens = (self.tokens + refill).min(self.burst);
-        }
-        self.last = Some(now);
-        if self.tokens < 1.0 {
-            let wait = Duration::from_secs_f64((1.0 - self.tokens) / self.per_second);
+        let wait = self
+            .bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(Instant::now(), self.per_second, self.burst);
+        if !wait.is_zero() {
             bump(&self.figures.delayed, 1);
             bump(
                 &self.figures.delay_nanos,
                 u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX),
             );
             sleep(wait).await;
-            self.tokens = 1.0;
-            self.last = Some(now + wait);
         }
-        self.tokens -= 1.0;
         self.inner.process(input, out).await
     }
 
@@ -282,12 +334,37 @@ impl RetryPolicy {
 }
 
 /// A transform whose transient failures are retried. See [`TransformExt::retry`].
+/// Each clone (an instance of a parallel stage) retries on its own, with
+/// jitter of its own.
 #[derive(Debug)]
 pub struct Retry<X> {
     inner: X,
     policy: RetryPolicy,
     seed: u64,
     figures: Arc<RetryFigures>,
+}
+
+impl<X: Clone> Clone for Retry<X> {
+    fn clone(&self) -> Self {
+        // The clones of one handler are made one after another, so how many
+        // hold the figures tells them apart, the same way in every run.
+        let salt = Arc::strong_count(&self.figures) as u64;
+        Retry {
+            inner: self.inner.clone(),
+            policy: self.policy,
+            seed: spread(self.seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
+            figures: Arc::clone(&self.figures),
+        }
+    }
+}
+
+/// A seed's bits mixed (splitmix64's finalizer); never zero, which the
+/// xorshift in [`Retry::jittered`] would keep forever.
+fn spread(seed: u64) -> u64 {
+    let mut z = seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)).max(1)
 }
 
 impl<X> Retry<X> {
@@ -398,24 +475,40 @@ enum BreakerEvent {
 pub struct NoFallback;
 
 /// A transform behind a circuit breaker. See [`TransformExt::circuit_breaker`].
+/// Its clones (the instances of a parallel stage) share the breaker.
 pub struct CircuitBreaker<X, F> {
     inner: X,
     fallback: F,
-    machine: StateMachine<BreakerState, BreakerEvent, BreakerPolicy>,
+    machine: Arc<Mutex<Machine>>,
     policy: BreakerPolicy,
     figures: Arc<BreakerFigures>,
 }
 
+type Machine = StateMachine<BreakerState, BreakerEvent, BreakerPolicy>;
+
 impl<X, F> std::fmt::Debug for CircuitBreaker<X, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CircuitBreaker")
-            .field("state", self.machine.state())
+            .field("state", &self.state())
             .field("transitions", &self.transitions())
             .finish_non_exhaustive()
     }
 }
 
-fn breaker_machine() -> StateMachine<BreakerState, BreakerEvent, BreakerPolicy> {
+impl<X: Clone, F: Clone> Clone for CircuitBreaker<X, F> {
+    /// Another handler behind the same breaker.
+    fn clone(&self) -> Self {
+        CircuitBreaker {
+            inner: self.inner.clone(),
+            fallback: self.fallback.clone(),
+            machine: Arc::clone(&self.machine),
+            policy: self.policy,
+            figures: Arc::clone(&self.figures),
+        }
+    }
+}
+
+fn breaker_machine() -> Machine {
     crate::fsm! {
         state: BreakerState; event: BreakerEvent; context: BreakerPolicy;
         initial: BreakerState::Closed { failures: 0 };
@@ -449,7 +542,7 @@ impl<X, F> CircuitBreaker<X, F> {
         CircuitBreaker {
             inner,
             fallback,
-            machine: breaker_machine(),
+            machine: Arc::new(Mutex::new(breaker_machine())),
             policy,
             figures: Arc::default(),
         }
@@ -468,22 +561,26 @@ impl<X, F> CircuitBreaker<X, F> {
     }
 
     /// The breaker's state now.
-    pub fn state(&self) -> &BreakerState {
-        self.machine.state()
+    pub fn state(&self) -> BreakerState {
+        self.machine().state().clone()
     }
 
-    fn record(&mut self, event: BreakerEvent) {
-        let before = self.machine.state().variant_index();
+    fn machine(&self) -> MutexGuard<'_, Machine> {
+        self.machine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn record(&self, event: BreakerEvent) {
+        let mut machine = self.machine();
+        let before = machine.state().variant_index();
         // Every (state, event) pair is handled or ignored (`exhaustive`).
-        let _ = self.machine.handle(&event, &self.policy);
-        if self.machine.state().variant_index() != before {
-            self.changed();
+        let _ = machine.handle(&event, &self.policy);
+        if machine.state().variant_index() != before {
+            self.changed(machine.state());
         }
     }
 
     /// Counts a change of state, for the report and the metrics.
-    fn changed(&self) {
-        let state = self.machine.state();
+    fn changed(&self, state: &BreakerState) {
         let figures = &self.figures;
         figures
             .state
@@ -538,11 +635,18 @@ where
     F: Fallback<I, O>,
 {
     async fn process(&mut self, input: I, out: &mut Emitter<O>) -> Result<(), StageError> {
-        // An open breaker whose cooldown has passed lets a probe through.
-        if self.machine.check_timeout(&self.policy).is_some() {
-            self.changed();
-        }
-        if let BreakerState::Open { cooldown } = self.machine.state() {
+        let open = {
+            let mut machine = self.machine();
+            // An open breaker whose cooldown has passed lets a probe through.
+            if machine.check_timeout(&self.policy).is_some() {
+                self.changed(machine.state());
+            }
+            match machine.state() {
+                BreakerState::Open { cooldown } => Some(*cooldown),
+                _ => None,
+            }
+        };
+        if let Some(cooldown) = open {
             bump(&self.figures.refused, 1);
             let reason = format!(
                 "circuit breaker open after {} consecutive transient failures; refusing calls for {cooldown:?}",

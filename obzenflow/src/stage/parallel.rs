@@ -39,6 +39,10 @@
 //! observer sees its share of the data and error records, in journal
 //! order, and every control marker.
 //!
+//! Middleware runs in parallel too, and keeps the stage's meaning: the
+//! instances share one rate limit and one circuit breaker, and each retries
+//! on its own (see [`TransformExt`](crate::stage::TransformExt)).
+//!
 //! With [`FlowBuilder`](crate::flow::FlowBuilder):
 //! [`transform_parallel`](crate::flow::FlowBuilder::transform_parallel),
 //! [`stateful_parallel`](crate::flow::FlowBuilder::stateful_parallel),
