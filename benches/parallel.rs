@@ -13,7 +13,8 @@
 //! overhead of `parallel: 1` against the plain stage.
 //!
 //! Run: `cargo bench --bench parallel` (`WORK_NS=0`: no work, what the
-//! flow itself costs per event)
+//! flow itself costs per event; `JOURNALS=disk`: every stage's journal
+//! also written to disk, fsynced per batch, under the temporary directory)
 //! (on a larger machine: `PARALLEL_INSTANCES=1,2,4,8 WORKERS=8 cargo bench --bench parallel`)
 
 use obzenflow::flow::FlowBuilder;
@@ -95,10 +96,36 @@ impl Stateful<u64, (u64, u64)> for Crunch {
     }
 }
 
+/// A flow named `name`, with disk journals under a scratch directory if
+/// `JOURNALS=disk` (the directory removed when the returned guard drops).
+fn new_flow(name: &str) -> (FlowBuilder, Scratch) {
+    let mut flow = FlowBuilder::new(name);
+    let scratch = Scratch(
+        (std::env::var("JOURNALS").as_deref() == Ok("disk")).then(|| {
+            std::env::temp_dir().join(format!("obzenflow-parallel-{}", std::process::id()))
+        }),
+    );
+    if let Some(dir) = &scratch.0 {
+        flow.journals(obzenflow::flow::journals::disk(dir));
+    }
+    (flow, scratch)
+}
+
+/// A scratch directory, removed on drop.
+struct Scratch(Option<std::path::PathBuf>);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// The transform subjects: `None` is the plain stage.
 async fn transform(instances: Option<usize>) -> u64 {
     let total = Arc::new(AtomicU64::new(0));
-    let mut flow = FlowBuilder::new("work");
+    let (mut flow, _scratch) = new_flow("work");
     let numbers = flow.source("numbers", from_iter(0..EVENTS));
     let handler = map(work);
     let worked = match instances {
@@ -113,7 +140,7 @@ async fn transform(instances: Option<usize>) -> u64 {
 /// The keyed stateful subjects: `None` is the plain stage.
 async fn keyed(instances: Option<usize>) -> u64 {
     let total = Arc::new(AtomicU64::new(0));
-    let mut flow = FlowBuilder::new("crunch");
+    let (mut flow, _scratch) = new_flow("crunch");
     let numbers = flow.source("numbers", from_iter(0..EVENTS));
     let handler = Crunch::default().emit_on_eof();
     let crunched = match instances {
@@ -176,9 +203,10 @@ fn main() {
     let counts = env_list("PARALLEL_INSTANCES", "1,2");
     let per_event = calibrate(Duration::from_nanos(env_number("WORK_NS", 2_000) as u64));
     println!(
-        "parallel: {EVENTS} events, {per_event:?} of work each ({} rounds), {workers} runtime workers, {} cores, median of {runs} runs",
+        "parallel: {EVENTS} events, {per_event:?} of work each ({} rounds), {workers} runtime workers, {} cores, median of {runs} runs, {} journals",
         ROUNDS.load(Ordering::Relaxed),
         std::thread::available_parallelism().map_or(0, usize::from),
+        std::env::var("JOURNALS").unwrap_or_else(|_| "memory".to_owned()),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
