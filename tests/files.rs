@@ -454,6 +454,38 @@ async fn an_output_file_is_replaced_only_when_the_input_ends() {
     assert_eq!(files_in(&dir), ["out.csv", "out.jsonl"]);
 }
 
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_removes_the_temporary_files_killed_runs_left_beside_its_outputs() {
+    let dir = scratch("stale");
+    let (table, lines) = (dir.join("out.csv"), dir.join("out.jsonl"));
+    // What a SIGKILLed run leaves: its process is gone (4194305 is above
+    // Linux's largest process id). Process 1 runs, and the third file is
+    // beside another target: both stay.
+    let left = [
+        ".out.csv.4194305.tmp",
+        ".out.jsonl.4194305.tmp",
+        ".out.csv.1.tmp",
+        ".other.csv.4194305.tmp",
+    ];
+    for name in left {
+        std::fs::write(dir.join(name), "half a run").unwrap();
+    }
+    numbers_flow(3, None, csv::write(&table), jsonl::write(&lines))
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        files_in(&dir),
+        [
+            ".other.csv.4194305.tmp",
+            ".out.csv.1.tmp",
+            "out.csv",
+            "out.jsonl"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_mode_adds_rows_with_one_header() {
     let dir = scratch("append");

@@ -63,6 +63,7 @@ pub(crate) fn write_error_lane(
 ) -> std::io::Result<u64> {
     use std::io::Write as _;
     let temporary = crate::journal::disk::temporary_beside(path);
+    crate::journal::disk::remove_stale_temporaries(path);
     let write = || -> std::io::Result<()> {
         let mut out = std::io::BufWriter::new(std::fs::File::create(&temporary)?);
         for record in errors {

@@ -1026,6 +1026,42 @@ pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Removes the temporary files that processes no longer running left
+/// beside `path` (a killed run's, named as [`temporary_beside`] names
+/// them), so that crashes do not pile them up; best effort. A process's
+/// liveness is known only where `/proc` says it: elsewhere nothing is
+/// removed, and a file whose process id has been reused stays.
+pub(crate) fn remove_stale_temporaries(path: &Path) {
+    let Some(file_name) = path.file_name().and_then(|name| name.to_str()) else {
+        return;
+    };
+    let prefix = format!(".{file_name}.");
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let Ok(entries) = std::fs::read_dir(dir.unwrap_or(Path::new("."))) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(&prefix))
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && process_is_gone(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether no process `pid` runs (known only where `/proc` lists them).
+fn process_is_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    proc.join("self").exists() && !proc.join(pid.to_string()).exists()
+}
+
 /// Fsyncs a directory, making the names it holds durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), DiskJournalError> {
     #[cfg(unix)]

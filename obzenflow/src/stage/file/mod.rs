@@ -272,8 +272,11 @@ impl OutputFile {
                 std::fs::create_dir_all(parent).map_err(|e| cannot("create", parent, e))?;
             }
             let file = match self.mode {
-                Mode::Replace { .. } => File::create(&self.temporary)
-                    .map_err(|e| cannot("create", &self.temporary, e))?,
+                Mode::Replace { .. } => {
+                    crate::journal::disk::remove_stale_temporaries(&self.path);
+                    File::create(&self.temporary)
+                        .map_err(|e| cannot("create", &self.temporary, e))?
+                }
                 Mode::Append => {
                     let file = std::fs::OpenOptions::new()
                         .create(true)
