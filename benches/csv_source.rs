@@ -9,12 +9,18 @@
 //! - `csv_by_index`: the csv crate's records with every field parsed by
 //!   hand by its index: the floor of what decoding can cost.
 //!
+//! Then the same rows as `PARTITIONS` gzipped files (default 2; contiguous
+//! shares of the rows, written at the same compression level as the one
+//! file they are compared with) read by `partitioned`, on a 2-worker
+//! runtime, against that one file read by the plain source on the same
+//! runtime: what reading several inputs at once gains.
+//!
 //! Run: `cargo bench --bench csv_source` (goal: the source at least 0.8x the
 //! throughput of `csv_serde`).
 
 mod support;
 
-use obzenflow::stage::{Poll, Source, csv as of_csv};
+use obzenflow::stage::{Poll, Source, csv as of_csv, partitioned};
 use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -84,6 +90,58 @@ fn flights() -> PathBuf {
 /// The library's source, polled to its end; returns a checksum of the rows.
 fn library_source(runtime: &tokio::runtime::Runtime) -> (u64, f64) {
     let mut source = of_csv::read::<Flight>(flights());
+    runtime.block_on(async {
+        let (mut rows, mut sum) = (0, 0.0);
+        loop {
+            match source.next().await.expect("readable") {
+                Poll::Events(batch) => {
+                    rows += batch.len() as u64;
+                    sum += batch.iter().filter_map(|f| f.dep_delay).sum::<f64>();
+                }
+                Poll::End => return (rows, sum),
+            }
+        }
+    })
+}
+
+/// Writes the bundled rows under `dir` as one gzipped file and as `parts`
+/// files of contiguous shares, all at the same compression level: the one
+/// file's path, and the parts'.
+fn split_flights(dir: &Path, parts: usize) -> (PathBuf, Vec<PathBuf>) {
+    use std::io::{BufRead, Write};
+    let _ = std::fs::create_dir_all(dir);
+    let input = flate2::read::GzDecoder::new(std::fs::File::open(flights()).expect("the flights"));
+    let mut lines = std::io::BufReader::new(input)
+        .lines()
+        .map(|l| l.expect("a line"));
+    let header = lines.next().expect("a header");
+    let rows: Vec<String> = lines.collect();
+    let write = |path: &Path, rows: &[String]| {
+        let file = std::fs::File::create(path).expect("a scratch file");
+        let mut out = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        writeln!(out, "{header}").expect("written");
+        for row in rows {
+            writeln!(out, "{row}").expect("written");
+        }
+        out.finish().expect("written");
+    };
+    let one = dir.join("flights.csv.gz");
+    write(&one, &rows);
+    let share = rows.len().div_ceil(parts.max(1));
+    let paths = rows
+        .chunks(share.max(1))
+        .enumerate()
+        .map(|(index, rows)| {
+            let path = dir.join(format!("flights-{index}.csv.gz"));
+            write(&path, rows);
+            path
+        })
+        .collect();
+    (one, paths)
+}
+
+/// Polls `source` to its end on `runtime`; returns the rows and a checksum.
+fn poll_all<S: Source<Flight>>(runtime: &tokio::runtime::Runtime, mut source: S) -> (u64, f64) {
     runtime.block_on(async {
         let (mut rows, mut sum) = (0, 0.0);
         loop {
@@ -212,5 +270,45 @@ fn main() {
         "csv_by_index",
         ROWS,
         "for reference: every field parsed by hand by its index",
+    );
+
+    let parts = std::env::var("PARTITIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2usize)
+        .max(1);
+    let scratch = std::env::temp_dir().join(format!("obzenflow-csv-parts-{}", std::process::id()));
+    let (one, paths) = split_flights(&scratch, parts);
+    let workers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("a tokio runtime");
+    let read_one = || poll_all(&workers, of_csv::read::<Flight>(&one));
+    let read_parts = || {
+        poll_all(
+            &workers,
+            partitioned(paths.iter().map(of_csv::read::<Flight>)),
+        )
+    };
+    let (one_rows, one_sum) = read_one();
+    let (part_rows, part_sum) = read_parts();
+    assert_eq!((one_rows, part_rows), (ROWS, ROWS), "every row, once");
+    assert!(
+        (one_sum - part_sum).abs() < 1e-6 * one_sum.abs(),
+        "the same rows"
+    );
+    let mut group = criterion.benchmark_group("csv_partitioned");
+    group.throughput(criterion::Throughput::Elements(ROWS));
+    group.bench_function("one_file", |b| b.iter(|| black_box(read_one())));
+    group.bench_function("partitioned", |b| b.iter(|| black_box(read_parts())));
+    group.finish();
+    criterion.final_summary();
+    let _ = std::fs::remove_dir_all(&scratch);
+    support::print_ratio(
+        "csv_partitioned",
+        "partitioned",
+        "one_file",
+        ROWS,
+        &format!("the rows as {parts} files read at once, against one file; 2 workers"),
     );
 }

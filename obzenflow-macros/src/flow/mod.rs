@@ -152,7 +152,7 @@ fn check_parallel(stage: &parse::StageDecl, is_head: bool, diagnostics: &mut Dia
                 Kind::Source => diagnostics.error(
                     *span,
                     format!(
-                        "source `{name}` runs as one instance (it reads its input in order): `parallel` is for transforms, joins, sinks, observers and keyed stateful stages"
+                        "source `{name}` runs as one instance (it reads its input in order): `parallel` is for transforms, joins, sinks, observers and keyed stateful stages; to read several inputs at once, give the source `partitioned([..])`, one source per input"
                     ),
                 ),
             }

@@ -22,6 +22,7 @@ mod file;
 mod helpers;
 mod middleware;
 pub mod parallel;
+pub mod partitioned;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod state;
@@ -40,6 +41,7 @@ pub use middleware::{
     NoFallback, RateLimited, Retry, RetryPolicy, TransformExt,
 };
 pub use parallel::{Parallel, parallel};
+pub use partitioned::{PartitionedSource, partitioned};
 pub use traits::{
     Delivery, DrainReason, EmitPolicy, Emitter, Join, Observer, Poll, Sink, Source, Stateful,
     StatefulExt, StatefulStage, Transform, WithPolicy,

@@ -39,6 +39,10 @@
 //! observer sees its share of the data and error records, in journal
 //! order, and every control marker.
 //!
+//! A source runs as one instance; one that reads several inputs (several
+//! files) reads them at once when given as
+//! [`partitioned`](crate::stage::partitioned())`(sources)`.
+//!
 //! Middleware runs in parallel too, and keeps the stage's meaning: the
 //! instances share one rate limit and one circuit breaker, and each retries
 //! on its own (see [`TransformExt`](crate::stage::TransformExt)).

@@ -1,0 +1,311 @@
+//! Partitioned sources: several inputs read at once, each by a task of its
+//! own, merged in blocks of `BLOCK` records partition by partition in turn.
+//! The merge is checked against a plain model of that order: with CSV files
+//! whose bad rows go to the error lane, with partitions that take random
+//! times (paused clock), across a resume (seek), and when a partition
+//! fails or panics.
+
+use obzenflow::event::SourcePosition;
+use obzenflow::flow::{FlowError, FlowReport};
+use obzenflow::prelude::*;
+use obzenflow::stage::partitioned::BLOCK;
+use obzenflow::stage::{Poll, Source, StageError, collect, csv, from_iter, partitioned};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("partitioned")
+        .join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The order the merge promises: up to `BLOCK` records of each partition
+/// in turn, skipping those that have ended.
+fn model<T: Clone>(partitions: &[Vec<T>]) -> Vec<T> {
+    let mut at = vec![0; partitions.len()];
+    let mut merged = Vec::new();
+    while at.iter().zip(partitions).any(|(at, p)| *at < p.len()) {
+        for (at, partition) in at.iter_mut().zip(partitions) {
+            let end = (*at + BLOCK).min(partition.len());
+            merged.extend_from_slice(&partition[*at..end]);
+            *at = end;
+        }
+    }
+    merged
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Reading {
+    station: String,
+    celsius: f64,
+}
+
+/// A record of a partition file: a row's station, or the line of a bad row.
+#[derive(Clone, Debug, PartialEq)]
+enum Row {
+    Good(String),
+    Bad(String),
+}
+
+/// Writes `rows` readings to `path`, every 700th of them bad; returns the
+/// records as the merge should see them.
+fn write_readings(path: &Path, partition: usize, rows: usize) -> Vec<Row> {
+    let mut text = String::from("station,celsius\n");
+    let mut records = Vec::new();
+    for i in 0..rows {
+        let station = format!("p{partition}-{i}");
+        if i % 700 == 699 {
+            text.push_str(&format!("{station},warm\n"));
+            records.push(Row::Bad(format!("{} line {}:", path.display(), i + 2)));
+        } else {
+            text.push_str(&format!("{station},{i}.5\n"));
+            records.push(Row::Good(station));
+        }
+    }
+    std::fs::write(path, text).unwrap();
+    records
+}
+
+async fn read_partitioned(paths: &[PathBuf]) -> (Result<FlowReport, FlowError>, Vec<Reading>) {
+    let (sink, rows) = collect::<Reading>();
+    let sources = paths.iter().map(csv::read::<Reading>);
+    let outcome = flow! {
+        name: "stations",
+        stages: {
+            read = source!(Reading => partitioned(sources));
+            out  = sink!(Reading => sink);
+        },
+        topology: { read |> out; }
+    }
+    .run()
+    .await;
+    (outcome, rows.snapshot())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_partitions_merge_in_blocks_with_their_bad_rows_in_the_error_lane_every_run_alike() {
+    let dir = scratch("csv");
+    let sizes = [2_500, 10, 1_500, 0];
+    let mut partitions = Vec::new();
+    let mut paths = Vec::new();
+    for (index, rows) in sizes.into_iter().enumerate() {
+        let path = dir.join(format!("stations-{index}.csv"));
+        partitions.push(write_readings(&path, index, rows));
+        paths.push(path);
+    }
+    let expected = model(&partitions);
+    let stations: Vec<String> = expected
+        .iter()
+        .filter_map(|row| match row {
+            Row::Good(station) => Some(station.clone()),
+            Row::Bad(_) => None,
+        })
+        .collect();
+    let bad: Vec<&String> = expected
+        .iter()
+        .filter_map(|row| match row {
+            Row::Bad(line) => Some(line),
+            Row::Good(_) => None,
+        })
+        .collect();
+    assert_eq!(bad.len(), 3 + 2);
+    for _ in 0..3 {
+        let (outcome, rows) = read_partitioned(&paths).await;
+        let report = outcome.unwrap();
+        let got: Vec<&String> = rows.iter().map(|r| &r.station).collect();
+        assert_eq!(got.len(), stations.len());
+        assert!(
+            got.iter().zip(&stations).all(|(a, b)| *a == b),
+            "the merge's order"
+        );
+        assert_eq!(report.errors.len(), bad.len());
+        for (error, line) in report.errors.iter().zip(&bad) {
+            assert!(
+                error.message.starts_with(line.as_str()),
+                "{}",
+                error.message
+            );
+        }
+        let read = report.stage("read").unwrap();
+        assert_eq!(read.events_out + read.errors, 4_010, "nothing lost");
+    }
+}
+
+/// A partition that gives `items` in batches of `batch`, waiting a
+/// pseudo-random time (from `seed`) before each, on the paused clock.
+struct Paced {
+    items: std::vec::IntoIter<u32>,
+    batch: usize,
+    seed: u64,
+}
+
+impl Source<u32> for Paced {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        // The random pace under test, on the test's paused clock.
+        tokio::time::sleep(Duration::from_micros(self.seed % 5_000)).await;
+        let batch: Vec<u32> = self.items.by_ref().take(self.batch).collect();
+        Ok(if batch.is_empty() {
+            Poll::End
+        } else {
+            Poll::Events(batch)
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_merge_does_not_depend_on_how_fast_each_partition_is() {
+    let partitions: Vec<Vec<u32>> = [3_000u32, 700, 5_100, 1]
+        .into_iter()
+        .enumerate()
+        .map(|(index, len)| (0..len).map(|n| index as u32 * 100_000 + n).collect())
+        .collect();
+    let expected = model(&partitions);
+    for seed in [1u64, 7, 1234, 99_999] {
+        let (sink, out) = collect::<u32>();
+        let sources: Vec<Paced> = partitions
+            .iter()
+            .enumerate()
+            .map(|(index, items)| Paced {
+                items: items.clone().into_iter(),
+                // Batches that straddle the merge's blocks.
+                batch: 300 + 97 * index,
+                seed: seed.wrapping_mul(31).wrapping_add(index as u64 + 1),
+            })
+            .collect();
+        flow! {
+            name: "paced",
+            stages: {
+                read = source!(u32 => partitioned(sources));
+                out  = sink!(u32 => sink);
+            },
+            topology: { read |> out; }
+        }
+        .run()
+        .await
+        .unwrap();
+        assert!(out.snapshot() == expected, "seed {seed}");
+    }
+}
+
+/// Reads `source` to its end through the `Source` API: each record (an
+/// event, or an error's message) with the position after its batch.
+async fn records<S: Source<Reading>>(
+    source: &mut S,
+) -> Vec<(Vec<Result<String, String>>, SourcePosition)> {
+    let mut out = Vec::new();
+    loop {
+        let batch = match source.next().await {
+            Ok(Poll::Events(rows)) => rows.into_iter().map(|r| Ok(r.station)).collect(),
+            Ok(Poll::End) => return out,
+            Err(error) => vec![Err(error.message().to_owned())],
+        };
+        out.push((batch, source.position().unwrap()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_partitioned_source_continues_where_it_stopped() {
+    let dir = scratch("seek");
+    let paths: Vec<PathBuf> = [1_800, 2_900, 40]
+        .into_iter()
+        .enumerate()
+        .map(|(index, rows)| {
+            let path = dir.join(format!("stations-{index}.csv"));
+            write_readings(&path, index, rows);
+            path
+        })
+        .collect();
+    let open = || partitioned(paths.iter().map(csv::read::<Reading>));
+    let whole = records(&mut open()).await;
+    assert!(whole.iter().any(|(batch, _)| batch[0].is_err()), "bad rows");
+    let total: usize = whole.iter().map(|(batch, _)| batch.len()).sum();
+    assert_eq!(whole.last().unwrap().1.records, total as u64);
+    for cut in [1, 4, 5, whole.len() - 1] {
+        let mut resumed = open();
+        resumed.seek(whole[cut - 1].1).unwrap();
+        let rest = records(&mut resumed).await;
+        let expected: Vec<_> = whole[cut..].iter().flat_map(|(b, _)| b.clone()).collect();
+        let got: Vec<_> = rest.iter().flat_map(|(b, _)| b.clone()).collect();
+        assert!(got == expected, "after {cut} batches");
+        assert_eq!(rest.last().map(|b| b.1), whole.last().map(|b| b.1));
+    }
+    // Past the end: the inputs changed since the interrupted run.
+    let mut past = open();
+    past.seek(SourcePosition {
+        records: total as u64 + 5,
+        ..SourcePosition::default()
+    })
+    .unwrap();
+    let error = past.next().await.unwrap_err();
+    assert!(
+        error.message().contains(&format!(
+            "the partitions end after {total} records, and the interrupted run had taken {}",
+            total + 5
+        )),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_fails_fails_the_source_naming_the_partition() {
+    let dir = scratch("missing");
+    let here = dir.join("stations-0.csv");
+    write_readings(&here, 0, 10);
+    let missing = dir.join("stations-1.csv");
+    let (outcome, _) = read_partitioned(&[here, missing.clone()]).await;
+    let error = outcome.unwrap_err().to_string();
+    assert!(error.contains("`read`"), "{error}");
+    assert!(error.contains("partition 1 of 2: "), "{error}");
+    assert!(error.contains(&missing.display().to_string()), "{error}");
+}
+
+/// A partition that panics at its first poll.
+struct Broken;
+
+impl Source<u32> for Broken {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        panic!("the disk caught fire")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_panics_fails_the_source_naming_the_partition() {
+    enum Either {
+        Fine(obzenflow::stage::IterSource<std::ops::Range<u32>>),
+        Broken(Broken),
+    }
+    impl Source<u32> for Either {
+        async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+            match self {
+                Either::Fine(source) => source.next().await,
+                Either::Broken(source) => source.next().await,
+            }
+        }
+    }
+    let (sink, _) = collect::<u32>();
+    let sources = [Either::Fine(from_iter(0..10u32)), Either::Broken(Broken)];
+    let error = flow! {
+        name: "broken",
+        stages: {
+            read = source!(u32 => partitioned(sources));
+            out  = sink!(u32 => sink);
+        },
+        topology: { read |> out; }
+    }
+    .run()
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("partition 1 of 2 panicked: the disk caught fire"),
+        "{error}"
+    );
+    assert!(error.contains("`read`"), "{error}");
+}
