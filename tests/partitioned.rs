@@ -2,16 +2,24 @@
 //! own, merged in blocks of `BLOCK` records partition by partition in turn.
 //! The merge is checked against a plain model of that order: with CSV files
 //! whose bad rows go to the error lane, with partitions that take random
-//! times (paused clock), across a resume (seek), and when a partition
-//! fails or panics.
+//! times (paused clock), across a resume (seek, and a run interrupted and
+//! resumed from its disk journals), and when a partition fails or panics.
 
-use obzenflow::event::SourcePosition;
+#[path = "support/crashed.rs"]
+mod crashed;
+mod support;
+
+use obzenflow::event::{DeliveryKey, SourcePosition};
+use obzenflow::flow::resume::ResumeOptions;
 use obzenflow::flow::{FlowError, FlowReport};
 use obzenflow::prelude::*;
 use obzenflow::stage::partitioned::BLOCK;
-use obzenflow::stage::{Poll, Source, StageError, collect, csv, from_iter, partitioned};
+use obzenflow::stage::{
+    Delivery, Poll, Receipt, Sink, Source, StageError, collect, csv, from_iter, partitioned,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn scratch(test: &str) -> PathBuf {
@@ -308,4 +316,144 @@ async fn a_partition_that_panics_fails_the_source_naming_the_partition() {
         "{error}"
     );
     assert!(error.contains("`read`"), "{error}");
+}
+
+/// `start..end` in batches of 100; stalls for ever (as a killed process
+/// does) once it has handed out `stall_after`, a multiple of 100.
+struct Stalling {
+    start: u32,
+    next: u32,
+    end: u32,
+    stall_after: Option<u32>,
+}
+
+fn stalling(range: std::ops::Range<u32>, stall_after: Option<u32>) -> Stalling {
+    Stalling {
+        start: range.start,
+        next: range.start,
+        end: range.end,
+        stall_after,
+    }
+}
+
+impl Source<u32> for Stalling {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        if self
+            .stall_after
+            .is_some_and(|stall| self.next - self.start >= stall)
+        {
+            std::future::pending::<()>().await;
+        }
+        if self.next >= self.end {
+            return Ok(Poll::End);
+        }
+        let stop = (self.next + 100).min(self.end);
+        let batch = (self.next..stop).collect();
+        self.next = stop;
+        Ok(Poll::Events(batch))
+    }
+
+    /// It gives the same numbers every time it is read.
+    fn position(&self) -> Option<SourcePosition> {
+        Some(SourcePosition {
+            records: u64::from(self.next - self.start),
+            ..SourcePosition::default()
+        })
+    }
+}
+
+/// A deduplicating sink, kept across runs: each key's first effect, in
+/// the order of the effects.
+#[derive(Clone, Default)]
+struct Effects(Arc<Mutex<(std::collections::BTreeSet<DeliveryKey>, Vec<u32>)>>);
+
+impl Sink<u32> for Effects {
+    async fn consume(&mut self, _: u32) -> Result<Receipt, StageError> {
+        Err(StageError::fatal("it delivers by key"))
+    }
+
+    async fn deliver(&mut self, key: &DeliveryKey, n: u32) -> Result<Receipt, StageError> {
+        let mut book = self.0.lock().unwrap();
+        if book.0.insert(key.clone()) {
+            book.1.push(n);
+        }
+        Ok(Receipt::delivered())
+    }
+
+    fn delivery(&self) -> Delivery {
+        Delivery::Deduplicated
+    }
+}
+
+const PARTS: [std::ops::Range<u32>; 3] = [0..3_000, 10_000..12_500, 20_000..20_050];
+
+fn parts_flow(base: &Path, stall_after: Option<u32>, effects: &Effects) -> FlowHandle {
+    let parts = PARTS
+        .iter()
+        .enumerate()
+        .map(|(index, range)| stalling(range.clone(), stall_after.filter(|_| index == 0)));
+    let effects = effects.clone();
+    flow! {
+        name: "parts",
+        journals: obzenflow::flow::journals::disk(base),
+        stages: {
+            read = source!(u32 => partitioned(parts));
+            out  = sink!(u32 => effects);
+        },
+        topology: { read |> out; }
+    }
+}
+
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_interrupted_run_of_a_partitioned_source_resumes_to_the_uninterrupted_stream() {
+    let base = scratch("interrupted");
+    let effects = Effects::default();
+    // Partition 0 stalls after 1,500: the merge has taken its first block,
+    // the others' first blocks (all 50 of the third), and 476 of its second:
+    // 2,574 records.
+    let runtime = two_workers();
+    runtime.block_on(async {
+        let mut flow = parts_flow(&base, Some(1_500), &effects);
+        flow.start().unwrap();
+        support::wait_until(|| {
+            flow.report()
+                .stage("out")
+                .is_some_and(|out| out.events_out >= 2_574)
+        })
+        .await;
+    });
+    drop(runtime);
+    let flow_dir = base.join("parts");
+    let run = std::fs::read_dir(&flow_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    crashed::forget_the_end(&run);
+    assert_eq!(effects.0.lock().unwrap().1.len(), 2_574);
+    let report = two_workers()
+        .block_on(async {
+            let mut flow = parts_flow(&base, None, &effects);
+            flow.resume_from(&run, ResumeOptions::default()).unwrap();
+            flow.run().await
+        })
+        .unwrap();
+    let whole: Vec<Vec<u32>> = PARTS.iter().map(|range| range.clone().collect()).collect();
+    let effects = effects.0.lock().unwrap().1.clone();
+    assert_eq!(effects.len(), 5_550, "each number once");
+    assert!(effects == model(&whole), "the uninterrupted stream's order");
+    assert_eq!(
+        report.stage("read").unwrap().events_out,
+        5_550,
+        "counted over both runs"
+    );
 }

@@ -5,6 +5,10 @@
 //! must replay with 0 differences. `tests/resume_kill.rs` does the same
 //! with real SIGKILLs of the flagship's flow.
 
+#[path = "support/crashed.rs"]
+mod crashed;
+
+use crashed::forget_the_end;
 use obzenflow::event::DeliveryKey;
 use obzenflow::flow::journals::{Journals, disk};
 use obzenflow::flow::replay::ReplayOptions;
@@ -620,18 +624,6 @@ fn a_completed_run_and_a_memory_flow_are_refused() {
         .unwrap_err();
     assert!(error.to_string().contains("different flow"), "{error}");
     let _ = std::fs::remove_dir_all(&base);
-}
-
-/// Rewrites a finished run's manifest as a crash would have left it.
-fn forget_the_end(run: &Path) {
-    let path = run.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    manifest["ended_at"] = serde_json::Value::Null;
-    manifest["status"] = "running".into();
-    manifest["stage_records"] = serde_json::Value::Null;
-    manifest["system_records"] = serde_json::Value::Null;
-    std::fs::write(&path, manifest.to_string()).unwrap();
 }
 
 /// A source that cannot seek refuses the resume once it has journaled
