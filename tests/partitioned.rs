@@ -232,6 +232,10 @@ async fn a_resumed_partitioned_source_continues_where_it_stopped() {
         .collect();
     let open = || partitioned(paths.iter().map(csv::read::<Reading>));
     let whole = records(&mut open()).await;
+    // Runs of a block at most, not an event at a time: the first
+    // partition's rows before its first bad row come as one run.
+    assert_eq!(whole[0].0.len(), 699);
+    assert!(whole.iter().all(|(batch, _)| batch.len() <= BLOCK));
     assert!(whole.iter().any(|(batch, _)| batch[0].is_err()), "bad rows");
     let total: usize = whole.iter().map(|(batch, _)| batch.len()).sum();
     assert_eq!(whole.last().unwrap().1.records, total as u64);
@@ -456,4 +460,131 @@ fn an_interrupted_run_of_a_partitioned_source_resumes_to_the_uninterrupted_strea
         5_550,
         "counted over both runs"
     );
+}
+
+/// `0..total` in batches of 100, counting its polls; a poll after it gave
+/// its end is counted apart.
+struct Counted {
+    next: u32,
+    total: u32,
+    polls: Arc<std::sync::atomic::AtomicU32>,
+    after_end: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Source<u32> for Counted {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.next > self.total {
+            self.after_end.fetch_add(1, SeqCst);
+        }
+        self.polls.fetch_add(1, SeqCst);
+        if self.next >= self.total {
+            self.next = self.total + 1;
+            return Ok(Poll::End);
+        }
+        let stop = (self.next + 100).min(self.total);
+        let batch = (self.next..stop).collect();
+        self.next = stop;
+        Ok(Poll::Events(batch))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_partition_is_polled_to_its_end_and_never_after() {
+    let (polls, after_end) = (Arc::default(), Arc::default());
+    let sources: Vec<Counted> = [1_000u32, 250, 0]
+        .into_iter()
+        .map(|total| Counted {
+            next: 0,
+            total,
+            polls: Arc::clone(&polls),
+            after_end: Arc::clone(&after_end),
+        })
+        .collect();
+    let (sink, out) = collect::<u32>();
+    flow! {
+        name: "counted",
+        stages: {
+            read = source!(u32 => partitioned(sources));
+            out  = sink!(u32 => sink);
+        },
+        topology: { read |> out; }
+    }
+    .run()
+    .await
+    .unwrap();
+    assert_eq!(out.snapshot().len(), 1_250);
+    use std::sync::atomic::Ordering::SeqCst;
+    // 10 batches and an end, 3 and an end, an end.
+    assert_eq!(polls.load(SeqCst), 11 + 4 + 1);
+    assert_eq!(after_end.load(SeqCst), 0);
+}
+
+/// Numbers for ever, in batches of 100, or (`stuck`) nothing, waiting for
+/// ever; holds `alive` while it exists.
+struct Endless {
+    next: u32,
+    stuck: bool,
+    alive: Arc<()>,
+}
+
+impl Source<u32> for Endless {
+    async fn next(&mut self) -> Result<Poll<u32>, StageError> {
+        let _ = &self.alive;
+        if self.stuck {
+            std::future::pending::<()>().await;
+        }
+        let batch = (self.next..self.next + 100).collect();
+        self.next += 100;
+        tokio::task::yield_now().await;
+        Ok(Poll::Events(batch))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_partitioned_source_leaves_no_partition_reading() {
+    let alive = Arc::new(());
+    let sources: Vec<Endless> = [false, true]
+        .into_iter()
+        .map(|stuck| Endless {
+            next: 0,
+            stuck,
+            alive: Arc::clone(&alive),
+        })
+        .collect();
+    let (sink, out) = collect::<u32>();
+    let mut flow = flow! {
+        name: "endless",
+        stages: {
+            read = source!(u32 => partitioned(sources));
+            out  = sink!(u32 => sink);
+        },
+        topology: { read |> out; }
+    };
+    flow.start().unwrap();
+    // The first partition's first block; then the merge waits on the second.
+    support::wait_until(|| out.snapshot().len() >= BLOCK).await;
+    let report = flow.stop_graceful(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(report.state, obzenflow::flow::FlowState::Stopped);
+    assert_eq!(out.snapshot().len(), BLOCK);
+    // Every partition's task is gone with the source, the one waiting for
+    // ever too, and with them their handlers.
+    support::wait_until(|| Arc::strong_count(&alive) == 1).await;
+}
+
+#[test]
+fn a_partitioned_source_declares_the_sum_of_its_partitions_counts() {
+    let known = partitioned([from_iter(0..10u32), from_iter(0..5u32)]);
+    assert_eq!(Source::<u32>::expected_count(&known), Some(15));
+    assert_eq!(
+        format!("{known:?}"),
+        "PartitionedSource { partitions: 2, turn: 0, handed: 0, .. }"
+    );
+    // One partition that cannot say: the sum is unknown.
+    let odd = |n: &u32| n % 2 == 1;
+    let unknown = partitioned([
+        from_iter((0..10u32).filter(odd)),
+        from_iter((0..5u32).filter(odd)),
+    ]);
+    assert_eq!(Source::<u32>::expected_count(&unknown), None);
 }
