@@ -53,6 +53,22 @@ impl Transform<u32, u32> for Flaky {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rate_of_zero_lets_the_burst_through_then_waits_without_panicking() {
+    let mut limited = map(|n: u32| n).rate_limit(0.0, 2);
+    let mut out = Emitter::new();
+    for n in 0..2 {
+        limited.process(n, &mut out).await.unwrap();
+    }
+    let third = tokio::time::timeout(
+        Duration::from_secs(365 * 24 * 3600),
+        limited.process(2, &mut out),
+    )
+    .await;
+    assert!(third.is_err(), "still waiting after a year");
+    assert_eq!(out.take(), [0, 1]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_retries_transient_failures_with_backoff_and_discards_failed_attempts_output() {
     let calls = Arc::new(AtomicU32::new(0));
     let mut retried = Flaky {

@@ -259,7 +259,8 @@ impl Bucket {
         self.last = Some(now);
         self.tokens -= 1.0;
         if self.tokens < 0.0 {
-            Duration::from_secs_f64(-self.tokens / per_second)
+            // A rate so low that the wait overflows waits for ever.
+            Duration::try_from_secs_f64(-self.tokens / per_second).unwrap_or(Duration::MAX)
         } else {
             Duration::ZERO
         }
