@@ -504,4 +504,15 @@ async fn each_clone_of_a_retry_draws_its_own_jitter() {
         "{pauses:?}"
     );
     assert!(pauses.iter().all(|pause| *pause <= Duration::from_secs(1)));
+    // A jitter that is not a number is none, not a panic.
+    let mut unjittered = Unreachable {
+        calls: Arc::default(),
+    }
+    .retry(RetryPolicy {
+        jitter: f64::NAN,
+        ..policy
+    });
+    let started = Instant::now();
+    assert!(unjittered.process(1, &mut Emitter::new()).await.is_err());
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
 }

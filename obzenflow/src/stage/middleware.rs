@@ -374,7 +374,13 @@ impl<X> Retry<X> {
         self.seed ^= self.seed >> 7;
         self.seed ^= self.seed << 17;
         let fraction = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
-        delay.mul_f64(1.0 - self.policy.jitter.clamp(0.0, 1.0) * fraction)
+        // A jitter that is not a number is none.
+        let jitter = if self.policy.jitter.is_nan() {
+            0.0
+        } else {
+            self.policy.jitter.clamp(0.0, 1.0)
+        };
+        delay.mul_f64(1.0 - jitter * fraction)
     }
 }
 
