@@ -89,19 +89,7 @@ fn flights() -> PathBuf {
 
 /// The library's source, polled to its end; returns a checksum of the rows.
 fn library_source(runtime: &tokio::runtime::Runtime) -> (u64, f64) {
-    let mut source = of_csv::read::<Flight>(flights());
-    runtime.block_on(async {
-        let (mut rows, mut sum) = (0, 0.0);
-        loop {
-            match source.next().await.expect("readable") {
-                Poll::Events(batch) => {
-                    rows += batch.len() as u64;
-                    sum += batch.iter().filter_map(|f| f.dep_delay).sum::<f64>();
-                }
-                Poll::End => return (rows, sum),
-            }
-        }
-    })
+    poll_all(runtime, of_csv::read::<Flight>(flights()))
 }
 
 /// Writes the bundled rows under `dir` as one gzipped file and as `parts`

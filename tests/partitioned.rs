@@ -78,20 +78,28 @@ fn write_readings(path: &Path, partition: usize, rows: usize) -> Vec<Row> {
     records
 }
 
-async fn read_partitioned(paths: &[PathBuf]) -> (Result<FlowReport, FlowError>, Vec<Reading>) {
-    let (sink, rows) = collect::<Reading>();
-    let sources = paths.iter().map(csv::read::<Reading>);
+/// Runs `read |> out` with `partitioned(sources)` as the source: the
+/// outcome and what the sink got.
+async fn through_flow<T: obzenflow::event::Payload, S: Source<T>>(
+    sources: impl IntoIterator<Item = S>,
+) -> (Result<FlowReport, FlowError>, Vec<T>) {
+    let (sink, out) = collect::<T>();
+    let sources: Vec<S> = sources.into_iter().collect();
     let outcome = flow! {
-        name: "stations",
+        name: "partitioned",
         stages: {
-            read = source!(Reading => partitioned(sources));
-            out  = sink!(Reading => sink);
+            read = source!(T => partitioned(sources));
+            out  = sink!(T => sink);
         },
         topology: { read |> out; }
     }
     .run()
     .await;
-    (outcome, rows.snapshot())
+    (outcome, out.snapshot())
+}
+
+async fn read_partitioned(paths: &[PathBuf]) -> (Result<FlowReport, FlowError>, Vec<Reading>) {
+    through_flow(paths.iter().map(csv::read::<Reading>)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +184,6 @@ async fn the_merge_does_not_depend_on_how_fast_each_partition_is() {
         .collect();
     let expected = model(&partitions);
     for seed in [1u64, 7, 1234, 99_999] {
-        let (sink, out) = collect::<u32>();
         let sources: Vec<Paced> = partitions
             .iter()
             .enumerate()
@@ -187,18 +194,9 @@ async fn the_merge_does_not_depend_on_how_fast_each_partition_is() {
                 seed: seed.wrapping_mul(31).wrapping_add(index as u64 + 1),
             })
             .collect();
-        flow! {
-            name: "paced",
-            stages: {
-                read = source!(u32 => partitioned(sources));
-                out  = sink!(u32 => sink);
-            },
-            topology: { read |> out; }
-        }
-        .run()
-        .await
-        .unwrap();
-        assert!(out.snapshot() == expected, "seed {seed}");
+        let (outcome, out) = through_flow(sources).await;
+        outcome.unwrap();
+        assert!(out == expected, "seed {seed}");
     }
 }
 
@@ -301,20 +299,8 @@ async fn a_partition_that_panics_fails_the_source_naming_the_partition() {
             }
         }
     }
-    let (sink, _) = collect::<u32>();
     let sources = [Either::Fine(from_iter(0..10u32)), Either::Broken(Broken)];
-    let error = flow! {
-        name: "broken",
-        stages: {
-            read = source!(u32 => partitioned(sources));
-            out  = sink!(u32 => sink);
-        },
-        topology: { read |> out; }
-    }
-    .run()
-    .await
-    .unwrap_err()
-    .to_string();
+    let error = through_flow(sources).await.0.unwrap_err().to_string();
     assert!(
         error.contains("partition 1 of 2 panicked: the disk caught fire"),
         "{error}"
@@ -501,19 +487,9 @@ async fn each_partition_is_polled_to_its_end_and_never_after() {
             after_end: Arc::clone(&after_end),
         })
         .collect();
-    let (sink, out) = collect::<u32>();
-    flow! {
-        name: "counted",
-        stages: {
-            read = source!(u32 => partitioned(sources));
-            out  = sink!(u32 => sink);
-        },
-        topology: { read |> out; }
-    }
-    .run()
-    .await
-    .unwrap();
-    assert_eq!(out.snapshot().len(), 1_250);
+    let (outcome, out) = through_flow(sources).await;
+    outcome.unwrap();
+    assert_eq!(out.len(), 1_250);
     use std::sync::atomic::Ordering::SeqCst;
     // 10 batches and an end, 3 and an end, an end.
     assert_eq!(polls.load(SeqCst), 11 + 4 + 1);
